@@ -1,0 +1,85 @@
+"""The ``nnit`` command: one subcommand per pipeline stage (``nnit <stage> --help``).
+
+Every subcommand is a typed function; tyro turns its signature and docstring into flags and help.
+Stages still being built say so plainly and exit with status 2 — they never pretend.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Literal
+
+from nnit.config import TOKENS, PresetName
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+def info(preset: PresetName = "cpu", mode: Literal["padded", "valid", "both"] = "both", json_out: bool = False) -> None:
+    """Show the paper's architecture split and the token counts of each architecture.
+
+    Example: nnit info --preset cpu --mode both
+    """
+    from nnit.weights import Architecture, PatchGrid, paper_split
+
+    cfg = TOKENS[preset]
+    grid = PatchGrid(cfg.patch_size, cfg.max_width)
+    split = paper_split()
+    modes = ["padded", "valid"] if mode == "both" else [mode]
+    rows = []
+    # token counts depend on the task's input/output dims: report PickCube (42 -> 8) as the example
+    for role in ("train", "held_out", "validation"):
+        for h in getattr(split, role):
+            arch = Architecture(42, h, 8)
+            rows.append({"role": role, "hidden": list(h), "params": arch.num_params, **{m: grid.num_tokens(arch, m) for m in modes}})
+    if json_out:
+        print(json.dumps({"rule": split.rule, "grid": vars(cfg), "architectures": rows}, indent=1))
+        return
+    print(f"split rule: {split.rule}")
+    print(f"grid: p={cfg.patch_size}, M={cfg.max_width} (canvas {grid.height}x{grid.width}); example task dims 42 -> 8")
+    print(f"{'role':<11}{'hidden':<18}{'params':>7}" + "".join(f"{m:>8}" for m in modes))
+    for r in rows:
+        print(f"{r['role']:<11}{','.join(map(str, r['hidden'])):<18}{r['params']:>7}" + "".join(f"{r[m]:>8}" for m in modes))
+    paper = [r for r in rows if r["role"] in ("train", "held_out")]
+    for m in modes:
+        counts = [r[m] for r in paper]
+        print(f"{m}: mean {sum(counts) / len(counts):.1f} tokens, max {max(counts)} over the {len(paper)} paper architectures")
+
+
+def _not_yet(stage: str, issue: int):
+    def run() -> None:
+        raise CLIError(f"'nnit {stage}' is not implemented yet (tracked in issue #{issue}); nothing was run")
+
+    run.__doc__ = f"(not implemented yet: issue #{issue})"
+    return run
+
+
+def main(argv: list[str] | None = None) -> None:
+    import tyro
+
+    commands = {
+        "info": info,
+        "eval": _not_yet("eval", 3),
+        "train-expert": _not_yet("train-expert", 4),
+        "train-ghn": _not_yet("train-ghn", 4),
+        "build-dataset": _not_yet("build-dataset", 4),
+        "analyze": _not_yet("analyze", 4),
+        "train": _not_yet("train", 5),
+        "generate": _not_yet("generate", 5),
+        "train-baseline": _not_yet("train-baseline", 6),
+        "reproduce": _not_yet("reproduce", 6),
+    }
+    try:
+        tyro.extras.subcommand_cli_from_dict(commands, prog="nnit", args=argv, description=__doc__.splitlines()[0])
+    except CLIError as err:
+        print(f"nnit: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except ValueError as err:  # domain errors (bad architecture, grid overflow, bad weights) -> one line
+        print(f"nnit: error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+if __name__ == "__main__":
+    main()

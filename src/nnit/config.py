@@ -1,0 +1,41 @@
+"""Scale presets shared by every stage: ``tiny`` (tests / CI), ``cpu`` (2-core reference run),
+``paper`` (the paper's hyper-parameters, for a GPU).
+
+Each stage owns a frozen config dataclass (one docstring per field) and registers its three
+presets here, so ``--preset`` means the same thing on every subcommand and a newcomer can read
+all the scales in one file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+PresetName = Literal["tiny", "cpu", "paper"]
+PRESET_NAMES: tuple[str, ...] = ("tiny", "cpu", "paper")
+
+
+@dataclass(frozen=True)
+class TokenConfig:
+    """How MLP weights become tokens (paper Sec. 5.1.2)."""
+
+    patch_size: int = 8
+    """p: side of a square weight patch."""
+    max_width: int = 64
+    """M: the largest layer fan-in/fan-out the grid holds (canvas is M x (M + p))."""
+    mode: Literal["padded", "valid"] = "valid"
+    """'padded' keeps every patch of the M x (M+p) grid (the paper); 'valid' keeps only patches with real weights."""
+
+
+TOKENS: dict[str, TokenConfig] = {
+    "tiny": TokenConfig(patch_size=8, max_width=64, mode="valid"),
+    "cpu": TokenConfig(patch_size=8, max_width=64, mode="valid"),
+    "paper": TokenConfig(patch_size=8, max_width=64, mode="padded"),
+}
+
+
+def check_preset(name: str) -> str:
+    """Return ``name`` if it is a preset, else raise ValueError listing the presets."""
+    if name not in PRESET_NAMES:
+        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
+    return name

@@ -1,0 +1,30 @@
+"""Weight representation: architectures, batched MLPs, patch tokens, normalization."""
+
+from nnit.weights.architecture import (
+    Architecture,
+    ArchitectureError,
+    ArchitectureSplit,
+    WidthVocab,
+    paper_split,
+    search_space,
+)
+from nnit.weights.mlp import WeightError, WeightSet
+from nnit.weights.normalize import WeightNormalizer
+from nnit.weights.tokenize import GridError, PatchGrid, PatchTokens, TokenBatch, collate_tokens
+
+__all__ = [
+    "Architecture",
+    "ArchitectureError",
+    "ArchitectureSplit",
+    "GridError",
+    "PatchGrid",
+    "PatchTokens",
+    "TokenBatch",
+    "WeightError",
+    "WeightNormalizer",
+    "WeightSet",
+    "WidthVocab",
+    "collate_tokens",
+    "paper_split",
+    "search_space",
+]
