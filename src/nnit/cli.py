@@ -59,9 +59,11 @@ def _not_yet(stage: str, issue: int):
 def main(argv: list[str] | None = None) -> None:
     import tyro
 
+    from nnit.eval.command import eval_command
+
     commands = {
         "info": info,
-        "eval": _not_yet("eval", 3),
+        "eval": eval_command,
         "train-expert": _not_yet("train-expert", 4),
         "train-ghn": _not_yet("train-ghn", 4),
         "build-dataset": _not_yet("build-dataset", 4),

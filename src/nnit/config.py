@@ -39,3 +39,24 @@ def check_preset(name: str) -> str:
     if name not in PRESET_NAMES:
         raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
     return name
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """How generated networks are judged (``nnit eval``, issue 3; paper Sec. 6 protocol)."""
+
+    episodes: int = 10
+    """Episodes per network (robot tasks); episode e of every network uses seed ``base_seed + e``."""
+    top_k: int = 10
+    """The protocol keeps the k networks with the best mean return (accuracy) and reports them."""
+    num_networks: int = 100
+    """Networks sampled per architecture before the top-k cut (the paper: 100)."""
+    base_seed: int = 0
+    """Seed of episode 0; reported with the results."""
+
+
+EVAL: dict[str, EvalConfig] = {
+    "tiny": EvalConfig(episodes=2, top_k=2, num_networks=4),
+    "cpu": EvalConfig(episodes=10, top_k=10, num_networks=100),
+    "paper": EvalConfig(episodes=50, top_k=10, num_networks=100),
+}

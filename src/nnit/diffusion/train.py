@@ -1,0 +1,426 @@
+"""Training NNiT with the Mixture of Noise Levels (paper Sec. 5.3, Appendix C, Table 7).
+
+``train(config, data, out_dir)`` runs AdamW (no weight decay) with a cosine LR schedule after a
+linear warmup, gradient clipping, an EMA of the weights, bf16 autocast on CUDA only, tqdm progress
+and TensorBoard scalars (``losses/*``, ``train/*``). Everything needed to continue lives in one
+checkpoint file (``checkpoint.safetensors``: model, EMA, optimizer, data RNG; step, configs and
+data metadata as JSON in the safetensors header — no pickle), written atomically (tmp + rename).
+``train(..., resume=True)`` rebuilds the model from the checkpoint's own config and continues the
+step count, the LR schedule, the data stream and the TensorBoard curve.
+
+The data are any in-memory list of normalized :class:`~nnit.weights.WeightSet` (N networks of one
+architecture each); the GHN dataset plugs in here.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Literal, Optional, Sequence
+
+import torch
+from torch import nn
+
+from nnit.diffusion.arch_codes import ArchCodec
+from nnit.diffusion.gaussian import GaussianDiffusion, linear_betas, sample_monl_timesteps
+from nnit.diffusion.model import NNiT, NNiTConfig, nnit_config
+from nnit.weights.architecture import Architecture, WidthVocab
+from nnit.weights.mlp import WeightSet
+from nnit.weights.normalize import WeightNormalizer
+from nnit.weights.tokenize import PatchGrid, collate_tokens
+
+CHECKPOINT_NAME = "checkpoint.safetensors"
+CHECKPOINT_FORMAT = "nnit.checkpoint/1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing, truncated or not an NNiT checkpoint."""
+
+
+# ============================================================================ config
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that defines an NNiT training run (stored in its checkpoint)."""
+
+    model: str = "NNiT-Ti"
+    """Model size preset (``nnit.diffusion.model.MODEL_PRESETS``)."""
+    token_mode: Literal["padded", "valid"] = "valid"
+    """'padded': the paper's full M x (M+p) grid per layer; 'valid': only patches holding real weights."""
+    patch_size: int = 8
+    """p: weight patch side."""
+    max_width: int = 64
+    """M: the widest layer the grid holds."""
+    arch_widths: tuple[int, ...] = (16, 32, 64)
+    """The architecture token vocabulary (hidden widths)."""
+    arch_dim: int = 8
+    """Size of an architecture code (power of two > vocabulary size)."""
+    max_depth: int = 8
+    """Deepest MLP (hidden layers) the position tables hold."""
+    num_timesteps: int = 1000
+    """T of the linear schedule (Table 7)."""
+    p_joint: float = 0.5
+    """MoNL: probability of joint mode (t_a = t_w); else conditional (t_a = 0). Paper: 0.5."""
+    monl_per: Literal["sample", "batch"] = "sample"
+    """Draw the MoNL mode per sample or once per batch."""
+    steps: int = 20000
+    """Optimizer steps in total (a resumed run continues up to this)."""
+    batch_size: int = 16
+    """Networks per step."""
+    lr: float = 3e-4
+    """Peak learning rate (after warmup)."""
+    min_lr: float = 3e-5
+    """Learning rate at the end of the cosine decay."""
+    warmup_steps: int = 200
+    """Linear warmup from 0 to ``lr``."""
+    weight_decay: float = 0.0
+    """AdamW weight decay (paper: 0)."""
+    grad_clip: float = 1.0
+    """Max global gradient norm."""
+    ema_decay: float = 0.999
+    """EMA rate of the sampling weights."""
+    bf16: bool = True
+    """bf16 autocast when training on CUDA (never on CPU)."""
+    seed: int = 0
+    """Seed of the model init and of the data / noise stream."""
+    log_every: int = 10
+    """TensorBoard logging interval (steps)."""
+    ckpt_every: int = 500
+    """Checkpoint interval (steps); one is always written at the end."""
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["arch_widths"] = list(self.arch_widths)
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        d = {k: v for k, v in data.items() if k in known}
+        if "arch_widths" in d:
+            d["arch_widths"] = tuple(d["arch_widths"])
+        return cls(**d)
+
+    def model_config(self) -> NNiTConfig:
+        return nnit_config(self.model, self.patch_size, self.max_width, self.arch_dim, self.max_depth)
+
+
+TRAIN_PRESETS: dict[str, TrainConfig] = {
+    # seconds on a laptop core: proves plumbing and that the loss falls
+    "tiny": TrainConfig(model="NNiT-XS", steps=200, batch_size=8, lr=1e-3, min_lr=1e-4, warmup_steps=20,
+                        ema_decay=0.95, log_every=10, ckpt_every=100),
+    # the 2-core reference run (<= 60 min)
+    "cpu": TrainConfig(model="NNiT-Ti", steps=20000, batch_size=16, lr=3e-4, min_lr=3e-5, warmup_steps=500,
+                       ema_decay=0.999, ckpt_every=1000),
+    # paper Table 7: 1000 epochs of 6,400 policies at batch 16 = 400k steps; model size is not given
+    "paper": TrainConfig(model="NNiT-S", token_mode="padded", steps=400_000, batch_size=16, lr=7e-5, min_lr=3e-5,
+                         warmup_steps=500, ema_decay=0.9999, ckpt_every=5000, log_every=50),
+}
+
+
+def lr_at(step: int, cfg: TrainConfig) -> float:
+    """Linear warmup to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr`` at ``steps``."""
+    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
+        return cfg.lr * (step + 1) / cfg.warmup_steps
+    span = max(cfg.steps - cfg.warmup_steps, 1)
+    frac = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
+    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * frac))
+
+
+# ============================================================================ data
+@dataclass
+class NNiTBatch:
+    """One training batch: architecture codes and weight tokens of B networks."""
+
+    arch_codes: torch.Tensor  # (B, S, d_a) +-1 codes
+    arch_mask: torch.Tensor  # (B, S) bool
+    values: torch.Tensor  # (B, T, p*p) normalized weights, 0 on padding
+    positions: torch.Tensor  # (B, T, 3) long
+    token_mask: torch.Tensor  # (B, T) bool
+    element_mask: torch.Tensor  # (B, T, p*p) bool
+    archs: list[Architecture]
+
+    def to(self, device: torch.device | str) -> "NNiTBatch":
+        t = [x.to(device) for x in (self.arch_codes, self.arch_mask, self.values, self.positions, self.token_mask, self.element_mask)]
+        return NNiTBatch(*t, self.archs)
+
+
+class NNiTDataset:
+    """Normalized weight sets (one per architecture, N networks each), tokenized once, sampled uniformly per network."""
+
+    def __init__(self, sets: Sequence[WeightSet], grid: PatchGrid, mode: str, codec: ArchCodec) -> None:
+        if not sets:
+            raise ValueError("an NNiT dataset needs at least one weight set")
+        self.grid, self.mode, self.codec = grid, mode, codec
+        self.tokens = [grid.tokenize(ws.detach().to("cpu", torch.float32), mode) for ws in sets]
+        self.codes = [codec.encode(ws.arch) for ws in sets]  # raises for widths outside the vocabulary
+        self.index = [(i, k) for i, t in enumerate(self.tokens) for k in range(t.values.shape[0])]
+        self.archs = [ws.arch for ws in sets]
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def sample(self, batch_size: int, generator: torch.Generator) -> NNiTBatch:
+        picks = torch.randint(len(self.index), (batch_size,), generator=generator).tolist()
+        items, codes = [], []
+        for j in picks:
+            i, k = self.index[j]
+            t = self.tokens[i]
+            items.append(type(t)(t.arch, t.mode, t.values[k : k + 1], t.positions, t.element_mask))
+            codes.append(self.codes[i])
+        tb = collate_tokens(items)
+        S = max(c.shape[0] for c in codes)
+        arch_codes = torch.zeros(batch_size, S, self.codec.dim)
+        arch_mask = torch.zeros(batch_size, S, dtype=torch.bool)
+        for b, c in enumerate(codes):
+            arch_codes[b, : c.shape[0]] = c
+            arch_mask[b, : c.shape[0]] = True
+        return NNiTBatch(arch_codes, arch_mask, tb.values * tb.element_mask, tb.positions, tb.token_mask, tb.element_mask, tb.archs)
+
+
+# ============================================================================ loss
+def nnit_losses(
+    model: nn.Module, diffusion: GaussianDiffusion, batch: NNiTBatch, t_a: torch.Tensor, t_w: torch.Tensor,
+    generator: Optional[torch.Generator] = None,
+) -> dict[str, torch.Tensor]:
+    """Paper Eq. 5: sum over modalities of eps-MSE + L_vb, each a masked per-sample mean, averaged over the batch.
+
+    Weight padding entries are outside the state (held at 0, no loss); the arch eps target is 0 where t_a = 0."""
+    dev = batch.values.device
+    wmask = batch.element_mask & batch.token_mask.unsqueeze(-1)  # (B, T, p*p)
+    noise_w = torch.randn(batch.values.shape, generator=generator).to(dev)
+    noise_a = torch.randn(batch.arch_codes.shape, generator=generator).to(dev)
+    xt_w = diffusion.add_noise(batch.values, noise_w, t_w) * wmask  # (B, T, p*p)
+    xt_a = diffusion.add_noise(batch.arch_codes, noise_a, t_a)  # (B, S, d_a)
+    eps_a, v_a, eps_w, v_w = model(xt_a, xt_w, batch.positions, t_a, t_w, batch.token_mask, batch.arch_mask)
+    lw = diffusion.hybrid_loss(batch.values, xt_w, t_w, noise_w, eps_w, v_w, wmask, "continuous")
+    la = diffusion.hybrid_loss(batch.arch_codes, xt_a, t_a, noise_a, eps_a, v_a, batch.arch_mask.unsqueeze(-1), "discretized", 2)
+    out = {"mse_w": lw["mse"].mean(), "vb_w": lw["vb"].mean(), "mse_a": la["mse"].mean(), "vb_a": la["vb"].mean()}
+    out["total"] = out["mse_w"] + out["vb_w"] + out["mse_a"] + out["vb_a"]
+    return out
+
+
+# ============================================================================ checkpoint
+@dataclass
+class Checkpoint:
+    """The content of one checkpoint file."""
+
+    config: TrainConfig
+    model_config: NNiTConfig
+    codec: ArchCodec
+    step: int
+    model: dict[str, torch.Tensor]
+    ema: dict[str, torch.Tensor]
+    optimizer: Optional[dict]
+    rng: Optional[torch.Tensor]
+    data: dict
+
+
+def _optimizer_to_flat(state: dict) -> tuple[dict[str, torch.Tensor], str]:
+    tensors, scalars = {}, {}
+    for pid, st in state["state"].items():
+        for k, v in st.items():
+            if torch.is_tensor(v):
+                tensors[f"optim.{pid}.{k}"] = v.detach().contiguous().cpu()
+            else:
+                scalars[f"{pid}.{k}"] = v
+    return tensors, json.dumps({"param_groups": state["param_groups"], "scalars": scalars})
+
+
+def _optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: str) -> dict:
+    info = json.loads(meta)
+    state: dict[int, dict] = {}
+    for name, v in tensors.items():
+        _, pid, k = name.split(".", 2)
+        state.setdefault(int(pid), {})[k] = v
+    for key, v in info["scalars"].items():
+        pid, k = key.split(".", 1)
+        state.setdefault(int(pid), {})[k] = v
+    return {"state": state, "param_groups": info["param_groups"]}
+
+
+def save_checkpoint(
+    path: str | os.PathLike, *, config: TrainConfig, model: nn.Module, ema: nn.Module, codec: ArchCodec, step: int,
+    optimizer: Optional[torch.optim.Optimizer] = None, rng: Optional[torch.Generator] = None, data: Optional[dict] = None,
+) -> Path:
+    """Write the one checkpoint format atomically: safetensors tensors + JSON metadata (no pickle)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    tensors.update({f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.state_dict().items()})
+    meta = {
+        "format": CHECKPOINT_FORMAT,
+        "step": str(int(step)),
+        "config": json.dumps(config.to_dict()),
+        "model_config": json.dumps(model.config.to_dict()),
+        "codec": json.dumps(codec.to_dict()),
+        "data": json.dumps(data or {}),
+    }
+    if optimizer is not None:
+        opt_tensors, meta["optimizer"] = _optimizer_to_flat(optimizer.state_dict())
+        tensors.update(opt_tensors)
+    if rng is not None:
+        tensors["rng.data"] = rng.get_state()
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=meta)
+    os.replace(tmp, path)
+    return path
+
+
+def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """Read a file written by :func:`save_checkpoint` (never unpickles)."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if path.is_dir():
+        path = path / CHECKPOINT_NAME
+    if not path.is_file():
+        raise CheckpointError(f"no checkpoint at {path}")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            meta = f.metadata() or {}
+            if meta.get("format") != CHECKPOINT_FORMAT:
+                raise CheckpointError(f"{path} is not an NNiT checkpoint (format {meta.get('format')!r})")
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except CheckpointError:
+        raise
+    except Exception as err:  # SafetensorError / OSError on truncated files
+        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
+    group = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
+    opt_tensors = {k: v for k, v in tensors.items() if k.startswith("optim.")}
+    opt = _optimizer_from_flat(opt_tensors, meta["optimizer"]) if "optimizer" in meta else None
+    return Checkpoint(
+        config=TrainConfig.from_dict(json.loads(meta["config"])),
+        model_config=NNiTConfig.from_dict(json.loads(meta["model_config"])),
+        codec=ArchCodec.from_dict(json.loads(meta["codec"])),
+        step=int(meta["step"]),
+        model=group("model."),
+        ema=group("ema."),
+        optimizer=opt,
+        rng=tensors.get("rng.data"),
+        data=json.loads(meta.get("data", "{}")),
+    )
+
+
+# ============================================================================ loop
+@dataclass
+class TrainResult:
+    """What a call to :func:`train` did."""
+
+    checkpoint: Path
+    start_step: int
+    end_step: int
+    history: list[dict]
+    """One dict per logged step: step, lr and the losses."""
+
+
+def data_metadata(sets: Sequence[WeightSet], normalizer: Optional[WeightNormalizer]) -> dict:
+    """Task dims, activation, training architectures and normalization statistics, saved with the model."""
+    archs = [ws.arch for ws in sets]
+    meta: dict = {"train_archs": [list(h) for h in sorted({tuple(a.hidden) for a in archs})]}
+    for name in ("input_dim", "output_dim", "activation"):
+        vals = {getattr(a, name) for a in archs}
+        meta[name] = vals.pop() if len(vals) == 1 else None
+    if normalizer is not None:
+        meta["normalizer"] = asdict(normalizer)
+    return meta
+
+
+def train(
+    config: TrainConfig,
+    data: Sequence[WeightSet],
+    out_dir: str | os.PathLike,
+    *,
+    normalizer: Optional[WeightNormalizer] = None,
+    resume: bool = True,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    stop_after: Optional[int] = None,
+) -> TrainResult:
+    """Train (or continue) an NNiT on normalized weight sets; see the module docstring.
+
+    With ``resume`` and an existing checkpoint in ``out_dir``, the model size, codec and every other
+    setting come from the checkpoint; only ``config.steps`` (the total) is taken from the caller.
+    ``stop_after`` ends the call after that many steps (a simulated kill; the checkpoint stays resumable).
+    """
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / CHECKPOINT_NAME
+    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    ckpt = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
+    if ckpt is not None:
+        config = replace(ckpt.config, steps=config.steps)
+        model_cfg, codec = ckpt.model_config, ckpt.codec
+    else:
+        model_cfg, codec = config.model_config(), ArchCodec(WidthVocab(config.arch_widths), config.arch_dim)
+    torch.manual_seed(config.seed)
+    model = NNiT(model_cfg).to(device)
+    ema = NNiT(model_cfg).to(device)
+    ema.load_state_dict(model.state_dict())
+    ema.requires_grad_(False)
+    opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay)
+    gen = torch.Generator().manual_seed(config.seed)
+    step = 0
+    if ckpt is not None:
+        model.load_state_dict(ckpt.model)
+        ema.load_state_dict(ckpt.ema)
+        if ckpt.optimizer is not None:
+            opt.load_state_dict(ckpt.optimizer)
+        if ckpt.rng is not None:
+            gen.set_state(ckpt.rng)
+        step = ckpt.step
+    grid = PatchGrid(config.patch_size, config.max_width)
+    dataset = NNiTDataset(data, grid, config.token_mode, codec)
+    diffusion = GaussianDiffusion(linear_betas(config.num_timesteps))
+    meta = data_metadata(data, normalizer)
+    use_bf16 = config.bf16 and device.type == "cuda"
+    writer = SummaryWriter(str(out / "tb"), purge_step=step)
+    (out / "train_config.json").write_text(json.dumps(config.to_dict(), indent=1))
+
+    def _save(s: int) -> Path:
+        return save_checkpoint(ckpt_path, config=config, model=model, ema=ema, codec=codec, step=s,
+                               optimizer=opt, rng=gen, data=meta)
+
+    start, end = step, config.steps if stop_after is None else min(config.steps, step + stop_after)
+    history: list[dict] = []
+    bar = tqdm(range(start, end), desc="nnit train", disable=not progress, initial=start, total=config.steps)
+    t0 = time.perf_counter()
+    model.train()
+    for step in bar:
+        lr = lr_at(step, config)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        batch = dataset.sample(config.batch_size, gen).to(device)
+        ts = sample_monl_timesteps(config.batch_size, config.num_timesteps, config.p_joint, config.monl_per, gen, device)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            losses = nnit_losses(model, diffusion, batch, ts.t_a, ts.t_w, gen)
+        opt.zero_grad(set_to_none=True)
+        losses["total"].backward()
+        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+        opt.step()
+        with torch.no_grad():
+            for pe, pm in zip(ema.parameters(), model.parameters()):
+                pe.lerp_(pm, 1.0 - config.ema_decay)
+        done = step + 1
+        rec = {"step": done, "lr": lr, **{k: float(v.detach()) for k, v in losses.items()}}
+        history.append(rec)
+        if done % config.log_every == 0 or done == end:
+            for k, v in losses.items():
+                writer.add_scalar(f"losses/{k}", float(v), done)
+            writer.add_scalar("train/lr", lr, done)
+            writer.add_scalar("train/grad_norm", float(grad_norm), done)
+            writer.add_scalar("train/steps_per_sec", (done - start) / (time.perf_counter() - t0), done)
+            bar.set_postfix(loss=f"{rec['total']:.4f}")
+        if done % config.ckpt_every == 0 and done != end:
+            _save(done)
+    path = _save(end)
+    writer.close()
+    return TrainResult(path, start, end, history)

@@ -1,0 +1,307 @@
+"""Train an ensemble of K GHNs: DAgger distillation of a teacher (robot tasks) or supervised
+cross-entropy (image tasks). Paper Sec. 4 and Appendix A, Table 5.
+
+One *iteration* = (robot tasks) collect ``episodes_per_iteration`` beta-mixed rollouts, label every
+visited state with the teacher, append to the FIFO buffer; then ``updates_per_iteration`` gradient
+steps. A gradient step samples a meta-batch of architectures, lets every member generate weights
+for each of them, runs the generated students (batched MLP) on states drawn independently per
+member, and regresses their actions onto the teacher's (MSE) — or their logits onto the labels
+(cross-entropy) for image tasks. The loss is summed over members (each member's gradient is its own)
+and averaged over the meta-batch.
+
+The ensemble is cheap on 2 cores because (i) all K members run as one stacked module
+(:mod:`nnit.ghn.model`), (ii) rollouts are shared: a rollout episode is driven by one randomly
+chosen (member, architecture) student, and its teacher-labelled states feed every member's buffer.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Literal, Sequence
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from nnit.checkpoint import load_checkpoint, restore, save_checkpoint
+from nnit.ghn.dagger import StateBuffer, beta_at, clip_grad_norm_per_member, lr_at
+from nnit.ghn.model import GHNConfig, GHNEnsemble
+from nnit.tasks.registry import ImageTaskSpec, RobotTaskSpec, TaskSpec, get_task
+from nnit.weights.architecture import Architecture, paper_split, search_space
+
+
+@dataclass(frozen=True)
+class GHNTrainConfig:
+    """Hyper-parameters of one GHN-ensemble training run."""
+
+    ensemble_size: int = 16
+    """K: number of independently seeded GHNs (paper: 128)."""
+    seed: int = 0
+    """Member i is initialised from seed ``seed * 100003 + i``; also seeds sampling."""
+    iterations: int = 100
+    """DAgger iterations (paper: 500; 1500 for StackCubeEasy). For image tasks: outer loops."""
+    updates_per_iteration: int = 4
+    """Gradient steps per iteration."""
+    meta_batch: int = 4
+    """Architectures per gradient step (paper: 8; 16 for StackCubeEasy)."""
+    batch_size: int = 128
+    """States (or images) per member per gradient step."""
+    lr_start: float = 1e-3
+    """Learning rate at the first step (paper: 1e-3)."""
+    lr_end: float = 7e-4
+    """Learning rate at the last step, cosine decay (paper: 7e-4)."""
+    grad_clip: float = 1.0
+    """Per-member gradient-norm clip."""
+    beta0: float = 1.0
+    """DAgger: probability of executing the teacher's action at iteration 0."""
+    beta_decay: float = 0.97
+    """DAgger: beta *= beta_decay every iteration (paper: 0.97; 0.98 for StackCubeEasy)."""
+    buffer_size: int = 200_000
+    """DAgger FIFO buffer capacity in states (paper: 1,000,000)."""
+    episodes_per_iteration: int = 2
+    """DAgger rollout episodes collected per iteration."""
+    architectures: Literal["all", "train"] = "all"
+    """Which architectures the GHNs train on: the whole 81-architecture space (the GHN is the data
+    generator; held-out means unseen by NNiT) or only NNiT's train split."""
+    checkpoint_every: int = 10
+    """Iterations between checkpoints."""
+    ghn: GHNConfig = field(default_factory=GHNConfig)
+    """Shape of each GHN."""
+
+    def member_seeds(self) -> list[int]:
+        return [self.seed * 100003 + i for i in range(self.ensemble_size)]
+
+
+GHN_PRESETS: dict[str, GHNTrainConfig] = {
+    "tiny": GHNTrainConfig(
+        ensemble_size=2, iterations=3, updates_per_iteration=2, meta_batch=2, batch_size=32,
+        buffer_size=5_000, episodes_per_iteration=1, checkpoint_every=1,
+        ghn=GHNConfig(hidden_dim=16, decoder_channels=4),
+    ),
+    "cpu": GHNTrainConfig(
+        ensemble_size=16, iterations=60, updates_per_iteration=8, meta_batch=4, batch_size=128,
+        buffer_size=200_000, episodes_per_iteration=2, checkpoint_every=5,
+        ghn=GHNConfig(hidden_dim=32, decoder_channels=8),
+    ),
+    "paper": GHNTrainConfig(
+        ensemble_size=128, iterations=500, updates_per_iteration=8, meta_batch=8, batch_size=256,
+        buffer_size=1_000_000, episodes_per_iteration=16, checkpoint_every=10,
+        ghn=GHNConfig(hidden_dim=64, decoder_channels=16),
+    ),
+}
+
+
+def ghn_config(preset: str, task: str) -> GHNTrainConfig:
+    """The preset's config with the paper's per-task changes (StackCubeEasy: longer, larger meta-batch)."""
+    if preset not in GHN_PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(GHN_PRESETS)}")
+    cfg = GHN_PRESETS[preset]
+    if task == "StackCubeEasy-v1":
+        cfg = replace(cfg, beta_decay=0.98)
+        if preset == "paper":
+            cfg = replace(cfg, iterations=1500, meta_batch=16)
+    return cfg
+
+
+def config_to_dict(cfg: GHNTrainConfig) -> dict:
+    return asdict(cfg)
+
+
+def config_from_dict(d: dict) -> GHNTrainConfig:
+    d = dict(d)
+    d["ghn"] = GHNConfig(**d["ghn"])
+    return GHNTrainConfig(**d)
+
+
+def training_architectures(task: TaskSpec, which: str, activation: str = "tanh") -> list[Architecture]:
+    """The 4-hidden-layer architectures the GHNs are trained on, with the task's in/out dims."""
+    split = paper_split()
+    hidden = search_space() if which == "all" else list(split.train)
+    return [Architecture(task.input_dim, h, task.output_dim, activation) for h in hidden]
+
+
+# ============================================================================ losses / data
+class ImageDistillation:
+    """Supervised training data for image tasks: random training images per member."""
+
+    def __init__(self, task: ImageTaskSpec, data_dir: str | None = None) -> None:
+        from nnit.tasks.images import load_split
+
+        self.task = task
+        x, y = load_split(task, "train", data_dir=data_dir)
+        self.x, self.y = x.float(), y.long()
+
+    def loss(self, nets: Sequence, k: int, batch: int, g: torch.Generator) -> torch.Tensor:
+        """(K,) mean cross-entropy of each member over the meta-batch."""
+        idx = torch.randint(0, self.x.shape[0], (k, batch), generator=g)
+        x, y = self.x[idx], self.y[idx]  # (K, B, in), (K, B)
+        total = 0.0
+        for ws in nets:
+            logits = ws(x)  # (K, B, classes)
+            total = total + F.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none").reshape(k, -1).mean(1)
+        return total / len(nets)
+
+
+class DaggerDistillation:
+    """Teacher-labelled states for robot tasks, gathered by beta-mixed rollouts."""
+
+    def __init__(self, task: RobotTaskSpec, cfg: GHNTrainConfig, num_workers: int | None = None) -> None:
+        from nnit.eval.harness import CPUEvaluator
+        from nnit.experts.teachers import get_teacher
+
+        self.task = task
+        self.teacher = get_teacher(task.name)
+        if self.teacher.spec.control_mode != task.control_mode:
+            raise ValueError(
+                f"the {task.name} teacher acts in {self.teacher.spec.control_mode} but the task is set to "
+                f"{task.control_mode}; pass the teacher's control mode"
+            )
+        self.buffer = StateBuffer(cfg.buffer_size, task.obs_dim, task.action_dim)
+        self.collector = CPUEvaluator(task, num_workers=num_workers)
+        self.cfg = cfg
+        self.last_rollout: dict = {}
+
+    def close(self) -> None:
+        self.collector.close()
+
+    def collect(self, students, iteration: int, seed_base: int) -> None:
+        """Run ``episodes_per_iteration`` beta-mixed episodes and add the labelled states."""
+        beta = beta_at(iteration, self.cfg.beta0, self.cfg.beta_decay)
+        seeds = [seed_base + j for j in range(len(students))]
+        obs_list, stats = self.collector.collect(students, seeds, beta=beta, mix_seed=seed_base)
+        obs = torch.as_tensor(np.concatenate(obs_list), dtype=torch.float32)
+        with torch.no_grad():
+            act = self.teacher(obs)
+        self.buffer.add(obs, act)
+        self.last_rollout = {"beta": beta, **stats}
+
+    def loss(self, nets: Sequence, k: int, batch: int, g: torch.Generator) -> torch.Tensor:
+        """(K,) mean action MSE of each member over the meta-batch."""
+        obs, act = self.buffer.sample((k, batch), generator=g)  # (K, B, obs), (K, B, act)
+        total = 0.0
+        for ws in nets:
+            pred = ws(obs)  # (K, B, act)
+            total = total + (pred - act).pow(2).mean(dim=(1, 2))
+        return total / len(nets)
+
+
+# ============================================================================ trainer
+def train_ghn_ensemble(
+    task_name: str,
+    cfg: GHNTrainConfig,
+    out_dir: str | Path,
+    num_workers: int | None = None,
+    data_dir: str | None = None,
+    control_mode: str | None = None,
+    progress: bool = True,
+) -> Path:
+    """Train (or resume) a GHN ensemble; returns the path of the final checkpoint ``ghn.safetensors``.
+
+    Resumes from ``out_dir/ghn.safetensors`` when it exists (model, optimizer, iteration, DAgger
+    buffer and RNG state), so a killed run continues where its last checkpoint left off.
+    """
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm.auto import tqdm
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out / "ghn.safetensors"
+    task = get_task(task_name, control_mode=control_mode)
+    archs = training_architectures(task, cfg.architectures)
+    model = GHNEnsemble(cfg.ghn, cfg.member_seeds())
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr_start)
+    g = torch.Generator().manual_seed(cfg.seed)
+    start_it = 0
+    source = DaggerDistillation(task, cfg, num_workers) if task.kind == "robot" else ImageDistillation(task, data_dir)
+    if ckpt_path.exists():
+        ck = load_checkpoint(ckpt_path)
+        if config_from_dict(ck.config["train"]) != cfg:
+            raise ValueError(f"{ckpt_path} was trained with another config; use a fresh --out directory")
+        restore(ck, model, opt)
+        start_it = ck.step
+        g.set_state(ck.extra["rng"].to(torch.uint8))
+        if isinstance(source, DaggerDistillation) and "buffer.obs" in ck.extra:
+            source.buffer.load_state_dict({"obs": ck.extra["buffer.obs"], "act": ck.extra["buffer.act"], "total_added": ck.extra["buffer.total_added"]})
+    if start_it >= cfg.iterations:
+        return ckpt_path
+    writer = SummaryWriter(str(out / "tb"))
+    total_updates = cfg.iterations * cfg.updates_per_iteration
+    log_path = out / "train_log.jsonl"
+    bar = tqdm(range(start_it, cfg.iterations), desc=f"GHN x{cfg.ensemble_size} {task.name}", disable=not progress)
+    try:
+        for it in bar:
+            t0 = time.perf_counter()
+            if isinstance(source, DaggerDistillation):
+                # shared rollouts: each episode is driven by one random (member, architecture) student
+                with torch.no_grad():
+                    students = []
+                    for _ in range(cfg.episodes_per_iteration):
+                        a = archs[int(torch.randint(len(archs), (1,), generator=g))]
+                        m = int(torch.randint(cfg.ensemble_size, (1,), generator=g))
+                        students.append(model.generate([a])[0][m])
+                source.collect(students, it, seed_base=10_000 + it * 1000 + cfg.seed * 7)
+            t_roll = time.perf_counter() - t0
+            losses = []
+            for u in range(cfg.updates_per_iteration):
+                step = it * cfg.updates_per_iteration + u
+                for group in opt.param_groups:
+                    group["lr"] = lr_at(step, total_updates, cfg.lr_start, cfg.lr_end)
+                pick = torch.randperm(len(archs), generator=g)[: cfg.meta_batch].tolist()
+                nets = model.generate([archs[i] for i in pick])
+                per_member = source.loss(nets, cfg.ensemble_size, cfg.batch_size, g)  # (K,)
+                opt.zero_grad(set_to_none=True)
+                per_member.sum().backward()
+                norms = clip_grad_norm_per_member(list(model.parameters()), cfg.ensemble_size, cfg.grad_clip)
+                opt.step()
+                losses.append(per_member.detach())
+            loss = torch.stack(losses).mean(0)  # (K,)
+            rec = {
+                "iteration": it + 1,
+                "loss_mean": float(loss.mean()),
+                "loss_min": float(loss.min()),
+                "loss_max": float(loss.max()),
+                "grad_norm_mean": float(norms.mean()),
+                "lr": opt.param_groups[0]["lr"],
+                "rollout_s": round(t_roll, 3),
+                "update_s": round(time.perf_counter() - t0 - t_roll, 3),
+            }
+            if isinstance(source, DaggerDistillation):
+                rec.update({"beta": source.last_rollout["beta"], "buffer": len(source.buffer),
+                            "rollout_success": source.last_rollout.get("success_rate")})
+            for key, val in rec.items():
+                if key != "iteration" and val is not None:
+                    writer.add_scalar(("losses/" if key.startswith("loss") else "train/") + key, val, it + 1)
+            with log_path.open("a") as fh:
+                fh.write(json.dumps(rec) + "\n")
+            bar.set_postfix(loss=f"{rec['loss_mean']:.4f}")
+            if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iterations:
+                _save(ckpt_path, model, opt, it + 1, cfg, task, g, source)
+    finally:
+        writer.close()
+        if isinstance(source, DaggerDistillation):
+            source.close()
+    return ckpt_path
+
+
+def _save(path: Path, model: GHNEnsemble, opt, iteration: int, cfg: GHNTrainConfig, task: TaskSpec, g: torch.Generator, source) -> None:
+    extra = {"rng": g.get_state()}
+    if isinstance(source, DaggerDistillation):
+        b = source.buffer.state_dict()
+        extra.update({"buffer.obs": b["obs"], "buffer.act": b["act"], "buffer.total_added": b["total_added"]})
+    config = {"train": config_to_dict(cfg), "task": task.name, "input_dim": task.input_dim, "output_dim": task.output_dim,
+              "control_mode": getattr(task, "control_mode", None)}
+    save_checkpoint(path, model, iteration, config, optimizer=opt, extra=extra, meta={"kind": "ghn_ensemble"})
+
+
+def load_ghn_ensemble(path: str | Path) -> tuple[GHNEnsemble, dict]:
+    """The trained ensemble and its checkpoint config (task, dims, training config)."""
+    ck = load_checkpoint(path)
+    cfg = config_from_dict(ck.config["train"])
+    model = GHNEnsemble(cfg.ghn, cfg.member_seeds())
+    restore(ck, model)
+    model.eval()
+    return model, ck.config
