@@ -60,14 +60,16 @@ def main(argv: list[str] | None = None) -> None:
     import tyro
 
     from nnit.eval.command import eval_command
+    from nnit.analysis.command import analyze_command
+    from nnit.ghn.command import build_dataset_command, train_ghn_command
 
     commands = {
         "info": info,
         "eval": eval_command,
         "train-expert": _not_yet("train-expert", 4),
-        "train-ghn": _not_yet("train-ghn", 4),
-        "build-dataset": _not_yet("build-dataset", 4),
-        "analyze": _not_yet("analyze", 4),
+        "train-ghn": train_ghn_command,
+        "build-dataset": build_dataset_command,
+        "analyze": analyze_command,
         "train": _not_yet("train", 5),
         "generate": _not_yet("generate", 5),
         "train-baseline": _not_yet("train-baseline", 6),

@@ -1,0 +1,14 @@
+"""NNiT: the diffusion transformer, Gaussian diffusion with MoNL, training and sampling (issue 5).
+
+* ``gaussian``   — schedule, q(x_t|x_0), posterior, learned variance, hybrid loss, MoNL, samplers
+* ``arch_codes`` — architecture tokens as fixed +-1 codes for continuous diffusion, nearest-code decoding
+* ``model``      — the NNiT DiT and its size presets (``MODEL_PRESETS``)
+* ``train``      — ``TrainConfig`` / ``TRAIN_PRESETS``, ``train()``, the checkpoint format
+* ``sample``     — ``NNiTSampler``: p(w|a) and p(a,w), assembly into ``WeightSet``s
+"""
+
+from nnit.diffusion.arch_codes import ArchCodec
+from nnit.diffusion.gaussian import GaussianDiffusion, sample_monl_timesteps
+from nnit.diffusion.model import MODEL_PRESETS, NNiT, NNiTConfig, nnit_config
+
+__all__ = ["ArchCodec", "GaussianDiffusion", "MODEL_PRESETS", "NNiT", "NNiTConfig", "nnit_config", "sample_monl_timesteps"]

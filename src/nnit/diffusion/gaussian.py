@@ -190,6 +190,24 @@ class GaussianDiffusion:
         num = _extract(self.sqrt_recip_alphas_cumprod, t, n) * x_t - x0
         return num / _extract(self.sqrt_recipm1_alphas_cumprod, t, n).clamp(min=1e-12)
 
+    # ------------------------------------------------------------------ network output -> eps
+    def eps_from_output(self, out: torch.Tensor, x_t: torch.Tensor, t: torch.Tensor, parameterization: str = "eps") -> torch.Tensor:
+        """The eps prediction from a network output ``out``.
+
+        * ``"eps"``: the network predicts eps directly (DDPM; the paper's Table 7).
+        * ``"v"``: the network predicts v = sqrt(alpha_bar) eps - sqrt(1 - alpha_bar) x_0 (Salimans & Ho 2022) and
+          eps = sqrt(1 - alpha_bar_t) x_t + sqrt(alpha_bar_t) v. The loss is still the eps-MSE of Eq. 5, but the
+          x0 estimate sqrt(alpha_bar) x_t - sqrt(1 - alpha_bar) v no longer amplifies network errors by
+          1 / sqrt(alpha_bar_T) ~ 150 at high noise, which short (CPU) trainings cannot drive low enough.
+          At t = 0 eps = v (clean input, target 0).
+        """
+        if parameterization == "eps":
+            return out
+        if parameterization != "v":
+            raise ValueError(f"unknown parameterization {parameterization!r}; choose 'eps' or 'v'")
+        n = x_t.dim()
+        return _extract(self.sqrt_one_minus_alphas_cumprod, t, n) * x_t + _extract(self.sqrt_alphas_cumprod, t, n) * out
+
     # ------------------------------------------------------------------ reverse process
     def model_log_variance(self, v: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """log Sigma_theta = u log beta_t + (1 - u) log beta~_t with u = (v + 1) / 2 (IDDPM Eq. 15)."""
@@ -340,6 +358,7 @@ def sample_loop(
     method: SamplerName = "ancestral",
     eta: float = 0.0,
     arch_clip: Optional[float] = 1.0,
+    weight_clip: Optional[float] = None,
     generator: Optional[torch.Generator] = None,
     progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -352,7 +371,9 @@ def sample_loop(
     Weight entries where the mask is False are not part of the state: the denoiser sees them as 0.
     ``weight_mask`` is a fixed (B, T, p*p) bool tensor or a function of the current architecture
     estimate x0^_a (None before the first step) — joint mode uses that to crop the canvas to the
-    architecture being sampled. Returns (x0_a, x0_w) with the final masked weights.
+    architecture being sampled. ``arch_clip`` / ``weight_clip`` clamp each step's x0^ to [-c, c]
+    (IDDPM's ``clip_denoised``; the +-1 codes use c = 1, weights e.g. the data's largest |value|): an
+    imperfect eps at t ~ T is amplified 1 / sqrt(alpha_bar_T) ~ 150x in x0^, which the clip bounds. Returns (x0_a, x0_w) with the final masked weights.
     """
     device = x_a.device
     T = diffusion.num_timesteps
@@ -376,11 +397,11 @@ def sample_loop(
         t_a = torch.zeros_like(t_orig) if conditional else t_orig
         eps_a, v_a, eps_w, v_w = (o.float() for o in denoise(x_a, x_in, t_a, t_orig, mask))
         if method == "ancestral":
-            x_new, _ = diffusion.p_sample_step(eps_w, v_w, x_in, ii, randn(w_shape))
+            x_new, _ = diffusion.p_sample_step(eps_w, v_w, x_in, ii, randn(w_shape), clip=weight_clip)
             if not conditional:
                 x_a, x0_a_hat = diffusion.p_sample_step(eps_a, v_a, x_a, ii, randn(tuple(x_a.shape)), clip=arch_clip)
         elif method == "ddim":
-            x_new, _ = diffusion.ddim_step(eps_w, x_in, ii, randn(w_shape), eta)
+            x_new, _ = diffusion.ddim_step(eps_w, x_in, ii, randn(w_shape), eta, clip=weight_clip)
             if not conditional:
                 x_a, x0_a_hat = diffusion.ddim_step(eps_a, x_a, ii, randn(tuple(x_a.shape)), eta, clip=arch_clip)
         else:

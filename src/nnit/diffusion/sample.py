@@ -102,10 +102,17 @@ class NNiTSampler:
         out[inside] = em[flat[inside]]
         return out
 
+    def _clip(self, clip: Optional[float] | str) -> Optional[float]:
+        if clip == "data":
+            return self.data.get("abs_max")
+        return None if clip is None else float(clip)
+
     def _denoiser(self, positions: torch.Tensor):
         def denoise(x_a, x_w, t_a, t_w, w_mask):
             token_mask = w_mask.any(-1) if self.mode == "valid" else None
-            return self.model(x_a, x_w, positions, t_a, t_w, token_mask, None)
+            out_a, v_a, out_w, v_w = self.model(x_a, x_w, positions, t_a, t_w, token_mask, None)
+            par, d = self.config.parameterization, self.diffusion
+            return d.eps_from_output(out_a.float(), x_a, t_a, par), v_a, d.eps_from_output(out_w.float(), x_w, t_w, par), v_w
 
         return denoise
 
@@ -118,12 +125,15 @@ class NNiTSampler:
     @torch.no_grad()
     def conditional(
         self, arch: Architecture, num: int = 100, method: SamplerName = "ddim", steps: Optional[int] = 50,
-        eta: float = 0.0, seed: int = 0, unknown: Optional[UnknownWidth] = None, progress: bool = False,
+        eta: float = 0.0, seed: int = 0, unknown: Optional[UnknownWidth] = None,
+        clip: Optional[float] | Literal["data"] = "data", progress: bool = False,
     ) -> WeightSet:
         """``num`` networks for ``arch`` from p(w | a) (un-normalized when the checkpoint has a normalizer).
 
         Raises ``GridError`` (layer wider than the grid), ``ModelError`` (too deep for the position
-        tables) or ``ArchitectureError`` (width outside the vocabulary where that is not allowed)."""
+        tables) or ``ArchitectureError`` (width outside the vocabulary where that is not allowed).
+        ``clip`` bounds each step's x0^ of the weights: "data" = the training data's largest |value|
+        (normalized space, stored in the checkpoint), a number, or None for no clipping."""
         self.grid.check_fits(arch)
         unknown = unknown or ("nearest" if self.mode == "valid" else "error")
         try:
@@ -142,6 +152,7 @@ class NNiTSampler:
         gen = torch.Generator(device=dev).manual_seed(seed)
         _, x_w = sample_loop(self.schedule(method, steps), self._denoiser(positions), x_a, tuple(w_mask.shape),
                              conditional=True, weight_mask=w_mask, method=method, eta=eta, generator=gen,
+                             weight_clip=self._clip(clip),
                              progress=progress)
         return self._finish(arch, x_w, self.mode)
 
@@ -150,7 +161,7 @@ class NNiTSampler:
     def joint(
         self, num: int = 100, depth: int = 4, input_dim: Optional[int] = None, output_dim: Optional[int] = None,
         activation: Optional[str] = None, method: SamplerName = "ddim", steps: Optional[int] = 50, eta: float = 0.0,
-        seed: int = 0, progress: bool = False,
+        seed: int = 0, clip: Optional[float] | Literal["data"] = "data", progress: bool = False,
     ) -> JointSample:
         """Sample ``num`` (architecture, weights) pairs of ``depth`` hidden layers from p(a, w)."""
         input_dim = input_dim or self.data.get("input_dim")
@@ -176,6 +187,7 @@ class NNiTSampler:
         gen = torch.Generator(device=dev).manual_seed(seed)
         x_a, x_w = sample_loop(self.schedule(method, steps), self._denoiser(positions), x_a, tuple(full.shape),
                                conditional=False, weight_mask=weight_mask, method=method, eta=eta, generator=gen,
+                               weight_clip=self._clip(clip),
                                progress=progress)
         archs, valid, _ = self.codec.decode(x_a, input_dim, output_dim, activation)
         seen = {tuple(h) for h in self.data.get("train_archs", [])}

@@ -158,8 +158,9 @@ def _within_reach(tcp: torch.Tensor, move: torch.Tensor, reach: float) -> torch.
     """Shorten a (B, 3) EE command so its target stays within ``reach`` (m, horizontal) of the base.
 
     ``pd_ee_delta_pos`` solves IK for the commanded target; a target beyond the arm's reach (about
-    0.78 m from the base at table height) makes IK fail and the arm freeze in place, so the target is
-    pulled back onto the reach circle (which also steers an over-stretched arm back inwards).
+    0.80 m from the base at table height with the gripper pointing down, measured) makes IK fail
+    and the arm freeze in place, so the target is pulled back onto the reach circle (which also
+    steers an over-stretched arm back inwards).
     """
     base = torch.tensor(_BASE_XY, dtype=tcp.dtype, device=tcp.device)
     target = tcp[:, :2] + move[:, :2] * _MAX_DELTA - base  # (B, 2) relative to the base
@@ -183,6 +184,7 @@ def _pick_approach(
     width: torch.Tensor,
     *,
     gain: float,
+    xy_gain: float,
     xy_tol: float,
     z_tol: float,
     cone: float,
@@ -192,10 +194,13 @@ def _pick_approach(
     """Reach-and-grasp for a cube that is not held: (B, 3) move command, (B,) gripper command.
 
     The TCP target is the cube centre, raised by ``cone * xy_error`` (capped at ``hover``) so the
-    fingers come down over the cube instead of sweeping into it. Once the TCP is within
-    ``xy_tol``/``z_tol`` of the cube centre the gripper closes and the arm holds still. A gripper
-    that is not open enough (after a missed grasp) keeps the TCP ``hover`` above the cube until the
-    fingers have reopened, so a miss turns into a retry rather than a dead end.
+    fingers come down over the cube instead of sweeping into it (the horizontal part uses the
+    stiffer ``xy_gain``: a fingertip resting on a cube edge needs a firm sideways command to slide
+    off). Once the TCP is within ``xy_tol``/``z_tol`` of the cube centre the gripper closes. While
+    the fingers are not open (``width < open_width``) the target sits ``hover`` above the cube: at
+    the cube this starts a slow lift (half gain) as the fingers close — the caller's "held" phase
+    takes over once the grasp registers — and after a missed grasp (fingers shut on nothing, TCP
+    risen out of the ``z_tol`` band) the gripper reopens above the cube and tries again.
     """
     d_xy = (tcp[:, :2] - cube[:, :2]).norm(dim=-1)  # (B,)
     dz = tcp[:, 2] - cube[:, 2]  # (B,)
@@ -204,7 +209,8 @@ def _pick_approach(
     lift = torch.where(width < open_width, torch.full_like(lift, hover), lift)
     target = torch.cat([cube[:, :2], (cube[:, 2] + lift).unsqueeze(-1)], dim=-1)  # (B, 3)
     move = _move(target - tcp, gain)  # (B, 3)
-    # closing: stay put (a tiny correction only) so the fingers close symmetrically
+    move[:, :2] = _move(target[:, :2] - tcp[:, :2], xy_gain)  # stiffer sideways: a finger resting on a cube edge must slide off
+    # closing: half gain (a small centring correction, then a slow lift once the fingers shut)
     move = torch.where(at_cube.unsqueeze(-1), _move(target - tcp, 0.5 * gain), move)
     grip = torch.where(at_cube, torch.full_like(d_xy, _CLOSE), torch.full_like(d_xy, _OPEN))
     return move, grip
@@ -224,6 +230,8 @@ class PickCubeTeacher:
 
     gain: float = 1.0
     """EE command per metre of error, in units of the 0.1 m action scale (1 = move by the error)."""
+    xy_gain: float = 1.0
+    """Horizontal gain while reaching for the cube."""
     carry_gain: float = 1.0
     """Gain while carrying the cube to the goal."""
     xy_tol: float = 0.01
@@ -236,7 +244,7 @@ class PickCubeTeacher:
     """Maximum approach height above the cube centre (m)."""
     open_width: float = 0.07
     """Finger opening (m) needed before descending onto the cube."""
-    reach: float = 0.785
+    reach: float = 0.80
     """Horizontal distance from the robot base that EE targets are kept within (m)."""
 
     @property
@@ -257,7 +265,7 @@ class PickCubeTeacher:
         width = _finger_width(L.get(obs, "qpos"))  # (B,)
 
         move, grip = _pick_approach(
-            tcp, cube, width, gain=self.gain, xy_tol=self.xy_tol, z_tol=self.z_tol,
+            tcp, cube, width, gain=self.gain, xy_gain=self.xy_gain, xy_tol=self.xy_tol, z_tol=self.z_tol,
             cone=self.cone, hover=self.hover, open_width=self.open_width,
         )  # (B, 3), (B,)
         carry = _move(goal - cube, self.carry_gain)  # (B, 3)
@@ -274,7 +282,8 @@ class PickCubeTeacher:
 class PushCubeTeacher:
     """Push the cube along the table into the goal disc with the closed gripper.
 
-    Phases: if the TCP is low and right behind the cube (on the side opposite the goal) -> push
+    Phases: if the cube is within ``done_tol`` of the goal -> stay still; if the TCP is low and
+    right behind the cube (on the side opposite the goal) -> push
     (move by goal - cube along the push direction, plus a lateral correction that keeps the
     fingers centred on the cube); otherwise -> go to the pre-push point behind the cube, flying
     above the cube height while far from it (``cone``) and descending when close.
@@ -300,6 +309,8 @@ class PushCubeTeacher:
     """Maximum approach height above ``push_z`` (m)."""
     overshoot: float = 0.0
     """Push the cube this far past the goal centre along the push line (m)."""
+    done_tol: float = 0.02
+    """Cube-goal distance under which the arm stops (m); the goal disc has radius 0.1."""
     reach: float = 0.785
     """Horizontal distance from the robot base that EE targets are kept within (m)."""
 
@@ -343,6 +354,7 @@ class PushCubeTeacher:
         approach = _move(target - tcp, self.gain)  # (B, 3)
 
         move = torch.where(behind.unsqueeze(-1), push, approach)
+        move = torch.where(dist < self.done_tol, torch.zeros_like(move), move)  # on the goal: stay
         grip = torch.full_like(s, _CLOSE)
         act = _action(_within_reach(tcp, move, self.reach), grip)  # (B, 4)
         return act[0] if single else act
@@ -356,7 +368,8 @@ class StackCubeTeacher:
     """Pick cube A, carry it over cube B, lower it onto B, open the gripper.
 
     There is no ``is_grasped`` entry in this task's observation, so holding is inferred: TCP
-    within ``hold_dist`` of A's centre and the fingers settled (not moving) at about a cube's width. Phases, in
+    within ``hold_dist`` of A's centre and the fingers closed to about a cube's width (the
+    fingers close from 0.08 to ~0.045 in one control step, so the closing transient is short). Phases, in
     priority order: A resting on B -> open the gripper and back off upwards once open (success
     needs A static and released); A held -> carry A to B + (0, 0, 0.04 + clearance) where the
     clearance shrinks as A gets above B; otherwise -> :func:`_pick_approach` on A.
@@ -367,13 +380,15 @@ class StackCubeTeacher:
     """Environment id recorded in the spec (``StackCubeEasy-v1`` or ``StackCube-v1``)."""
     gain: float = 1.0
     """EE command per metre of error while reaching for A."""
+    xy_gain: float = 1.5
+    """Horizontal gain while reaching for A."""
     carry_gain: float = 1.0
     """EE command per metre of error while carrying A."""
     xy_tol: float = 0.01
     """Horizontal TCP-A distance under which the gripper may close (m)."""
     z_tol: float = 0.01
     """TCP height above A's centre under which the gripper may close (m)."""
-    cone: float = 2.0
+    cone: float = 4.0
     """Approach height per metre of horizontal error (reaching A, and carrying A over B)."""
     hover: float = 0.06
     """Maximum approach height above A's centre (m)."""
@@ -386,15 +401,13 @@ class StackCubeTeacher:
     hold_width: tuple[float, float] = (0.03, 0.06)
     """Finger opening (m) range that means "closed on a cube" (0.04 square-on, up to 0.057 across a
     yawed cube's corners)."""
-    hold_speed: float = 0.02
-    """Finger speed (m/s, both fingers) under which the fingers count as settled on the cube."""
     place_xy_tol: float = 0.008
     """Horizontal A-B error under which A may be lowered the last centimetres / released (m)."""
     place_z_tol: float = 0.006
     """|A.z - (B.z + 0.04)| under which A counts as resting on B (m)."""
     open_width: float = 0.07
     """Finger opening (m) needed before descending onto A, and before backing off after release."""
-    reach: float = 0.785
+    reach: float = 0.80
     """Horizontal distance from the robot base that EE targets are kept within (m)."""
 
     @property
@@ -412,7 +425,6 @@ class StackCubeTeacher:
         a = L.get(obs, "cubeA_pose")[:, :3]  # (B, 3)
         b = L.get(obs, "cubeB_pose")[:, :3]  # (B, 3)
         width = _finger_width(L.get(obs, "qpos"))  # (B,)
-        finger_speed = _finger_width(L.get(obs, "qvel")).abs()  # (B,)
 
         ab_xy = (a[:, :2] - b[:, :2]).norm(dim=-1)  # (B,)
         on_b = (ab_xy < 2 * self.place_xy_tol) & ((a[:, 2] - b[:, 2] - 0.04).abs() < self.place_z_tol)  # (B,)
@@ -420,12 +432,11 @@ class StackCubeTeacher:
             ((tcp - a).norm(dim=-1) < self.hold_dist)
             & (width > self.hold_width[0])
             & (width < self.hold_width[1])
-            & (finger_speed < self.hold_speed)
         )  # (B,)
 
         # reach A
         move, grip = _pick_approach(
-            tcp, a, width, gain=self.gain, xy_tol=self.xy_tol, z_tol=self.z_tol,
+            tcp, a, width, gain=self.gain, xy_gain=self.xy_gain, xy_tol=self.xy_tol, z_tol=self.z_tol,
             cone=self.cone, hover=self.hover, open_width=self.open_width,
         )  # (B, 3), (B,)
 

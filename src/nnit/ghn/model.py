@@ -13,7 +13,14 @@ Paper Sec. 4 / Appendix A, following GHN-2 (Knyazev et al., 2021):
   architecture is cut from the same canvas, so neuron i sits at row i for every width: the
   structural alignment NNiT builds on. Biases come from a linear head over the bias node's
   embedding, cropped to ``out``.
-* **GHN-2 scaling.** ``W = crop / sqrt(in)`` (fan-in) and ``b = tanh(0.2 * raw)``.
+* **GHN-2 scaling.** ``W = exp(s) * standardize(crop) / sqrt(in)`` and ``b = tanh(0.2 * raw)``: the
+  cropped block is standardised to zero mean and unit std (so a fresh GHN emits LeCun-scale
+  weights whatever its seed, and the decoder can neither shrink a layer by moving its energy
+  outside the crop nor collapse it to a constant — both measured failure modes) and
+  ``s = tanh(.)`` is a bounded scalar predicted from the weight node's embedding (the GHN keeps
+  control of each layer's magnitude within [1/e, e] x LeCun, so no layer can collapse to zero —
+  measured: without the bound, members "solved" the large initial loss by shrinking the output
+  layer to ~0 and never recovered).
 
 Ensemble: the K members are *independent networks* (own initialisation seeds, own parameters,
 own gradients), but they are stored stacked along a leading K axis and run together — linear
@@ -53,9 +60,6 @@ class GHNConfig:
     """Side of the decoder's first feature map; C / decoder_base must be a power of two."""
     fourier_features: int = 8
     """Number of frequencies used to encode a layer's (out, in) shape."""
-    canvas_gain: float = 10.0
-    """Fixed scale on the decoder's canvas so that fresh GHNs emit weights of about LeCun scale
-    (std ~ 1/sqrt(fan_in) after the fan-in scaling) instead of near-zero ones."""
 
 
 # ======================================================================= ensemble layers
@@ -106,7 +110,6 @@ class EnsembleCNNDecoder(nn.Module):
         self.ups = nn.ModuleList(
             nn.ConvTranspose2d(kc, kc if j < ups - 1 else k, 4, stride=2, padding=1, groups=k) for j in range(ups)
         )
-        self.gain = cfg.canvas_gain
         if generator is not None:  # seeded init of the conv layers (member-specific through the generator stream)
             for conv in self.ups:
                 bound = 1.0 / math.sqrt(conv.weight[0].numel())
@@ -121,7 +124,7 @@ class EnsembleCNNDecoder(nn.Module):
         x = x.reshape(M, K * self.ch, self.base, self.base)  # (M, K*ch, b, b)
         for up in self.ups[:-1]:
             x = F.silu(up(x))  # (M, K*ch, 2s, 2s)
-        x = self.ups[-1](x) * self.gain  # (M, K, C, C)
+        x = self.ups[-1](x)  # (M, K, C, C)
         return x.permute(1, 0, 2, 3)  # (K, M, C, C)
 
 
@@ -148,6 +151,7 @@ class GHNEnsemble(nn.Module):
         self.gru_bwd = _stack_modules([m.gru_bwd for m in members])
         self.decoder = _stack_modules([m.decoder for m in members])
         self.bias_head = _stack_modules([m.bias_head for m in members])
+        self.scale_head = _stack_modules([m.scale_head for m in members])
         self.register_buffer("freqs", math.pi * 2.0 ** torch.arange(cfg.fourier_features, dtype=torch.float32), persistent=False)
 
     # ------------------------------------------------------------------ graph features
@@ -196,9 +200,14 @@ class GHNEnsemble(nn.Module):
             b_nodes = h[:, :, 2::2]  # (K, A, L, d)
             K, A = w_nodes.shape[:2]
             canvas = self.decoder(w_nodes.reshape(K, A * L, -1)).reshape(K, A, L, C, C)
+            # bounded log-scale: a layer can shrink to 1/e or grow to e times LeCun scale, never collapse
+            gain = torch.tanh(self.scale_head(w_nodes)).exp()  # (K, A, L, 1)
             bias = torch.tanh(0.2 * self.bias_head(b_nodes))  # (K, A, L, C)
             for a, (i, arch) in enumerate(zip(idxs, group)):
-                ws = [canvas[:, a, l, :o, :n_in] / math.sqrt(n_in) for l, (o, n_in) in enumerate(arch.layer_shapes)]
+                ws = [
+                    _standardize(canvas[:, a, l, :o, :n_in]) * gain[:, a, l, :, None] / math.sqrt(n_in)
+                    for l, (o, n_in) in enumerate(arch.layer_shapes)
+                ]
                 bs = [bias[:, a, l, :o] for l, (o, _) in enumerate(arch.layer_shapes)]
                 out[i] = WeightSet(arch, ws, bs)
         return out  # type: ignore[return-value]
@@ -223,6 +232,16 @@ class GHNMemberInit(nn.Module):
         self.gru_bwd = EnsembleGRUCell(1, d, g)
         self.decoder = EnsembleCNNDecoder(1, cfg, g)
         self.bias_head = EnsembleLinear(1, d, cfg.canvas, g)
+        self.scale_head = EnsembleLinear(1, d, 1, g)
+        with torch.no_grad():  # start at exp(0) = 1: pure fan-in scaling
+            self.scale_head.weight.mul_(0.1)
+            self.scale_head.bias.zero_()
+
+
+def _standardize(w: torch.Tensor) -> torch.Tensor:
+    """(K, out, in) -> the crop with zero mean and unit std, per member (a 1x1 crop becomes 0)."""
+    w = w - w.mean(dim=(-2, -1), keepdim=True)
+    return w / (w.pow(2).mean(dim=(-2, -1), keepdim=True) + 1e-8).sqrt()
 
 
 def _stack_modules(mods: Sequence[nn.Module]) -> nn.Module:
@@ -247,7 +266,7 @@ def _clone_empty(m: nn.Module, k: int) -> nn.Module:
     if isinstance(m, EnsembleCNNDecoder):
         cfg = GHNConfig(
             hidden_dim=m.fc.weight.shape[1], canvas=m.base * 2 ** len(m.ups), decoder_channels=m.ch,
-            decoder_base=m.base, canvas_gain=m.gain,
+            decoder_base=m.base,
         )
         return EnsembleCNNDecoder(k, cfg)
     raise TypeError(type(m))

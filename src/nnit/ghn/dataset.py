@@ -1,0 +1,187 @@
+"""Build the aligned weight dataset from a trained GHN ensemble (paper Appendix A, Table 5).
+
+For every architecture of the split (train, held-out and validation), each of the K GHNs generates
+one candidate; every candidate is evaluated with the harness (``episodes`` seeded episodes, or test
+accuracy for image tasks), filtered by the task's thresholds (paper: success >= 0.9 / 0.9 / 0.8 and
+return >= 35 / 35 / 30), and the best ``keep_per_arch`` survivors are stored.
+
+Layout of a dataset directory::
+
+    shards/<hidden>.safetensors   kept networks of one architecture (a WeightSet, raw weights)
+    index.json                    every candidate: architecture, role, GHN member seed, metrics, kept
+    normalization.json            global mean / std of the kept *train* networks -> target std
+    summary.json                  per-architecture counts and the stage's wall time
+
+Resumable: an architecture whose shard and index entry exist is skipped, so a killed build picks
+up at the next architecture. The index is rewritten atomically after every architecture.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable
+
+import numpy as np
+import torch
+
+from nnit.tasks.registry import RobotTaskSpec, TaskSpec, get_task
+from nnit.weights.architecture import Architecture, paper_split
+from nnit.weights.mlp import WeightSet
+from nnit.weights.normalize import WeightNormalizer
+
+
+@dataclass(frozen=True)
+class DatasetConfig:
+    """How candidates are evaluated, filtered and kept."""
+
+    episodes: int = 8
+    """Evaluation episodes per candidate (paper: 64)."""
+    keep_per_arch: int = 16
+    """Best survivors kept per architecture (paper: 100)."""
+    eval_seed: int = 100_000
+    """Seed of the first filtering episode (episode e uses eval_seed + e); disjoint from NNiT's evaluation seeds."""
+    min_accuracy: float = 0.7
+    """Image tasks: minimum test accuracy a candidate needs (the paper gives no image threshold)."""
+    target_std: float = 1.0
+    """Std of the normalized weights the diffusion models see."""
+    roles: tuple[str, ...] = ("train", "held_out", "validation")
+    """Which parts of the architecture split get candidates."""
+
+
+DATASET_PRESETS: dict[str, DatasetConfig] = {
+    "tiny": DatasetConfig(episodes=2, keep_per_arch=2, roles=("train", "held_out")),
+    "cpu": DatasetConfig(episodes=8, keep_per_arch=16),
+    "paper": DatasetConfig(episodes=64, keep_per_arch=100),
+}
+
+
+def passes_filter(task: TaskSpec, metrics: dict, cfg: DatasetConfig) -> bool:
+    """The paper's filter for one candidate (``metrics`` holds its per-network scalars)."""
+    if isinstance(task, RobotTaskSpec):
+        return metrics["success_rate"] >= task.success_threshold and metrics["mean_return"] >= task.return_threshold
+    return metrics["accuracy"] >= cfg.min_accuracy
+
+
+def shard_name(hidden: Iterable[int]) -> str:
+    return "h" + "-".join(str(h) for h in hidden) + ".safetensors"
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def build_dataset(
+    ghn_checkpoint: str | Path,
+    out_dir: str | Path,
+    cfg: DatasetConfig,
+    num_workers: int | None = None,
+    data_dir: str | None = None,
+    limit_archs: int | None = None,
+    progress: bool = True,
+) -> Path:
+    """Generate, evaluate, filter and store; returns the dataset directory (see module docstring)."""
+    from tqdm.auto import tqdm
+
+    from nnit.ghn.train import load_ghn_ensemble
+
+    out = Path(out_dir)
+    (out / "shards").mkdir(parents=True, exist_ok=True)
+    model, conf = load_ghn_ensemble(ghn_checkpoint)
+    task = get_task(conf["task"], control_mode=conf.get("control_mode"))
+    seeds = list(model.seeds)
+    split = paper_split()
+    todo = [(role, h) for role in cfg.roles for h in getattr(split, role)]
+    if limit_archs is not None:
+        todo = todo[:limit_archs]
+    index_path = out / "index.json"
+    cfg_json = json.loads(json.dumps(asdict(cfg)))
+    index = json.loads(index_path.read_text()) if index_path.exists() else {"task": task.name, "config": cfg_json, "architectures": {}}
+    if index["config"] != cfg_json or index["task"] != task.name:
+        raise ValueError(f"{out} was built with another dataset config; use a fresh --out directory")
+    t_start = time.perf_counter()
+    evaluator = None
+    if isinstance(task, RobotTaskSpec):
+        from nnit.eval.harness import CPUEvaluator
+
+        evaluator = CPUEvaluator(task, num_workers=num_workers)
+    try:
+        bar = tqdm(todo, desc=f"dataset {task.name}", unit="arch", disable=not progress)
+        for role, hidden in bar:
+            key = ",".join(map(str, hidden))
+            if key in index["architectures"] and (out / "shards" / shard_name(hidden)).exists():
+                continue
+            arch = Architecture(task.input_dim, hidden, task.output_dim)
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                cands = model.generate([arch])[0].detach()
+            if evaluator is not None:
+                res = evaluator.evaluate(cands, episodes=cfg.episodes, base_seed=cfg.eval_seed)
+            else:
+                from nnit.tasks.images import evaluate_image_task
+
+                res = evaluate_image_task(task, cands, data_dir=data_dir)
+            metric_names = list(res.metrics)
+            per = [{m: float(res.metrics[m][i]) for m in metric_names} for i in range(cands.n)]
+            primary = np.array([p[res.primary] for p in per])
+            ok = [i for i in range(cands.n) if passes_filter(task, per[i], cfg)]
+            ok.sort(key=lambda i: -primary[i])
+            kept = ok[: cfg.keep_per_arch]
+            if kept:
+                cands[torch.tensor(kept)].save(out / "shards" / shard_name(hidden),
+                                               extra_metadata={"task": task.name, "member_seeds": [seeds[i] for i in kept]})
+            index["architectures"][key] = {
+                "role": role,
+                "hidden": list(hidden),
+                "candidates": [{"member_seed": seeds[i], **per[i], "passed": i in ok, "kept": i in kept} for i in range(cands.n)],
+                "num_passed": len(ok),
+                "num_kept": len(kept),
+                "wall_s": round(time.perf_counter() - t0, 2),
+            }
+            _write_json(index_path, index)
+            bar.set_postfix(arch=key, kept=len(kept))
+    finally:
+        if evaluator is not None:
+            evaluator.close()
+    _finish(out, index, task, cfg, time.perf_counter() - t_start)
+    return out
+
+
+def _finish(out: Path, index: dict, task: TaskSpec, cfg: DatasetConfig, wall: float) -> None:
+    """Fit the normalizer on the kept train networks and write the summary."""
+    train_sets = [ws for role, ws in iter_dataset(out, roles=("train",))]
+    if train_sets:
+        WeightNormalizer.fit(train_sets, target_std=cfg.target_std).save(out / "normalization.json")
+    rows = {}
+    for key, rec in index["architectures"].items():
+        c = rec["candidates"]
+        primary = "success_rate" if task.kind == "robot" else "accuracy"
+        rows[key] = {
+            "role": rec["role"],
+            "candidates": len(c),
+            "passed": rec["num_passed"],
+            "kept": rec["num_kept"],
+            f"mean_{primary}": float(np.mean([x[primary] for x in c])),
+            f"kept_mean_{primary}": float(np.mean([x[primary] for x in c if x["kept"]])) if rec["num_kept"] else None,
+        }
+    prev = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
+    _write_json(out / "summary.json", {
+        "task": task.name,
+        "architectures": rows,
+        "total_kept": sum(r["kept"] for r in rows.values()),
+        "wall_s_total": round(prev.get("wall_s_total", 0.0) + wall, 1),
+    })
+
+
+def iter_dataset(path: str | Path, roles: Iterable[str] = ("train",)) -> Iterable[tuple[str, WeightSet]]:
+    """(role, WeightSet of the kept networks) for every stored architecture of the given roles."""
+    path = Path(path)
+    index = json.loads((path / "index.json").read_text())
+    for key, rec in index["architectures"].items():
+        if rec["role"] in roles and rec["num_kept"]:
+            yield rec["role"], WeightSet.load(path / "shards" / shard_name(rec["hidden"]))

@@ -1,0 +1,195 @@
+"""End to end on synthetic structured weights: MoNL training, checkpoint + resume, sampling, assembly."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+import pytest
+import torch
+
+from nnit.diffusion.model import ModelError
+from nnit.diffusion.sample import NNiTSampler
+from nnit.diffusion.train import (
+    CHECKPOINT_NAME,
+    TRAIN_PRESETS,
+    CheckpointError,
+    TrainConfig,
+    load_checkpoint,
+    lr_at,
+    train,
+)
+from nnit.weights import Architecture, ArchitectureError, GridError, WeightNormalizer, WeightSet
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+TRAIN_HIDDEN = [(16, 32, 64, 32), (32, 32, 32, 32), (64, 16, 16, 64), (32, 64, 16, 16)]
+
+
+def smooth_weights(arch: Architecture, n: int, seed: int, max_width: int = 64) -> WeightSet:
+    """Low-rank smooth fields of the canvas: W[o, i] = sum_k c_k f_k(o) g_k(i), so patches are correlated and
+    neuron i means the same thing for every width (a stand-in for GHN weights)."""
+    g = torch.Generator().manual_seed(seed)
+    u = torch.arange(max_width).float() / max_width
+    f = torch.stack([torch.sin(3 * u), torch.cos(2 * u), u - 0.5], 1)  # (M, 3)
+    ws, bs = [], []
+    for o, i in arch.layer_shapes:
+        c = 1 + 0.3 * torch.randn(n, 3, generator=g)
+        ws.append(torch.einsum("nk,ok,ik->noi", c, f[:o], f[:i]) / math.sqrt(i))
+        bs.append(0.5 * c[:, :1] * f[:o, 1])
+    return WeightSet(arch, ws, bs)
+
+
+def dataset(input_dim: int = 42, n: int = 16):
+    raw = [smooth_weights(Architecture(input_dim, h, 8), n, seed=k) for k, h in enumerate(TRAIN_HIDDEN)]
+    norm = WeightNormalizer.fit(raw)
+    return [norm.apply(ws) for ws in raw], norm
+
+
+TINY = dataclasses.replace(TRAIN_PRESETS["tiny"], steps=200, ckpt_every=1000, log_every=25)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    data, norm = dataset()
+    out = tmp_path_factory.mktemp("nnit_tiny")
+    res = train(TINY, data, out, normalizer=norm, progress=False)
+    torch.set_num_threads(n)
+    return res, out, norm
+
+
+def test_presets_and_lr_schedule():
+    assert set(TRAIN_PRESETS) == {"tiny", "cpu", "paper"}
+    p = TRAIN_PRESETS["paper"]  # paper Table 7
+    assert (p.lr, p.min_lr, p.warmup_steps, p.batch_size, p.ema_decay, p.grad_clip, p.num_timesteps, p.weight_decay) == (
+        7e-5, 3e-5, 500, 16, 0.9999, 1.0, 1000, 0.0)
+    assert lr_at(0, p) == pytest.approx(7e-5 / 500)
+    assert lr_at(499, p) == pytest.approx(7e-5)
+    assert lr_at(p.steps, p) == pytest.approx(3e-5)
+    mid = lr_at((p.steps + 500) // 2, p)
+    assert 3e-5 < mid < 7e-5
+    assert TrainConfig.from_dict(p.to_dict()) == p
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.lr = 1.0  # type: ignore[misc]
+
+
+def test_loss_falls_and_checkpoint_written(trained):
+    res, out, _ = trained
+    h = res.history
+    assert res.start_step == 0 and res.end_step == TINY.steps and len(h) == TINY.steps
+    first = sum(r["total"] for r in h[:15]) / 15
+    last = sum(r["total"] for r in h[-15:]) / 15
+    assert last < 0.6 * first, (first, last)
+    assert all(math.isfinite(r["total"]) for r in h)
+    ck = load_checkpoint(out)
+    assert ck.step == TINY.steps and ck.config.model == "NNiT-XS"
+    assert ck.data["input_dim"] == 42 and [16, 32, 64, 32] in ck.data["train_archs"]
+    assert list((out / "tb").glob("events.out.tfevents.*"))
+    assert not list(out.glob("*.tmp"))
+
+
+def test_conditional_sampling_assembles_and_runs(trained):
+    _, out, norm = trained
+    s = NNiTSampler.from_checkpoint(out)
+    for hidden in [(16, 32, 64, 32), (32, 16, 64, 32), (24, 48, 16, 40)]:  # train, unseen combo, unseen widths
+        arch = Architecture(42, hidden, 8)
+        ws = s.conditional(arch, num=6, method="ddim", steps=10, seed=1)
+        assert ws.arch == arch and ws.n == 6
+        ws.check_finite()
+        y = ws(torch.randn(5, 42))
+        assert y.shape == (6, 5, 8) and torch.isfinite(y).all()
+        # samples are in the raw (un-normalized) scale and not all equal
+        assert ws.to_vector().std(0).mean() > 0
+    # a few-step ancestral sampler with learned variance also works
+    ws = s.conditional(Architecture(42, (16, 32, 64, 32), 8), num=3, method="ancestral", steps=10)
+    assert ws.n == 3
+
+
+def test_samples_resemble_the_data(trained):
+    """After a short training the samples are much closer to the data than to noise (normalized space)."""
+    _, out, norm = trained
+    s = NNiTSampler.from_checkpoint(out)
+    arch = Architecture(42, (16, 32, 64, 32), 8)
+    gen = norm.apply(s.conditional(arch, num=16, method="ddim", steps=20, seed=2)).to_vector()
+    real = norm.apply(smooth_weights(arch, 16, seed=0)).to_vector()
+    d_real = torch.cdist(gen, real).min(1).values.mean()
+    d_noise = torch.cdist(torch.randn_like(gen), real).min(1).values.mean()
+    cos = torch.nn.functional.cosine_similarity(gen.mean(0), real.mean(0), dim=0)
+    print(f"nn distance {float(d_real):.1f} (noise {float(d_noise):.1f}), cosine of means {float(cos):.3f}")
+    assert d_real < 0.85 * d_noise, (float(d_real), float(d_noise))
+    assert cos > 0.3, float(cos)  # ~0 for noise; ~0.5 after 200 steps, rises with training
+
+
+def test_joint_sampling_reports_validity(trained):
+    _, out, _ = trained
+    s = NNiTSampler.from_checkpoint(out)
+    j = s.joint(num=6, depth=4, method="ddim", steps=10, seed=0)
+    summ = j.summary()
+    assert summ["num"] == 6 and 0 <= summ["valid"] <= 6 and summ["distinct_archs"] >= 1
+    assert sum(ws.n for ws in j.weights.values()) == 6
+    for h, ws in j.weights.items():
+        assert ws.arch.hidden == h and len(h) == 4 and set(h) <= {16, 32, 64}
+        assert torch.isfinite(ws(torch.randn(2, 42))).all()
+
+
+def test_conditional_errors(trained):
+    _, out, _ = trained
+    s = NNiTSampler.from_checkpoint(out)
+    with pytest.raises(GridError, match="max_width"):
+        s.conditional(Architecture(42, (16, 128, 16, 16), 8), num=1, steps=2)
+    with pytest.raises(ModelError, match="depth"):
+        s.conditional(Architecture(42, (16,) * 12, 8), num=1, steps=2)
+    with pytest.raises(ArchitectureError, match="vocabulary"):
+        s.conditional(Architecture(42, (24, 16, 16, 16), 8), num=1, steps=2, unknown="error")
+
+
+def test_kill_and_resume_continues_the_run(tmp_path):
+    data, norm = dataset(n=4)
+    cfg = dataclasses.replace(TRAIN_PRESETS["tiny"], steps=24, ckpt_every=1000, log_every=4)
+    straight = train(cfg, data, tmp_path / "a", normalizer=norm, progress=False)
+    part = train(cfg, data, tmp_path / "b", normalizer=norm, progress=False, stop_after=10)  # "killed" at step 10
+    assert part.end_step == 10 and load_checkpoint(tmp_path / "b").step == 10
+    # resuming reads the architecture from the checkpoint, even if the caller asks for another model
+    rest = train(dataclasses.replace(cfg, model="NNiT-Ti"), data, tmp_path / "b", normalizer=norm, progress=False)
+    assert rest.start_step == 10 and rest.end_step == 24
+    assert load_checkpoint(tmp_path / "b").config.model == "NNiT-XS"
+    a = [r["total"] for r in straight.history[10:]]
+    b = [r["total"] for r in rest.history]
+    assert [r["step"] for r in rest.history] == list(range(11, 25))
+    torch.testing.assert_close(torch.tensor(b), torch.tensor(a), rtol=1e-4, atol=1e-5)
+
+
+def test_checkpoint_is_not_pickle_and_errors_are_clear(trained, tmp_path):
+    _, out, _ = trained
+    raw = (out / CHECKPOINT_NAME).read_bytes()
+    header_len = int.from_bytes(raw[:8], "little")
+    header = json.loads(raw[8 : 8 + header_len])  # safetensors: a JSON header, then raw tensor bytes
+    meta = header["__metadata__"]
+    assert meta["format"] == "nnit.checkpoint/1" and json.loads(meta["model_config"])["hidden_size"] == 64
+    assert any(k.startswith("optim.") for k in header) and any(k.startswith("ema.") for k in header)
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(raw[: len(raw) // 2])
+    with pytest.raises(CheckpointError, match="cannot read"):
+        load_checkpoint(bad)
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_checkpoint(tmp_path / "missing")
+
+
+def test_padded_mode_trains_and_refuses_unknown_widths(tmp_path):
+    data, norm = dataset(n=2)
+    cfg = dataclasses.replace(TRAIN_PRESETS["tiny"], token_mode="padded", steps=3, batch_size=2)
+    train(cfg, data, tmp_path, normalizer=norm, progress=False)
+    s = NNiTSampler.from_checkpoint(tmp_path)
+    assert s.conditional(Architecture(42, (16, 32, 64, 32), 8), num=2, steps=2).n == 2
+    with pytest.raises(ArchitectureError, match="valid"):
+        s.conditional(Architecture(42, (24, 32, 64, 32), 8), num=1, steps=2)
