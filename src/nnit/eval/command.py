@@ -37,7 +37,9 @@ def eval_command(
     plus a CSV beside it, written atomically.
 
     Example: nnit eval --task PushCube-v1 --random 8 --arch 32,16,64,32 --episodes 4
+
     Example: nnit eval --task PickCube-v1 --weights runs/gen/pickcube.safetensors --video clip.mp4
+
     Example: nnit eval --task FashionMNIST --random 4 --arch 64,32
 
     Args:

@@ -166,23 +166,56 @@ def policy_action(ws: WeightSet, obs: torch.Tensor) -> torch.Tensor:
     return ws(obs).clamp_(-1.0, 1.0)
 
 
-def run_episode(env, ws1: WeightSet, seed: int, steps: int) -> tuple[float, bool, bool]:
+def run_episode(
+    env,
+    ws1: WeightSet,
+    seed: int,
+    steps: int,
+    teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    beta: float = 0.0,
+    rng: np.random.Generator | None = None,
+    record: list | None = None,
+) -> tuple[float, bool, bool]:
     """Run one network (a WeightSet of one) for ``steps`` steps from ``reset(seed=seed)``.
 
     Terminations and truncations are ignored (the episode always runs ``steps`` steps).
     Returns (return, success_once, success_at_end).
+
+    DAgger rollouts: with a ``teacher``, each step executes the teacher's action with probability
+    ``beta`` (drawn from ``rng``) instead of the network's; with ``record``, every visited
+    observation is appended to that list (as a float32 numpy row).
     """
     obs, _ = env.reset(seed=int(seed))
     total, once, last = 0.0, False, False
     with torch.no_grad():
         for _ in range(steps):
             x = torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1)  # (1, in)
-            act = policy_action(ws1, x)[0]  # (1, out)
+            if record is not None:
+                record.append(x[0].numpy().copy())
+            if teacher is not None and rng is not None and rng.random() < beta:
+                act = teacher(x).clamp(-1.0, 1.0)  # (1, out)
+            else:
+                act = policy_action(ws1, x)[0]  # (1, out)
             obs, reward, _term, _trunc, info = env.step(act)
             total += float(torch.as_tensor(reward).reshape(-1)[0])
             last = bool(torch.as_tensor(info.get("success", False)).reshape(-1)[0])
             once = once or last
     return total, once, last
+
+
+def run_dagger_job(env, task: RobotTaskSpec, job: tuple, teachers: dict) -> tuple:
+    """One beta-mixed, recorded episode: ``job = (arch_dict, arrays, seed, beta, mix_seed)``.
+
+    Returns (return, success_once, success_at_end, states (steps, obs_dim) float32)."""
+    from nnit.experts.teachers import get_teacher
+
+    arch, arrays, seed, beta, mix_seed = job
+    if task.name not in teachers:
+        teachers[task.name] = get_teacher(task.name)
+    states: list = []
+    ret, once, at_end = run_episode(env, _weights_from_message(arch, arrays), seed, task.episode_steps,
+                                    teacher=teachers[task.name], beta=beta, rng=np.random.default_rng(mix_seed), record=states)
+    return ret, once, at_end, np.stack(states)
 
 
 def default_env_factory(task: RobotTaskSpec):
@@ -197,7 +230,9 @@ def _worker_main(wid: int, task: RobotTaskSpec, env_factory: EnvFactory, inbox, 
     """Worker process: build one env, then serve messages until ``("stop",)``.
 
     ``("weights", arch_dict, [arrays])`` replaces the networks; ``("run", net, episode, seed)``
-    runs one whole episode and answers ``("done", net, episode, return, once, at_end)``.
+    runs one whole episode and answers ``("done", net, episode, return, once, at_end)``;
+    ``("collect", job_id, job)`` runs a DAgger episode (:func:`run_dagger_job`) and answers
+    ``("collected", job_id, return, once, at_end, states)``.
     """
     torch.set_num_threads(1)
     try:
@@ -207,11 +242,18 @@ def _worker_main(wid: int, task: RobotTaskSpec, env_factory: EnvFactory, inbox, 
         return
     outbox.put(("ready", wid))
     nets: list[WeightSet] = []
+    teachers: dict = {}
     try:
         while True:
             msg = inbox.get()
             if msg[0] == "stop":
                 break
+            if msg[0] == "collect":
+                try:
+                    outbox.put(("collected", msg[1], *run_dagger_job(env, task, msg[2], teachers)))
+                except Exception as err:
+                    outbox.put(("error", wid, f"worker {wid}, DAgger job {msg[1]}: {type(err).__name__}: {err}"))
+                continue
             if msg[0] == "weights":
                 ws = _weights_from_message(msg[1], msg[2])
                 nets = [ws[i] for i in range(ws.n)]  # per-network views, built once
@@ -393,6 +435,38 @@ class CPUEvaluator:
             return rets, once, at_end
         finally:
             bar.close()
+
+    def collect(self, students: Sequence[WeightSet], seeds: Sequence[int], beta: float, mix_seed: int) -> tuple[list[np.ndarray], dict]:
+        """DAgger rollouts: episode j runs ``students[j]`` (a WeightSet of one) from ``seeds[j]``,
+        executing the task teacher's action with probability ``beta`` at each step.
+
+        Returns the visited states of every episode, (steps, obs_dim) each, in job order, and
+        rollout statistics (mean return, success rate of the mixed policy)."""
+        self.start()
+        jobs = []
+        for j, (ws1, s) in enumerate(zip(students, seeds)):
+            check_weights(self.task, ws1)
+            arch, arrays = _weights_message(ws1)
+            jobs.append((arch, arrays, int(s), float(beta), int(mix_seed) * 1009 + j))
+        results: list = [None] * len(jobs)
+        teachers: dict = {}
+        if self._env is not None:
+            for j, job in enumerate(jobs):
+                results[j] = run_dagger_job(self._env, self.task, job, teachers)
+        else:
+            for j, job in enumerate(jobs):
+                self._inboxes[j % len(self._inboxes)].put(("collect", j, job))
+            for _ in jobs:
+                msg = self._get()
+                if msg[0] == "error":
+                    raise RuntimeError(msg[2])
+                results[msg[1]] = msg[2:]
+        stats = {
+            "rollout_return": float(np.mean([r[0] for r in results])),
+            "success_rate": float(np.mean([r[1] for r in results])),
+            "episodes": len(results),
+        }
+        return [r[3] for r in results], stats
 
     def evaluate(self, ws: WeightSet, episodes: int = 10, base_seed: int = 0, progress: bool = False) -> EvalResult:
         """Evaluate every network of ``ws`` for ``episodes`` episodes (seeds ``base_seed + e``)."""
