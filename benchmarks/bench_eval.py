@@ -3,11 +3,16 @@
 For each task and each worker count it measures, in the same process layout (W worker processes,
 one ``physx_cpu`` env each):
 
-(a) raw simulator: whole 50-step episodes with uniform random actions, no policy, no harness;
+(a) simulator time of the same episodes: the harness's exact episodes (same networks, same seeds;
+    physx_cpu is deterministic, so the trajectories are identical) run by a bare loop that times
+    only ``env.reset`` / ``env.step``; the slowest worker's simulator time;
+(a-ref) raw simulator with uniform random actions (a different trajectory distribution: random
+    actions jitter in place, a network's steady actions push the arm into contacts, which costs
+    more physics — reported for reference only);
 (b) the harness: ``CPUEvaluator.evaluate`` of N random networks x E episodes (default 100 x 10).
 
-Both run the same number of env steps; stepping time excludes process / env start-up (reported
-separately). The ratio (b) / (a) is the harness's overhead (goal <= 1.1). Medians over --repeats.
+All run the same number of env steps; times exclude process / env start-up. The ratio (b) / (a)
+is the harness's overhead (goal <= 1.1). Medians over --repeats.
 
 Example: python benchmarks/bench_eval.py --networks 100 --episodes 10 --workers 1 2
 """
@@ -64,6 +69,54 @@ def raw_sim(task_name: str, workers: int, total_episodes: int, steps: int = 50) 
     for p in procs:
         p.join()
     return {"startup_s": t0 - t_start, "wall_s": wall, "env_steps": total_episodes * steps}
+
+
+def _same_episodes_worker(task_name: str, arch: str, networks: int, jobs: list, steps: int, out) -> None:
+    """Run the harness's episodes (same networks, same seeds: identical trajectories, since
+    physx_cpu is deterministic) with a bare loop, timing only ``env.reset`` + ``env.step``."""
+    import torch
+
+    from nnit.eval.harness import policy_action
+    from nnit.tasks.maniskill import make_env
+    from nnit.tasks.registry import get_task
+    from nnit.weights import Architecture, WeightSet
+
+    torch.set_num_threads(1)
+    spec = get_task(task_name)
+    ws = WeightSet.init_random(Architecture.parse(arch, spec.input_dim, spec.output_dim), networks, generator=torch.Generator().manual_seed(0))
+    nets = [ws[i] for i in range(ws.n)]
+    env = make_env(task_name)
+    t_sim = 0.0
+    with torch.no_grad():
+        for net, seed in jobs:
+            t0 = time.perf_counter()
+            obs, _ = env.reset(seed=seed)
+            t_sim += time.perf_counter() - t0
+            for _ in range(steps):
+                act = policy_action(nets[net], torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1))[0]
+                t0 = time.perf_counter()
+                obs, *_ = env.step(act)
+                t_sim += time.perf_counter() - t0
+    env.close()
+    out.put(t_sim)
+
+
+def sim_time_same_episodes(task_name: str, workers: int, networks: int, episodes: int, arch: str, steps: int = 50) -> dict:
+    """(a'): pure simulator time (reset + step) of exactly the harness's episodes, split over
+    ``workers`` processes like the harness; ``wall_s`` = the slowest worker's simulator time."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    jobs = [(i, e) for i in range(networks) for e in range(episodes)]
+    shares = [jobs[w::workers] for w in range(workers)]
+    procs = [ctx.Process(target=_same_episodes_worker, args=(task_name, arch, networks, sh, steps, out), daemon=True) for sh in shares]
+    for p in procs:
+        p.start()
+    times = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return {"wall_s": max(times), "sim_s_per_worker": times, "env_steps": networks * episodes * steps}
 
 
 def harness(task_name: str, workers: int, networks: int, episodes: int, arch: str) -> dict:
@@ -138,8 +191,10 @@ def main() -> None:
               f"-> per-step overhead ratio {pr['est_ratio']:.3f}", flush=True)
         for w in args.workers:
             raws = [raw_sim(task, w, args.networks * args.episodes) for _ in range(args.repeats)]
+            sims = [sim_time_same_episodes(task, w, args.networks, args.episodes, args.arch) for _ in range(args.repeats)]
             hars = [harness(task, w, args.networks, args.episodes, args.arch) for _ in range(args.repeats)]
             ra = statistics.median(r["wall_s"] for r in raws)
+            sa = statistics.median(r["wall_s"] for r in sims)
             hb = statistics.median(h["wall_s"] for h in hars)
             steps = raws[0]["env_steps"]
             row = {
@@ -149,15 +204,19 @@ def main() -> None:
                 "raw_wall_s": round(ra, 3),
                 "raw_steps_per_s": round(steps / ra, 1),
                 "raw_startup_s": round(statistics.median(r["startup_s"] for r in raws), 2),
+                "sim_same_episodes_wall_s": round(sa, 3),
+                "sim_same_episodes_steps_per_s": round(steps / sa, 1),
                 "harness_wall_s": round(hb, 3),
                 "harness_steps_per_s": round(steps / hb, 1),
                 "harness_startup_s": round(statistics.median(h["startup_s"] for h in hars), 2),
                 "ratio_harness_over_raw": round(hb / ra, 3),
+                "ratio_harness_over_sim_same_episodes": round(hb / sa, 3),
             }
             rows.append(row)
             print(
-                f"{task:<18} workers={w}  raw {row['raw_steps_per_s']:>7.1f} steps/s   harness {row['harness_steps_per_s']:>7.1f} steps/s"
-                f"   ratio {row['ratio_harness_over_raw']:.3f}   (start-up {row['raw_startup_s']:.1f} / {row['harness_startup_s']:.1f} s)",
+                f"{task:<18} workers={w}  random-action sim {row['raw_steps_per_s']:>7.1f} steps/s   "
+                f"sim of the same episodes {row['sim_same_episodes_steps_per_s']:>7.1f} steps/s   harness {row['harness_steps_per_s']:>7.1f} steps/s"
+                f"   ratio harness/sim {row['ratio_harness_over_sim_same_episodes']:.3f}",
                 flush=True,
             )
     for task in args.tasks:

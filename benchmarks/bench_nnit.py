@@ -5,7 +5,9 @@ sample + assemble 100 networks with the 1000-step ancestral sampler vs few-step 
     .venv/bin/python benchmarks/bench_nnit.py --quick      # fewer repeats, 100-step ancestral stand-in
 
 Training uses the paper's 72 architectures (64 train + 8 held-out; input 42, output 8, p = 8, M = 64)
-with synthetic weights (speed does not depend on the values) and an untrained model. Medians are printed
+with synthetic weights (speed does not depend on the values) and an untrained model; batches come from the
+training pipeline (length-bucketed, ``TrainConfig.bucket_pool``), and valid mode is also timed without
+bucketing for comparison. Medians are printed
 and written as JSON with the machine's thread count.
 """
 
@@ -28,7 +30,9 @@ def _weights(arch, n, seed):
     return WeightSet.init_random(arch, n, torch.Generator().manual_seed(seed))
 
 
-def bench_train(model: str, mode: str, steps: int, warmup: int, batch: int) -> dict:
+def bench_train(model: str, mode: str, steps: int, warmup: int, batch: int, bucket_pool: int | None = None) -> dict:
+    """Steps/s of the training step as ``train()`` runs it, batches from ``NNiTDataset.batch_at`` (length-bucketed
+    with ``bucket_pool`` batches per pool; None = the cpu preset's; 1 = independent uniform batches)."""
     from nnit.diffusion.arch_codes import ArchCodec
     from nnit.diffusion.gaussian import GaussianDiffusion, sample_monl_timesteps
     from nnit.diffusion.model import NNiT
@@ -38,6 +42,8 @@ def bench_train(model: str, mode: str, steps: int, warmup: int, batch: int) -> d
     split = paper_split()
     archs = [Architecture(42, h, 8) for h in (*split.train, *split.held_out)]
     cfg = replace(TRAIN_PRESETS["cpu"], model=model, token_mode=mode, batch_size=batch)
+    if bucket_pool is not None:
+        cfg = replace(cfg, bucket_pool=bucket_pool)
     codec = ArchCodec(WidthVocab(cfg.arch_widths), cfg.arch_dim)
     data = NNiTDataset([_weights(a, 2, k) for k, a in enumerate(archs)], PatchGrid(cfg.patch_size, cfg.max_width), mode, codec)
     torch.manual_seed(0)
@@ -48,7 +54,7 @@ def bench_train(model: str, mode: str, steps: int, warmup: int, batch: int) -> d
     times, tokens = [], []
     for i in range(warmup + steps):
         t0 = time.perf_counter()
-        b = data.sample(batch, gen)
+        b = data.batch_at(i, batch, cfg.bucket_pool, cfg.seed)
         ts = sample_monl_timesteps(batch, cfg.num_timesteps, generator=gen)
         loss = nnit_losses(net, diff, b, ts.t_a, ts.t_w, gen, cfg.parameterization)["total"]
         opt.zero_grad(set_to_none=True)
@@ -59,7 +65,7 @@ def bench_train(model: str, mode: str, steps: int, warmup: int, batch: int) -> d
             times.append(time.perf_counter() - t0)
             tokens.append(int(b.values.shape[1]))
     med = statistics.median(times)
-    return {"model": model, "mode": mode, "params": net.num_params(), "batch": batch, "steps_timed": steps,
+    return {"model": model, "mode": mode, "bucket_pool": cfg.bucket_pool, "params": net.num_params(), "batch": batch, "steps_timed": steps,
             "median_s_per_step": med, "steps_per_s": 1.0 / med, "median_seq_len": statistics.median(tokens)}
 
 
@@ -96,6 +102,7 @@ def main() -> None:
     ap.add_argument("--ancestral-steps", type=int, default=1000)
     ap.add_argument("--ddim-steps", default="10,25,50")
     ap.add_argument("--quick", action="store_true", help="3 timed steps, ancestral with 100 steps")
+    ap.add_argument("--no-sample", action="store_true", help="time training only")
     ap.add_argument("--out", default="benchmarks/results/bench_nnit.json")
     args = ap.parse_args()
     if args.threads:
@@ -104,17 +111,19 @@ def main() -> None:
     anc = 100 if args.quick else args.ancestral_steps
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, model {args.model}")
     train = []
-    for mode in ("padded", "valid"):
-        r = bench_train(args.model, mode, steps, warmup=2, batch=args.batch)
+    for mode, pool in (("padded", None), ("valid", None), ("valid", 1)):
+        r = bench_train(args.model, mode, steps, warmup=2, batch=args.batch, bucket_pool=pool)
         train.append(r)
-        print(f"  train {mode:>6}: {r['steps_per_s']:.3f} steps/s ({r['median_s_per_step']:.3f} s/step, "
-              f"median seq {r['median_seq_len']} weight tokens, {r['params']:,} params)", flush=True)
+        print(f"  train {mode:>6} (bucket pool {r['bucket_pool']}): {r['steps_per_s']:.3f} steps/s "
+              f"({r['median_s_per_step']:.3f} s/step, median seq {r['median_seq_len']} weight tokens, {r['params']:,} params)",
+              flush=True)
     speedup = train[1]["steps_per_s"] / train[0]["steps_per_s"]
-    print(f"  valid / padded training speed: {speedup:.2f}x")
+    unbucketed = train[2]["steps_per_s"] / train[0]["steps_per_s"]
+    print(f"  valid / padded training speed: {speedup:.2f}x (length-bucketed; {unbucketed:.2f}x without bucketing)")
     runs = [("ddim", int(k)) for k in args.ddim_steps.split(",")] + [("ancestral", anc)]
-    sample = bench_sample(args.model, "valid", (16, 64, 64, 32), 100, runs)  # a held-out architecture
+    sample = [] if args.no_sample else bench_sample(args.model, "valid", (16, 64, 64, 32), 100, runs)  # a held-out architecture
     result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
-              "train": train, "valid_over_padded": speedup, "sample": sample}
+              "train": train, "valid_over_padded": speedup, "valid_unbucketed_over_padded": unbucketed, "sample": sample}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

@@ -20,15 +20,6 @@ from nnit.diffusion.gaussian import (
 from nnit.weights import Architecture, ArchitectureError, WidthVocab
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # tiny tensors: OpenMP spin-waiting under a loaded 2-core machine costs 100x; one thread is fastest
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def diff() -> GaussianDiffusion:
     return GaussianDiffusion.linear(1000)

@@ -10,14 +10,6 @@ from nnit.diffusion.model import MODEL_PRESETS, ModelError, NNiT, nnit_config
 from nnit.weights import Architecture, PatchGrid, WeightSet, WidthVocab, collate_tokens
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 GRID = PatchGrid(8, 64)
 CODEC = ArchCodec(WidthVocab((16, 32, 64)))
 

@@ -23,14 +23,6 @@ from nnit.diffusion.train import (
 from nnit.weights import Architecture, ArchitectureError, GridError, WeightNormalizer, WeightSet
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 TRAIN_HIDDEN = [(16, 32, 64, 32), (32, 32, 32, 32), (64, 16, 16, 64), (32, 64, 16, 16)]
 
 
@@ -59,12 +51,9 @@ TINY = dataclasses.replace(TRAIN_PRESETS["tiny"], steps=200, ckpt_every=1000, lo
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
     data, norm = dataset()
     out = tmp_path_factory.mktemp("nnit_tiny")
     res = train(TINY, data, out, normalizer=norm, progress=False)
-    torch.set_num_threads(n)
     return res, out, norm
 
 
@@ -193,3 +182,47 @@ def test_padded_mode_trains_and_refuses_unknown_widths(tmp_path):
     assert s.conditional(Architecture(42, (16, 32, 64, 32), 8), num=2, steps=2).n == 2
     with pytest.raises(ArchitectureError, match="valid"):
         s.conditional(Architecture(42, (24, 32, 64, 32), 8), num=1, steps=2)
+
+
+def test_length_bucketed_batches_pad_little_and_stay_uniform():
+    from nnit.diffusion.arch_codes import ArchCodec
+    from nnit.diffusion.train import NNiTDataset
+    from nnit.weights import PatchGrid, WidthVocab, paper_split
+
+    split = paper_split()
+    sets = [WeightSet.init_random(Architecture(42, h, 8), 2, torch.Generator().manual_seed(k))
+            for k, h in enumerate((*split.train, *split.held_out))]
+    ds = NNiTDataset(sets, PatchGrid(8, 64), "valid", ArchCodec(WidthVocab((16, 32, 64)), 8))
+    B, steps = 16, 256
+    assert ds.bucket_indices(13, B, 8, seed=3) == ds.bucket_indices(13, B, 8, seed=3)  # a pure function of the step
+    assert ds.bucket_indices(13, B, 8, seed=3) != ds.bucket_indices(13, B, 8, seed=4)
+    b = ds.batch_at(5, B, 8)
+    assert b.values.shape[:2] == b.token_mask.shape and b.token_mask.sum(1).max() == b.values.shape[1]
+
+    def padded_len(pool: int) -> float:
+        return sum(int(ds.lengths[ds.bucket_indices(s, B, pool)].max()) for s in range(steps)) / steps
+
+    mean_len = float(ds.lengths.float().mean())
+    plain, bucketed = padded_len(1), padded_len(8)
+    print(f"mean tokens {mean_len:.0f}; batch padded to {plain:.0f} (uniform) vs {bucketed:.0f} (bucketed)")
+    assert bucketed < 0.75 * plain and bucketed < 1.35 * mean_len
+    # still uniform over networks: every network is drawn about equally often
+    counts = torch.bincount(torch.tensor([j for s in range(steps) for j in ds.bucket_indices(s, B, 8)]), minlength=len(ds))
+    expected = steps * B / len(ds)
+    assert counts.min() > 0.4 * expected and counts.max() < 1.8 * expected, (counts.min(), counts.max(), expected)
+
+
+def test_checkpoint_module_sections_and_directories(tmp_path):
+    from nnit.checkpoint import DEFAULT_NAME, load_checkpoint as load_core, save_checkpoint as save_core
+
+    net = torch.nn.Linear(3, 2)
+    run = tmp_path / "run"
+    run.mkdir()
+    path = save_core(run, net, 5, {"a": 1}, meta={"kind": "x"}, sections={"model_config": {"hidden_size": 7}})
+    assert path == run / DEFAULT_NAME
+    ck = load_core(run)
+    assert ck.step == 5 and ck.sections == {"model_config": {"hidden_size": 7}} and ck.path == path
+    with pytest.raises(CheckpointError, match="reserved"):
+        save_core(run, net, 5, {}, sections={"config": {}})
+    with pytest.raises(CheckpointError, match="not an NNiT checkpoint"):
+        load_checkpoint(run)  # another stage's checkpoint

@@ -2,9 +2,14 @@
 
 A checkpoint holds model weights (``model.*``), optionally an EMA copy (``ema.*``), the optimizer
 state (``optim.state.<i>.<key>``, with ``param_groups`` as JSON), any extra tensors of the stage
-(``extra.*``, e.g. a DAgger buffer), the step, and the stage's config as JSON metadata, so a
-resumed run rebuilds its model from the checkpoint alone. No pickle anywhere: a checkpoint is
-safe to receive from someone else.
+(``extra.*``, e.g. a DAgger buffer or an RNG state), the step, and the stage's config as JSON
+metadata, so a resumed run rebuilds its model from the checkpoint alone. A stage may add named JSON
+*sections* (e.g. NNiT's ``model_config``, ``codec``, ``data``), each stored as its own header entry
+so that a reader of the raw safetensors header finds them directly. No pickle anywhere: a checkpoint
+is safe to receive from someone else.
+
+Paths: every function accepts a file or a run directory; a directory means
+``<dir>/checkpoint.safetensors`` (:data:`DEFAULT_NAME`).
 """
 
 from __future__ import annotations
@@ -18,6 +23,9 @@ import torch
 from torch import nn
 
 FORMAT = "nnit.checkpoint/1"
+DEFAULT_NAME = "checkpoint.safetensors"
+"""The file a run directory's checkpoint lives in."""
+_RESERVED = ("format", "step", "config", "param_groups", "has_optimizer", "meta", "sections")
 
 
 class CheckpointError(ValueError):
@@ -35,6 +43,16 @@ class Checkpoint:
     optimizer: dict | None = None
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    sections: dict = field(default_factory=dict)
+    """Named JSON documents the stage stored beside its config (see :func:`save_checkpoint`)."""
+    path: Path | None = None
+    """The file it was read from."""
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """``path`` itself, or ``path/checkpoint.safetensors`` when ``path`` is a directory."""
+    path = Path(path)
+    return path / DEFAULT_NAME if path.is_dir() else path
 
 
 def _optimizer_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list]:
@@ -56,11 +74,21 @@ def save_checkpoint(
     ema: nn.Module | None = None,
     extra: dict[str, torch.Tensor] | None = None,
     meta: dict | None = None,
+    sections: dict | None = None,
 ) -> Path:
-    """Write model / EMA / optimizer / extra tensors and JSON metadata to ``path`` (tmp + rename)."""
+    """Write model / EMA / optimizer / extra tensors and JSON metadata to ``path`` (tmp + rename).
+
+    ``path`` may be a run directory (the file is then ``DEFAULT_NAME`` inside it). ``sections`` maps
+    names to JSON-serializable documents, each written as its own header entry (names must not clash
+    with the format's own keys, e.g. ``config``, ``meta``, ``step``).
+    """
     from safetensors.torch import save_file
 
-    path = Path(path)
+    path = resolve_path(path)
+    sections = dict(sections or {})
+    clash = sorted(set(sections) & set(_RESERVED))
+    if clash:
+        raise CheckpointError(f"checkpoint section names {clash} are reserved by the format")
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     if ema is not None:
@@ -78,7 +106,9 @@ def save_checkpoint(
         "param_groups": json.dumps(groups),
         "has_optimizer": str(optimizer is not None),
         "meta": json.dumps(meta or {}, sort_keys=True),
+        "sections": json.dumps(sorted(sections)),
     }
+    metadata.update({name: json.dumps(doc, sort_keys=True) for name, doc in sections.items()})
     tmp = path.with_name(path.name + ".tmp")
     save_file(tensors, str(tmp), metadata=metadata)
     os.replace(tmp, path)
@@ -86,12 +116,12 @@ def save_checkpoint(
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read a checkpoint written by :func:`save_checkpoint`; clear error on a bad file."""
+    """Read a checkpoint written by :func:`save_checkpoint` (a file or a run directory); clear error on a bad file."""
     from safetensors import safe_open
 
-    path = Path(path)
+    path = resolve_path(path)
     if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist")
+        raise CheckpointError(f"no checkpoint at {path} (the file does not exist)")
     try:
         with safe_open(str(path), framework="pt") as f:
             md = f.metadata() or {}
@@ -120,6 +150,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
         optimizer=optimizer,
         extra=part("extra."),
         meta=json.loads(md.get("meta", "{}")),
+        sections={name: json.loads(md[name]) for name in json.loads(md.get("sections", "[]")) if name in md},
+        path=path,
     )
 
 

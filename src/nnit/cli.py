@@ -60,18 +60,20 @@ def main(argv: list[str] | None = None) -> None:
     import tyro
 
     from nnit.eval.command import eval_command
+    from nnit.experts.command import train_expert_command
     from nnit.analysis.command import analyze_command
+    from nnit.diffusion.command import generate_command, train_command
     from nnit.ghn.command import build_dataset_command, train_ghn_command
 
     commands = {
         "info": info,
         "eval": eval_command,
-        "train-expert": _not_yet("train-expert", 4),
+        "train-expert": train_expert_command,
         "train-ghn": train_ghn_command,
         "build-dataset": build_dataset_command,
         "analyze": analyze_command,
-        "train": _not_yet("train", 5),
-        "generate": _not_yet("generate", 5),
+        "train": train_command,
+        "generate": generate_command,
         "train-baseline": _not_yet("train-baseline", 6),
         "reproduce": _not_yet("reproduce", 6),
     }

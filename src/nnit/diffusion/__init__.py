@@ -3,8 +3,10 @@
 * ``gaussian``   — schedule, q(x_t|x_0), posterior, learned variance, hybrid loss, MoNL, samplers
 * ``arch_codes`` — architecture tokens as fixed +-1 codes for continuous diffusion, nearest-code decoding
 * ``model``      — the NNiT DiT and its size presets (``MODEL_PRESETS``)
-* ``train``      — ``TrainConfig`` / ``TRAIN_PRESETS``, ``train()``, the checkpoint format
+* ``train``      — ``TrainConfig`` / ``TRAIN_PRESETS``, length-bucketed data, ``train()``, NNiT's view of the
+  one checkpoint format (``nnit.checkpoint``)
 * ``sample``     — ``NNiTSampler``: p(w|a) and p(a,w), assembly into ``WeightSet``s
+* ``command``    — the ``nnit train`` and ``nnit generate`` subcommands
 """
 
 from nnit.diffusion.arch_codes import ArchCodec

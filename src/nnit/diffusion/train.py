@@ -1,10 +1,12 @@
 """Training NNiT with the Mixture of Noise Levels (paper Sec. 5.3, Appendix C, Table 7).
 
 ``train(config, data, out_dir)`` runs AdamW (no weight decay) with a cosine LR schedule after a
-linear warmup, gradient clipping, an EMA of the weights, bf16 autocast on CUDA only, tqdm progress
-and TensorBoard scalars (``losses/*``, ``train/*``). Everything needed to continue lives in one
-checkpoint file (``checkpoint.safetensors``: model, EMA, optimizer, data RNG; step, configs and
-data metadata as JSON in the safetensors header — no pickle), written atomically (tmp + rename).
+linear warmup, gradient clipping, an EMA of the weights, bf16 autocast on CUDA only, tqdm progress,
+TensorBoard scalars (``losses/*``, ``train/*``) and ``train_log.jsonl``. Batches are length-bucketed
+(:meth:`NNiTDataset.batch_at`) so padding-free batches stay short. Everything needed to continue
+lives in one checkpoint file in the project's one format (:mod:`nnit.checkpoint`;
+``checkpoint.safetensors``: model, EMA, optimizer, noise RNG; step, configs and data metadata as JSON
+in the safetensors header — no pickle), written atomically (tmp + rename).
 ``train(..., resume=True)`` rebuilds the model from the checkpoint's own config and continues the
 step count, the LR schedule, the data stream and the TensorBoard curve.
 
@@ -25,6 +27,8 @@ from typing import Literal, Optional, Sequence
 import torch
 from torch import nn
 
+from nnit.checkpoint import DEFAULT_NAME, Checkpoint, CheckpointError, restore, save_checkpoint
+from nnit.checkpoint import load_checkpoint as load_core_checkpoint
 from nnit.diffusion.arch_codes import ArchCodec
 from nnit.diffusion.gaussian import GaussianDiffusion, linear_betas, sample_monl_timesteps
 from nnit.diffusion.model import NNiT, NNiTConfig, nnit_config
@@ -33,13 +37,9 @@ from nnit.weights.mlp import WeightSet
 from nnit.weights.normalize import WeightNormalizer
 from nnit.weights.tokenize import PatchGrid, collate_tokens
 
-CHECKPOINT_NAME = "checkpoint.safetensors"
-CHECKPOINT_FORMAT = "nnit.checkpoint/1"
-
-
-class CheckpointError(ValueError):
-    """A checkpoint that is missing, truncated or not an NNiT checkpoint."""
-
+CHECKPOINT_NAME = DEFAULT_NAME
+CHECKPOINT_KIND = "nnit"
+"""``meta["kind"]`` of an NNiT checkpoint (the GHN's is "ghn_ensemble")."""
 
 # ============================================================================ config
 @dataclass(frozen=True)
@@ -88,6 +88,9 @@ class TrainConfig:
     """bf16 autocast when training on CUDA (never on CPU)."""
     seed: int = 0
     """Seed of the model init and of the data / noise stream."""
+    bucket_pool: int = 8
+    """Length bucketing: networks are drawn in pools of ``bucket_pool`` batches, sorted by token count and
+    cut into batches, so a batch pads little (``NNiTDataset.batch_at``); 1 = independent uniform batches."""
     log_every: int = 10
     """TensorBoard logging interval (steps)."""
     ckpt_every: int = 500
@@ -152,7 +155,20 @@ class NNiTBatch:
 
 
 class NNiTDataset:
-    """Normalized weight sets (one per architecture, N networks each), tokenized once, sampled uniformly per network."""
+    """Normalized weight sets (one per architecture, N networks each), tokenized once.
+
+    Two ways to draw a batch, both picking every network uniformly (with replacement):
+
+    * :meth:`sample` — B independent uniform picks from ``generator``; the batch is padded to its
+      longest network.
+    * :meth:`batch_at` — **length-bucketed** and stateless: for pool ``j = step // pool_batches`` a
+      generator seeded by ``(seed, j)`` draws ``pool_batches * B`` uniform picks, sorts them by token
+      count (stable, so ties keep their random order) and cuts them into ``pool_batches`` batches,
+      served in a random order. Each network is still a uniform draw, but a batch holds networks of
+      similar length, so valid-mode batches carry little padding (the paper's architectures: a random
+      batch of 16 pads to ~224 tokens, a pool of 8 batches to ~136; the mean is ~121). Being a pure
+      function of the step, the stream resumes exactly without any saved state.
+    """
 
     def __init__(self, sets: Sequence[WeightSet], grid: PatchGrid, mode: str, codec: ArchCodec) -> None:
         if not sets:
@@ -162,12 +178,32 @@ class NNiTDataset:
         self.codes = [codec.encode(ws.arch) for ws in sets]  # raises for widths outside the vocabulary
         self.index = [(i, k) for i, t in enumerate(self.tokens) for k in range(t.values.shape[0])]
         self.archs = [ws.arch for ws in sets]
+        self.lengths = torch.tensor([self.tokens[i].num_tokens for i, _ in self.index])  # (N_total,)
 
     def __len__(self) -> int:
         return len(self.index)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> NNiTBatch:
+        """B uniform picks from ``generator`` (no bucketing)."""
         picks = torch.randint(len(self.index), (batch_size,), generator=generator).tolist()
+        return self.collate(picks)
+
+    def bucket_indices(self, step: int, batch_size: int, pool_batches: int, seed: int = 0) -> list[int]:
+        """The networks of batch ``step`` of the length-bucketed stream (see the class docstring)."""
+        pool_batches = max(int(pool_batches), 1)
+        pool, slot = divmod(int(step), pool_batches)
+        g = torch.Generator().manual_seed((int(seed) * 1_000_003 + pool) % (2**63))
+        picks = torch.randint(len(self.index), (pool_batches * batch_size,), generator=g)  # (K*B,)
+        order = torch.sort(self.lengths[picks], stable=True).indices
+        batches = picks[order].view(pool_batches, batch_size)  # (K, B), rows of similar length
+        return batches[torch.randperm(pool_batches, generator=g)[slot]].tolist()
+
+    def batch_at(self, step: int, batch_size: int, pool_batches: int = 8, seed: int = 0) -> NNiTBatch:
+        """Batch ``step`` of the length-bucketed stream; ``pool_batches = 1`` is plain uniform sampling."""
+        return self.collate(self.bucket_indices(step, batch_size, pool_batches, seed))
+
+    def collate(self, picks: Sequence[int]) -> NNiTBatch:
+        """The networks ``picks`` (indices into :attr:`index`) as one batch, padded to the longest."""
         items, codes = [], []
         for j in picks:
             i, k = self.index[j]
@@ -175,9 +211,9 @@ class NNiTDataset:
             items.append(type(t)(t.arch, t.mode, t.values[k : k + 1], t.positions, t.element_mask))
             codes.append(self.codes[i])
         tb = collate_tokens(items)
-        S = max(c.shape[0] for c in codes)
-        arch_codes = torch.zeros(batch_size, S, self.codec.dim)
-        arch_mask = torch.zeros(batch_size, S, dtype=torch.bool)
+        B, S = len(picks), max(c.shape[0] for c in codes)
+        arch_codes = torch.zeros(B, S, self.codec.dim)
+        arch_mask = torch.zeros(B, S, dtype=torch.bool)
         for b, c in enumerate(codes):
             arch_codes[b, : c.shape[0]] = c
             arch_mask[b, : c.shape[0]] = True
@@ -210,8 +246,13 @@ def nnit_losses(
 
 # ============================================================================ checkpoint
 @dataclass
-class Checkpoint:
-    """The content of one checkpoint file."""
+class NNiTCheckpoint:
+    """NNiT's reading of a checkpoint in the project's one format (:mod:`nnit.checkpoint`).
+
+    The file holds ``model.*``, ``ema.*``, ``optim.*`` and ``extra.rng`` (the data / noise generator)
+    tensors; the header holds the step, the :class:`TrainConfig` (``config``) and three JSON sections:
+    ``model_config`` (:class:`NNiTConfig`), ``codec`` (:class:`ArchCodec`) and ``data`` (task, dims,
+    training architectures, normalizer; see :func:`data_metadata`)."""
 
     config: TrainConfig
     model_config: NNiTConfig
@@ -222,93 +263,28 @@ class Checkpoint:
     optimizer: Optional[dict]
     rng: Optional[torch.Tensor]
     data: dict
+    raw: Checkpoint
+    """The format-level checkpoint (for :func:`nnit.checkpoint.restore`)."""
 
 
-def _optimizer_to_flat(state: dict) -> tuple[dict[str, torch.Tensor], str]:
-    tensors, scalars = {}, {}
-    for pid, st in state["state"].items():
-        for k, v in st.items():
-            if torch.is_tensor(v):
-                tensors[f"optim.{pid}.{k}"] = v.detach().contiguous().cpu()
-            else:
-                scalars[f"{pid}.{k}"] = v
-    return tensors, json.dumps({"param_groups": state["param_groups"], "scalars": scalars})
-
-
-def _optimizer_from_flat(tensors: dict[str, torch.Tensor], meta: str) -> dict:
-    info = json.loads(meta)
-    state: dict[int, dict] = {}
-    for name, v in tensors.items():
-        _, pid, k = name.split(".", 2)
-        state.setdefault(int(pid), {})[k] = v
-    for key, v in info["scalars"].items():
-        pid, k = key.split(".", 1)
-        state.setdefault(int(pid), {})[k] = v
-    return {"state": state, "param_groups": info["param_groups"]}
-
-
-def save_checkpoint(
-    path: str | os.PathLike, *, config: TrainConfig, model: nn.Module, ema: nn.Module, codec: ArchCodec, step: int,
-    optimizer: Optional[torch.optim.Optimizer] = None, rng: Optional[torch.Generator] = None, data: Optional[dict] = None,
-) -> Path:
-    """Write the one checkpoint format atomically: safetensors tensors + JSON metadata (no pickle)."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {f"model.{k}": v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    tensors.update({f"ema.{k}": v.detach().contiguous().cpu() for k, v in ema.state_dict().items()})
-    meta = {
-        "format": CHECKPOINT_FORMAT,
-        "step": str(int(step)),
-        "config": json.dumps(config.to_dict()),
-        "model_config": json.dumps(model.config.to_dict()),
-        "codec": json.dumps(codec.to_dict()),
-        "data": json.dumps(data or {}),
-    }
-    if optimizer is not None:
-        opt_tensors, meta["optimizer"] = _optimizer_to_flat(optimizer.state_dict())
-        tensors.update(opt_tensors)
-    if rng is not None:
-        tensors["rng.data"] = rng.get_state()
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=meta)
-    os.replace(tmp, path)
-    return path
-
-
-def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
-    """Read a file written by :func:`save_checkpoint` (never unpickles)."""
-    from safetensors import safe_open
-
-    path = Path(path)
-    if path.is_dir():
-        path = path / CHECKPOINT_NAME
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        with safe_open(str(path), framework="pt") as f:
-            meta = f.metadata() or {}
-            if meta.get("format") != CHECKPOINT_FORMAT:
-                raise CheckpointError(f"{path} is not an NNiT checkpoint (format {meta.get('format')!r})")
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except CheckpointError:
-        raise
-    except Exception as err:  # SafetensorError / OSError on truncated files
-        raise CheckpointError(f"cannot read checkpoint {path}: {err}") from None
-    group = lambda prefix: {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # noqa: E731
-    opt_tensors = {k: v for k, v in tensors.items() if k.startswith("optim.")}
-    opt = _optimizer_from_flat(opt_tensors, meta["optimizer"]) if "optimizer" in meta else None
-    return Checkpoint(
-        config=TrainConfig.from_dict(json.loads(meta["config"])),
-        model_config=NNiTConfig.from_dict(json.loads(meta["model_config"])),
-        codec=ArchCodec.from_dict(json.loads(meta["codec"])),
-        step=int(meta["step"]),
-        model=group("model."),
-        ema=group("ema."),
-        optimizer=opt,
-        rng=tensors.get("rng.data"),
-        data=json.loads(meta.get("data", "{}")),
+def load_checkpoint(path: str | os.PathLike) -> NNiTCheckpoint:
+    """Read an NNiT checkpoint (a file or a run directory); :class:`CheckpointError` when it is missing,
+    unreadable, or another stage's checkpoint. Never unpickles."""
+    ck = load_core_checkpoint(path)
+    if ck.meta.get("kind") != CHECKPOINT_KIND or not {"model_config", "codec"} <= set(ck.sections):
+        raise CheckpointError(f"{ck.path} is not an NNiT checkpoint (kind {ck.meta.get('kind')!r}; "
+                              "an NNiT checkpoint comes from 'nnit train')")
+    return NNiTCheckpoint(
+        config=TrainConfig.from_dict(ck.config),
+        model_config=NNiTConfig.from_dict(ck.sections["model_config"]),
+        codec=ArchCodec.from_dict(ck.sections["codec"]),
+        step=ck.step,
+        model=ck.model,
+        ema=ck.ema or {},
+        optimizer=ck.optimizer,
+        rng=ck.extra.get("rng"),
+        data=ck.sections.get("data", {}),
+        raw=ck,
     )
 
 
@@ -348,12 +324,14 @@ def train(
     device: str | torch.device | None = None,
     progress: bool = True,
     stop_after: Optional[int] = None,
+    info: Optional[dict] = None,
 ) -> TrainResult:
     """Train (or continue) an NNiT on normalized weight sets; see the module docstring.
 
     With ``resume`` and an existing checkpoint in ``out_dir``, the model size, codec and every other
     setting come from the checkpoint; only ``config.steps`` (the total) is taken from the caller.
     ``stop_after`` ends the call after that many steps (a simulated kill; the checkpoint stays resumable).
+    ``info`` (e.g. task name, control mode, dataset path) is stored in the checkpoint's ``data`` section.
     """
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
@@ -377,24 +355,26 @@ def train(
     gen = torch.Generator().manual_seed(config.seed)
     step = 0
     if ckpt is not None:
-        model.load_state_dict(ckpt.model)
-        ema.load_state_dict(ckpt.ema)
-        if ckpt.optimizer is not None:
-            opt.load_state_dict(ckpt.optimizer)
+        restore(ckpt.raw, model, opt, ema)
         if ckpt.rng is not None:
-            gen.set_state(ckpt.rng)
+            gen.set_state(ckpt.rng.to(torch.uint8))
         step = ckpt.step
     grid = PatchGrid(config.patch_size, config.max_width)
     dataset = NNiTDataset(data, grid, config.token_mode, codec)
     diffusion = GaussianDiffusion(linear_betas(config.num_timesteps))
-    meta = data_metadata(data, normalizer)
+    meta = {**data_metadata(data, normalizer), **(info or {})}
     use_bf16 = config.bf16 and device.type == "cuda"
     writer = SummaryWriter(str(out / "tb"), purge_step=step)
+    log_path = out / "train_log.jsonl"  # the logged steps as JSON lines; a resumed run drops lines past its checkpoint
+    if log_path.exists():
+        kept = [ln for ln in log_path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
+        log_path.write_text("".join(ln + "\n" for ln in kept))
     (out / "train_config.json").write_text(json.dumps(config.to_dict(), indent=1))
 
     def _save(s: int) -> Path:
-        return save_checkpoint(ckpt_path, config=config, model=model, ema=ema, codec=codec, step=s,
-                               optimizer=opt, rng=gen, data=meta)
+        return save_checkpoint(ckpt_path, model, s, config.to_dict(), optimizer=opt, ema=ema,
+                               extra={"rng": gen.get_state()}, meta={"kind": CHECKPOINT_KIND},
+                               sections={"model_config": model.config.to_dict(), "codec": codec.to_dict(), "data": meta})
 
     start, end = step, config.steps if stop_after is None else min(config.steps, step + stop_after)
     history: list[dict] = []
@@ -405,7 +385,7 @@ def train(
         lr = lr_at(step, config)
         for g in opt.param_groups:
             g["lr"] = lr
-        batch = dataset.sample(config.batch_size, gen).to(device)
+        batch = dataset.batch_at(step, config.batch_size, config.bucket_pool, config.seed).to(device)
         ts = sample_monl_timesteps(config.batch_size, config.num_timesteps, config.p_joint, config.monl_per, gen, device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             losses = nnit_losses(model, diffusion, batch, ts.t_a, ts.t_w, gen, config.parameterization)
@@ -426,6 +406,8 @@ def train(
             writer.add_scalar("train/grad_norm", float(grad_norm), done)
             writer.add_scalar("train/steps_per_sec", (done - start) / (time.perf_counter() - t0), done)
             bar.set_postfix(loss=f"{rec['total']:.4f}")
+            with log_path.open("a") as fh:
+                fh.write(json.dumps(rec) + "\n")
         if done % config.ckpt_every == 0 and done != end:
             _save(done)
     path = _save(end)

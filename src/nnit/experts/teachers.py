@@ -23,6 +23,7 @@ reported in the README / the issue's closing note.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
@@ -475,12 +476,23 @@ def teacher_tasks() -> tuple[str, ...]:
     return tuple(_SCRIPTED)
 
 
-def get_teacher(task: str, **overrides) -> Teacher:
+def get_teacher(task: str, checkpoint: str | os.PathLike | None = None, **overrides) -> Teacher:
     """The scripted teacher for ``task``; ``overrides`` replace its dataclass fields (gains...).
 
-    A PPO expert (any object with ``spec`` and a deterministic ``__call__``) can be used wherever
-    this returns a teacher.
+    With ``checkpoint`` (a PPO expert's checkpoint file or run directory, from ``nnit
+    train-expert``) the trained actor is returned instead (:class:`nnit.experts.ppo.PPOActorTeacher`;
+    its ``spec`` carries the checkpoint's control mode). Any object with ``spec`` and a
+    deterministic ``__call__`` can be used wherever this returns a teacher.
     """
+    if checkpoint is not None:
+        if overrides:
+            raise ValueError(f"overrides {sorted(overrides)} apply to scripted teachers, not to a PPO checkpoint")
+        from nnit.experts.ppo import PPOActorTeacher
+
+        teacher = PPOActorTeacher.from_checkpoint(checkpoint)
+        if teacher.spec.task != task:
+            raise ValueError(f"{checkpoint} holds a {teacher.spec.task} expert, not {task}")
+        return teacher
     try:
         cls = _SCRIPTED[task]
     except KeyError:

@@ -101,7 +101,7 @@ def build_dataset(
         todo = todo[:limit_archs]
     index_path = out / "index.json"
     cfg_json = json.loads(json.dumps(asdict(cfg)))
-    index = json.loads(index_path.read_text()) if index_path.exists() else {"task": task.name, "config": cfg_json, "architectures": {}}
+    index = json.loads(index_path.read_text()) if index_path.exists() else {"task": task.name, "control_mode": getattr(task, "control_mode", None), "config": cfg_json, "architectures": {}}
     if index["config"] != cfg_json or index["task"] != task.name:
         raise ValueError(f"{out} was built with another dataset config; use a fresh --out directory")
     t_start = time.perf_counter()
@@ -114,7 +114,8 @@ def build_dataset(
         bar = tqdm(todo, desc=f"dataset {task.name}", unit="arch", disable=not progress)
         for role, hidden in bar:
             key = ",".join(map(str, hidden))
-            if key in index["architectures"] and (out / "shards" / shard_name(hidden)).exists():
+            done = index["architectures"].get(key)
+            if done is not None and (done["num_kept"] == 0 or (out / "shards" / shard_name(hidden)).exists()):
                 continue
             arch = Architecture(task.input_dim, hidden, task.output_dim)
             t0 = time.perf_counter()

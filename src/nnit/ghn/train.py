@@ -219,7 +219,10 @@ def train_ghn_ensemble(
     source = DaggerDistillation(task, cfg, num_workers) if task.kind == "robot" else ImageDistillation(task, data_dir)
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
-        if config_from_dict(ck.config["train"]) != cfg:
+        saved = config_from_dict(ck.config["train"])
+        # a run may be extended (more iterations; the LR schedule stretches to the new length),
+        # but every other setting must match the checkpoint's
+        if replace(saved, iterations=cfg.iterations, checkpoint_every=cfg.checkpoint_every) != cfg:
             raise ValueError(f"{ckpt_path} was trained with another config; use a fresh --out directory")
         restore(ck, model, opt)
         start_it = ck.step

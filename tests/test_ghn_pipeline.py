@@ -1,0 +1,93 @@
+"""The data engine end to end at the `tiny` preset: GHN training (DAgger / supervised), resume,
+dataset building with filtering and resume, and the alignment study — through the real CLI."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from nnit.cli import main as nnit_main
+from nnit.ghn.dataset import iter_dataset
+from nnit.ghn.train import load_ghn_ensemble
+from nnit.weights import WeightNormalizer
+
+
+def run_cli(*args: str) -> None:
+    try:
+        nnit_main(list(args))
+    except SystemExit as err:  # tyro exits 0 after a command on some paths
+        if err.code not in (0, None):
+            raise
+
+
+@pytest.mark.slow
+def test_fashion_mnist_ghn_dataset_alignment(tmp_path):
+    ghn_dir = tmp_path / "ghn"
+    run_cli("train-ghn", "--task", "FashionMNIST", "--preset", "tiny", "--iterations", "2", "--out", str(ghn_dir), "--no-progress")
+    log = [json.loads(l) for l in (ghn_dir / "train_log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in log] == [1, 2]
+    # resume: asking for more iterations continues from the checkpoint (no repeated iterations)
+    run_cli("train-ghn", "--task", "FashionMNIST", "--preset", "tiny", "--iterations", "4", "--out", str(ghn_dir), "--no-progress")
+    log = [json.loads(l) for l in (ghn_dir / "train_log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in log] == [1, 2, 3, 4]
+    assert all(torch.isfinite(torch.tensor(r["loss_mean"])) for r in log)
+
+    ds = tmp_path / "dataset"
+    ckpt = ghn_dir / "ghn.safetensors"
+    run_cli("build-dataset", "--ghn", str(ckpt), "--preset", "tiny", "--out", str(ds), "--limit-archs", "2", "--no-progress")
+    index = json.loads((ds / "index.json").read_text())
+    assert len(index["architectures"]) == 2
+    for rec in index["architectures"].values():
+        assert len(rec["candidates"]) == 2  # one per GHN member
+        assert rec["num_kept"] == sum(c["kept"] for c in rec["candidates"])
+        assert all(c["passed"] == (c["accuracy"] >= 0.7) for c in rec["candidates"])
+    # resume: a rerun with more architectures keeps the finished ones and adds the rest
+    before = (ds / "index.json").read_text()
+    run_cli("build-dataset", "--ghn", str(ckpt), "--preset", "tiny", "--out", str(ds), "--limit-archs", "3", "--no-progress")
+    index2 = json.loads((ds / "index.json").read_text())
+    assert len(index2["architectures"]) == 3
+    for key, rec in json.loads(before)["architectures"].items():
+        assert index2["architectures"][key] == rec
+
+    out = tmp_path / "align"
+    run_cli("analyze", "alignment", "--ghn", str(ckpt), "--preset", "tiny", "--out", str(out), "--no-progress")
+    rep = json.loads((out / "alignment.json").read_text())
+    assert set(rep["sets"]) == {"GHN", "SGD"}
+    assert (out / "alignment_heatmaps.png").stat().st_size > 1000
+
+
+def test_dataset_filter_keeps_best_passing(tmp_path):
+    """Kept = the best passing candidates, ranked by the primary metric; normalizer fitted on train."""
+    from dataclasses import replace
+
+    from nnit.ghn.dataset import DATASET_PRESETS, passes_filter
+    from nnit.tasks.registry import get_task
+
+    push = get_task("PushCube-v1")
+    assert passes_filter(push, {"success_rate": 0.9, "mean_return": 35.0}, DATASET_PRESETS["cpu"])
+    assert not passes_filter(push, {"success_rate": 0.89, "mean_return": 40.0}, DATASET_PRESETS["cpu"])
+    assert not passes_filter(push, {"success_rate": 1.0, "mean_return": 34.9}, DATASET_PRESETS["cpu"])
+    stack = get_task("StackCubeEasy-v1")
+    assert passes_filter(stack, {"success_rate": 0.8, "mean_return": 30.0}, DATASET_PRESETS["cpu"])
+    fm = get_task("FashionMNIST")
+    assert passes_filter(fm, {"accuracy": 0.75}, replace(DATASET_PRESETS["cpu"], min_accuracy=0.7))
+
+
+@pytest.mark.sim
+@pytest.mark.slow
+def test_pushcube_dagger_tiny(tmp_path):
+    ghn_dir = tmp_path / "ghn"
+    run_cli("train-ghn", "--task", "PushCube-v1", "--preset", "tiny", "--out", str(ghn_dir), "--workers", "1", "--no-progress")
+    log = [json.loads(l) for l in (ghn_dir / "train_log.jsonl").read_text().splitlines()]
+    assert log[0]["beta"] == 1.0 and log[1]["beta"] == pytest.approx(0.97)
+    assert log[-1]["buffer"] == 50 * len(log)  # one 50-step episode per iteration at the tiny preset
+    assert log[-1]["loss_mean"] < log[0]["loss_mean"]
+    model, conf = load_ghn_ensemble(ghn_dir / "ghn.safetensors")
+    assert conf["control_mode"] == "pd_ee_delta_pos" and model.k == 2
+    ds = tmp_path / "dataset"
+    run_cli("build-dataset", "--ghn", str(ghn_dir / "ghn.safetensors"), "--preset", "tiny", "--out", str(ds),
+            "--limit-archs", "1", "--workers", "1", "--no-progress")
+    rec = next(iter(json.loads((ds / "index.json").read_text())["architectures"].values()))
+    assert len(rec["candidates"]) == 2 and all(len(c) >= 5 for c in rec["candidates"])
