@@ -118,7 +118,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "tiny": TrainConfig(model="NNiT-XS", steps=200, batch_size=8, lr=1e-3, min_lr=1e-4, warmup_steps=20,
                         ema_decay=0.95, log_every=10, ckpt_every=100),
     # the 2-core reference run (<= 60 min): NNiT-Ti, valid tokens, batch 16 measured ~0.8 s/step on a loaded
-    # 2-core machine (bench_nnit.py), so ~5k steps; raise ``steps`` where the machine is faster
+    # 2-core machine before length bucketing, ~0.2-0.26 s/step with it (bench_nnit.py, 1 thread), so 5k steps
+    # leave headroom; raise ``steps`` where the machine is faster
     "cpu": TrainConfig(model="NNiT-Ti", steps=5000, batch_size=16, lr=3e-4, min_lr=3e-5, warmup_steps=200,
                        ema_decay=0.999, ckpt_every=500),
     # paper Table 7: 1000 epochs of 6,400 policies at batch 16 = 400k steps; model size is not given
