@@ -57,7 +57,9 @@ class GHNConfig:
     decoder_channels: int = 16
     """Channels of the CNN decoder's feature maps."""
     decoder_base: int = 8
-    """Side of the decoder's first feature map; C / decoder_base must be a power of two."""
+    """Side of the decoder's first feature map."""
+    decoder_shuffle: int = 4
+    """Pixel-shuffle factor of the decoder's head; C = decoder_base x decoder_shuffle x 2^n."""
     fourier_features: int = 8
     """Number of frequencies used to encode a layer's (out, in) shape."""
 
@@ -96,24 +98,35 @@ class EnsembleGRUCell(nn.Module):
 
 
 class EnsembleCNNDecoder(nn.Module):
-    """K independent CNN decoders: embedding (K, M, d) -> canvas (K, M, C, C)."""
+    """K independent CNN decoders: embedding (K, M, d) -> canvas (K, M, C, C).
+
+    ``fc`` -> (ch, base, base) feature map -> resize-convolutions (nearest x2 upsampling + 3x3
+    conv + SiLU) up to ``C / shuffle`` -> a 3x3 conv to ``1 + shuffle^2`` channels: the first is
+    bilinearly upsampled (a smooth field), the others are pixel-shuffled (detail), their sum is the
+    ``C x C`` canvas. Resize-convolutions rather than strided transposed convolutions, which
+    paint checkerboard artefacts (measured: negative lag-1 correlation of neighbouring weights);
+    the pixel-shuffle head keeps every convolution at <= C/4 resolution (measured ~4x cheaper
+    than convolving at full resolution on CPU) while neighbouring weights still come from shared
+    features.
+    """
 
     def __init__(self, k: int, cfg: GHNConfig, generator: torch.Generator | None = None) -> None:
         super().__init__()
-        ups = int(round(math.log2(cfg.canvas / cfg.decoder_base)))
-        if cfg.decoder_base * 2**ups != cfg.canvas:
-            raise ValueError(f"canvas {cfg.canvas} must be decoder_base {cfg.decoder_base} times a power of two")
-        self.k, self.ch, self.base = k, cfg.decoder_channels, cfg.decoder_base
+        low = cfg.canvas // cfg.decoder_shuffle
+        ups = int(round(math.log2(max(low, 1) / cfg.decoder_base)))
+        if cfg.canvas % cfg.decoder_shuffle or ups < 0 or cfg.decoder_base * 2**ups != low:
+            raise ValueError(
+                f"canvas {cfg.canvas} must be decoder_base {cfg.decoder_base} x decoder_shuffle "
+                f"{cfg.decoder_shuffle} x a power of two"
+            )
+        self.k, self.ch, self.base, self.shuffle = k, cfg.decoder_channels, cfg.decoder_base, cfg.decoder_shuffle
         self.fc = EnsembleLinear(k, cfg.hidden_dim, cfg.decoder_channels * cfg.decoder_base**2, generator)
         kc = k * cfg.decoder_channels
-        # resize-convolutions (nearest x2 upsampling + 3x3 conv), not strided transposed convs: the
-        # latter paint checkerboard artefacts (measured: negative lag-1 correlation of neighbouring
-        # weights); all but the last keep `ch` channels, the last paints the single-channel canvas
-        self.ups = nn.ModuleList(
-            nn.Conv2d(kc, kc if j < ups - 1 else k, 3, padding=1, groups=k) for j in range(ups)
-        )
+        self.ups = nn.ModuleList(nn.Conv2d(kc, kc, 3, padding=1, groups=k) for _ in range(ups))
+        # per member: 1 coarse channel (bilinearly upsampled: smooth) + shuffle^2 detail channels
+        self.head = nn.Conv2d(kc, k * (cfg.decoder_shuffle**2 + 1), 3, padding=1, groups=k)
         if generator is not None:  # seeded init of the conv layers (member-specific through the generator stream)
-            for conv in self.ups:
+            for conv in [*self.ups, self.head]:
                 bound = 1.0 / math.sqrt(conv.weight[0].numel())
                 with torch.no_grad():
                     conv.weight.copy_((torch.rand(conv.weight.shape, generator=generator) * 2 - 1) * bound)
@@ -121,13 +134,18 @@ class EnsembleCNNDecoder(nn.Module):
 
     def forward(self, e: torch.Tensor) -> torch.Tensor:
         K, M, _ = e.shape
+        s = self.shuffle
         x = self.fc(e)  # (K, M, ch*base*base)
         x = x.reshape(K, M, self.ch, self.base, self.base).permute(1, 0, 2, 3, 4)  # (M, K, ch, b, b)
         x = x.reshape(M, K * self.ch, self.base, self.base)  # (M, K*ch, b, b)
-        for up in self.ups[:-1]:
-            x = F.silu(up(F.interpolate(x, scale_factor=2.0, mode="nearest")))  # (M, K*ch, 2s, 2s)
-        x = self.ups[-1](F.interpolate(x, scale_factor=2.0, mode="nearest"))  # (M, K, C, C)
-        return x.permute(1, 0, 2, 3)  # (K, M, C, C)
+        for up in self.ups:
+            x = F.silu(up(F.interpolate(x, scale_factor=2.0, mode="nearest")))  # (M, K*ch, 2h, 2h)
+        x = self.head(x)  # (M, K*(s*s+1), C/s, C/s)
+        h = x.shape[-1]
+        x = x.reshape(M * K, s * s + 1, h, h)  # (M*K, s*s+1, C/s, C/s)
+        coarse = F.interpolate(x[:, :1], scale_factor=float(s), mode="bilinear", align_corners=False)  # (M*K, 1, C, C)
+        detail = F.pixel_shuffle(x[:, 1:], s)  # (M*K, 1, C, C)
+        return (coarse + detail).reshape(M, K, h * s, h * s).permute(1, 0, 2, 3)  # (K, M, C, C)
 
 
 # ======================================================================= the GHN
@@ -267,8 +285,8 @@ def _clone_empty(m: nn.Module, k: int) -> nn.Module:
         return EnsembleGRUCell(k, m.hh.weight.shape[1])
     if isinstance(m, EnsembleCNNDecoder):
         cfg = GHNConfig(
-            hidden_dim=m.fc.weight.shape[1], canvas=m.base * 2 ** len(m.ups), decoder_channels=m.ch,
-            decoder_base=m.base,
+            hidden_dim=m.fc.weight.shape[1], canvas=m.base * 2 ** len(m.ups) * m.shuffle, decoder_channels=m.ch,
+            decoder_base=m.base, decoder_shuffle=m.shuffle,
         )
         return EnsembleCNNDecoder(k, cfg)
     raise TypeError(type(m))

@@ -83,8 +83,8 @@ GHN_PRESETS: dict[str, GHNTrainConfig] = {
         ghn=GHNConfig(hidden_dim=16, decoder_channels=4),
     ),
     "cpu": GHNTrainConfig(
-        ensemble_size=16, iterations=60, updates_per_iteration=8, meta_batch=4, batch_size=128,
-        buffer_size=200_000, episodes_per_iteration=2, checkpoint_every=5,
+        ensemble_size=16, iterations=100, updates_per_iteration=16, meta_batch=4, batch_size=256,
+        buffer_size=200_000, episodes_per_iteration=4, checkpoint_every=5,
         ghn=GHNConfig(hidden_dim=32, decoder_channels=8),
     ),
     "paper": GHNTrainConfig(
