@@ -121,3 +121,35 @@ def test_rollout_video(tmp_path):
     assert (tmp_path / "clip.gif").stat().st_size > 1000 and info["frames"] == 51
     ref = evaluate("PushCube-v1", ws[1], episodes=1, base_seed=10, num_workers=0, progress=False)
     assert info["return"] == pytest.approx(float(ref.per_episode["return"][0, 0]))  # rendering does not change the physics
+
+
+def _ppo_checkpoint(out_dir, task: str = "PushCube-v1"):
+    """A tiny (untrained, big-output) PPO expert saved as ``nnit train-expert`` saves one."""
+    from dataclasses import replace
+
+    from nnit.experts.ppo import PPO_PRESETS, PPOAgent, save_ppo_checkpoint
+
+    torch.manual_seed(0)
+    spec = get_task(task)
+    agent = PPOAgent(spec.obs_dim, spec.action_dim, hidden=(16, 16, 16))
+    with torch.no_grad():
+        agent.actor_mean[-1].weight.mul_(300)  # big actions: the arm moves
+    save_ppo_checkpoint(out_dir, agent, replace(PPO_PRESETS["tiny"], hidden=(16, 16, 16)), spec, step=1, iteration=1)
+    return WeightSet.load(out_dir / "actor.safetensors")
+
+
+def test_dagger_collect_with_a_ppo_teacher(tmp_path):
+    """With beta = 1 every step executes the PPO teacher: the visited states are the actor's own episode."""
+    from nnit.eval.harness import CPUEvaluator
+
+    actor = _ppo_checkpoint(tmp_path)
+    student = _nets("PushCube-v1", 1)
+    with CPUEvaluator("PushCube-v1", num_workers=0) as ev:
+        states, stats = ev.collect([student, student], [5, 6], beta=1.0, mix_seed=0, teacher_checkpoint=tmp_path)
+        assert len(states) == 2 and states[0].shape == (50, 35) and stats["episodes"] == 2
+        assert list(ev._teachers) == [("PushCube-v1", str(tmp_path))]  # loaded once, cached by (task, checkpoint)
+        ref: list = []
+        ret, _, _ = run_episode(ev._env, actor, seed=5, steps=50, record=ref)
+        np.testing.assert_allclose(states[0], np.stack(ref), atol=1e-5)
+        mixed, _ = ev.collect([student], [5], beta=0.0, mix_seed=0, teacher_checkpoint=tmp_path)  # the student alone
+    assert np.abs(mixed[0] - states[0]).max() > 1e-3

@@ -91,3 +91,35 @@ def test_pushcube_dagger_tiny(tmp_path):
             "--limit-archs", "1", "--workers", "1", "--no-progress")
     rec = next(iter(json.loads((ds / "index.json").read_text())["architectures"].values()))
     assert len(rec["candidates"]) == 2 and all(len(c) >= 5 for c in rec["candidates"])
+
+
+@pytest.mark.sim
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_dagger_with_a_ppo_teacher_is_stored_and_resumed(tmp_path, capsys):
+    """--teacher-checkpoint: auto control mode = the expert's, stored in the GHN checkpoint, kept on resume."""
+    from dataclasses import replace
+
+    from nnit.experts.ppo import PPO_PRESETS, PPOAgent, save_ppo_checkpoint
+    from nnit.tasks.registry import get_task
+
+    spec = get_task("PushCube-v1")  # pd_joint_delta_pos, unlike the scripted teacher's pd_ee_delta_pos
+    torch.manual_seed(0)
+    expert = tmp_path / "expert"
+    save_ppo_checkpoint(expert, PPOAgent(spec.obs_dim, spec.action_dim, hidden=(16, 16, 16)),
+                        replace(PPO_PRESETS["tiny"], hidden=(16, 16, 16)), spec, step=1, iteration=1)
+    ghn_dir = tmp_path / "ghn"
+    common = ("train-ghn", "--task", "PushCube-v1", "--preset", "tiny", "--out", str(ghn_dir), "--workers", "0", "--no-progress")
+    run_cli(*common, "--iterations", "1", "--teacher-checkpoint", str(expert))
+    _, conf = load_ghn_ensemble(ghn_dir / "ghn.safetensors")
+    assert conf["teacher_checkpoint"] == str(expert) and conf["control_mode"] == "pd_joint_delta_pos"
+    run_cli(*common, "--iterations", "2")  # resumed without the flag: same teacher, same control mode
+    _, conf = load_ghn_ensemble(ghn_dir / "ghn.safetensors")
+    assert conf["teacher_checkpoint"] == str(expert) and conf["control_mode"] == "pd_joint_delta_pos"
+    log = [json.loads(line) for line in (ghn_dir / "train_log.jsonl").read_text().splitlines()]
+    assert [r["iteration"] for r in log] == [1, 2] and log[-1]["buffer"] == 100
+    other = tmp_path / "other"
+    save_ppo_checkpoint(other, PPOAgent(spec.obs_dim, spec.action_dim, hidden=(16, 16, 16)),
+                        replace(PPO_PRESETS["tiny"], hidden=(16, 16, 16)), spec, step=1, iteration=1)
+    with pytest.raises(SystemExit):
+        run_cli(*common, "--iterations", "3", "--teacher-checkpoint", str(other))
+    assert "another teacher" in capsys.readouterr().err

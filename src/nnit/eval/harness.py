@@ -40,6 +40,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 import torch
 
+from nnit.eval.workers import WorkerPool, _start_method, default_num_workers  # noqa: F401  (re-exported)
 from nnit.tasks.registry import ImageTaskSpec, RobotTaskSpec, TaskSpec, check_fits, get_task, resolve_sim_backend
 from nnit.weights.mlp import WeightSet
 
@@ -204,17 +205,21 @@ def run_episode(
 
 
 def run_dagger_job(env, task: RobotTaskSpec, job: tuple, teachers: dict) -> tuple:
-    """One beta-mixed, recorded episode: ``job = (arch_dict, arrays, seed, beta, mix_seed)``.
+    """One beta-mixed, recorded episode: ``job = (arch_dict, arrays, seed, beta, mix_seed, teacher_checkpoint)``.
 
+    The teacher is the task's scripted one, or with ``teacher_checkpoint`` (a path; may be left off
+    the tuple) the PPO actor saved there; ``teachers`` caches them by (task, checkpoint).
     Returns (return, success_once, success_at_end, states (steps, obs_dim) float32)."""
     from nnit.experts.teachers import get_teacher
 
-    arch, arrays, seed, beta, mix_seed = job
-    if task.name not in teachers:
-        teachers[task.name] = get_teacher(task.name)
+    arch, arrays, seed, beta, mix_seed, *rest = job
+    checkpoint = rest[0] if rest else None
+    key = (task.name, checkpoint)
+    if key not in teachers:
+        teachers[key] = get_teacher(task.name, checkpoint=checkpoint)
     states: list = []
     ret, once, at_end = run_episode(env, _weights_from_message(arch, arrays), seed, task.episode_steps,
-                                    teacher=teachers[task.name], beta=beta, rng=np.random.default_rng(mix_seed), record=states)
+                                    teacher=teachers[key], beta=beta, rng=np.random.default_rng(mix_seed), record=states)
     return ret, once, at_end, np.stack(states)
 
 
@@ -284,26 +289,7 @@ def _weights_from_message(arch_dict: dict, arrays: list[np.ndarray]) -> WeightSe
     return WeightSet(arch, t[0::2], t[1::2])
 
 
-def _start_method() -> str:
-    """``fork`` (fast, no re-import, works from scripts without a ``__main__`` guard) unless this
-    process already initialized SAPIEN / Vulkan, which must not be forked: then ``spawn``."""
-    import multiprocessing as mp
-    import sys
-
-    if "fork" in mp.get_all_start_methods() and "sapien" not in sys.modules:
-        return "fork"
-    return "spawn"
-
-
-def default_num_workers() -> int:
-    """One worker per core available to this process."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not on Linux
-        return max(1, os.cpu_count() or 1)
-
-
-class CPUEvaluator:
+class CPUEvaluator(WorkerPool):
     """A pool of worker processes, each holding one ``physx_cpu`` env of one task.
 
     Reuse one evaluator for many weight sets (dataset building evaluates thousands) so the
@@ -317,12 +303,11 @@ class CPUEvaluator:
         self.task = get_task(task)
         if not isinstance(self.task, RobotTaskSpec):
             raise ValueError(f"CPUEvaluator runs robot tasks; {self.task.name} is an image task")
-        self.num_workers = default_num_workers() if num_workers is None else int(num_workers)
         self.env_factory = env_factory or default_env_factory
-        self._procs: list = []
-        self._inboxes: list = []
-        self._outbox = None
+        super().__init__(default_num_workers() if num_workers is None else int(num_workers), _worker_main,
+                         (self.task, self.env_factory), label="evaluation")
         self._env = None  # the in-process env when num_workers == 0
+        self._teachers: dict = {}  # the in-process DAgger teachers, by (task, checkpoint)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "CPUEvaluator":
@@ -332,58 +317,14 @@ class CPUEvaluator:
             torch.set_num_threads(1)
             self._env = self.env_factory(self.task)
             return self
-        import multiprocessing as mp
-
-        ctx = mp.get_context(_start_method())
-        self._outbox = ctx.Queue()
-        for wid in range(self.num_workers):
-            inbox = ctx.Queue()
-            p = ctx.Process(target=_worker_main, args=(wid, self.task, self.env_factory, inbox, self._outbox), daemon=True)
-            p.start()
-            self._procs.append(p)
-            self._inboxes.append(inbox)
-        for _ in range(self.num_workers):
-            msg = self._get()
-            if msg[0] == "error":
-                self.close()
-                raise RuntimeError(msg[2])
+        super().start()
         return self
 
     def close(self) -> None:
-        for q in self._inboxes:
-            q.put(("stop",))
-        for p in self._procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.terminate()
-        self._procs, self._inboxes, self._outbox = [], [], None
+        super().close()
         if self._env is not None:
             self._env.close()
             self._env = None
-
-    def __enter__(self) -> "CPUEvaluator":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def _get(self, timeout: float = 600.0):
-        import queue
-
-        while True:
-            try:
-                return self._outbox.get(timeout=5.0)
-            except queue.Empty:
-                dead = [i for i, p in enumerate(self._procs) if not p.is_alive()]
-                if dead:
-                    codes = [self._procs[i].exitcode for i in dead]
-                    raise RuntimeError(
-                        f"evaluation worker(s) {dead} died (exit codes {codes}); with the 'spawn' start method a "
-                        "calling script needs an `if __name__ == '__main__':` guard"
-                    ) from None
-                timeout -= 5.0
-                if timeout <= 0:
-                    raise TimeoutError("no result from the evaluation workers for 600 s") from None
 
     # ------------------------------------------------------------------ evaluation
     def run_episodes(self, ws: WeightSet, seeds: Sequence[int], progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -423,10 +364,7 @@ class CPUEvaluator:
                 feed(w)
                 feed(w)
             for _ in range(len(jobs)):
-                msg = self._get()
-                if msg[0] == "error":
-                    raise RuntimeError(msg[2])
-                _, i, e, r, o, a = msg
+                _, i, e, r, o, a = self._get()  # an ("error", ...) message raises
                 rets[i, e], once[i, e], at_end[i, e] = r, o, a
                 w = owner.pop((i, e))
                 outstanding[w] -= 1
@@ -436,30 +374,31 @@ class CPUEvaluator:
         finally:
             bar.close()
 
-    def collect(self, students: Sequence[WeightSet], seeds: Sequence[int], beta: float, mix_seed: int) -> tuple[list[np.ndarray], dict]:
+    def collect(self, students: Sequence[WeightSet], seeds: Sequence[int], beta: float, mix_seed: int,
+                teacher_checkpoint: str | os.PathLike | None = None) -> tuple[list[np.ndarray], dict]:
         """DAgger rollouts: episode j runs ``students[j]`` (a WeightSet of one) from ``seeds[j]``,
-        executing the task teacher's action with probability ``beta`` at each step.
+        executing the teacher's action with probability ``beta`` at each step. The teacher is the
+        task's scripted one, or the PPO expert saved at ``teacher_checkpoint`` (checkpoint file or
+        run directory; see :func:`nnit.experts.teachers.get_teacher`).
 
         Returns the visited states of every episode, (steps, obs_dim) each, in job order, and
         rollout statistics (mean return, success rate of the mixed policy)."""
         self.start()
+        ckpt = None if teacher_checkpoint is None else str(teacher_checkpoint)
         jobs = []
         for j, (ws1, s) in enumerate(zip(students, seeds)):
             check_weights(self.task, ws1)
             arch, arrays = _weights_message(ws1)
-            jobs.append((arch, arrays, int(s), float(beta), int(mix_seed) * 1009 + j))
+            jobs.append((arch, arrays, int(s), float(beta), int(mix_seed) * 1009 + j, ckpt))
         results: list = [None] * len(jobs)
-        teachers: dict = {}
         if self._env is not None:
             for j, job in enumerate(jobs):
-                results[j] = run_dagger_job(self._env, self.task, job, teachers)
+                results[j] = run_dagger_job(self._env, self.task, job, self._teachers)
         else:
             for j, job in enumerate(jobs):
                 self._inboxes[j % len(self._inboxes)].put(("collect", j, job))
             for _ in jobs:
-                msg = self._get()
-                if msg[0] == "error":
-                    raise RuntimeError(msg[2])
+                msg = self._get()  # an ("error", ...) message raises
                 results[msg[1]] = msg[2:]
         stats = {
             "rollout_return": float(np.mean([r[0] for r in results])),

@@ -48,6 +48,7 @@ import torch
 from torch import nn
 
 from nnit.checkpoint import load_checkpoint, restore, save_checkpoint
+from nnit.eval.workers import WorkerPool
 from nnit.experts.teachers import TeacherSpec
 from nnit.tasks.registry import RobotTaskSpec, get_task, resolve_sim_backend
 from nnit.weights.mlp import WeightSet
@@ -426,76 +427,16 @@ def _rollout_worker_main(wid: int, task: RobotTaskSpec, ignore_terminations: boo
         col.close()
 
 
-class CPURolloutPool:
-    """W worker processes, one ``physx_cpu`` env each (the harness's CPUEvaluator pattern)."""
+class CPURolloutPool(WorkerPool):
+    """W worker processes, one ``physx_cpu`` env each (the harness's :class:`~nnit.eval.workers.WorkerPool`)."""
 
     def __init__(self, task: RobotTaskSpec, num_workers: int, ignore_terminations: bool, seed: int):
-        self.task, self.num_workers = task, int(num_workers)
-        self.ignore_terminations, self.seed = ignore_terminations, seed
-        self._procs: list = []
-        self._inboxes: list = []
-        self._outbox = None
+        self.task, self.ignore_terminations, self.seed = task, ignore_terminations, seed
+        super().__init__(num_workers, _rollout_worker_main, (task, ignore_terminations, seed), label="PPO")
 
     @property
     def num_envs(self) -> int:
         return self.num_workers
-
-    def start(self) -> "CPURolloutPool":
-        import multiprocessing as mp
-
-        from nnit.eval.harness import _start_method
-
-        if self._procs:
-            return self
-        ctx = mp.get_context(_start_method())
-        self._outbox = ctx.Queue()
-        for wid in range(self.num_workers):
-            inbox = ctx.Queue()
-            p = ctx.Process(target=_rollout_worker_main, args=(wid, self.task, self.ignore_terminations, self.seed, inbox, self._outbox), daemon=True)
-            p.start()
-            self._procs.append(p)
-            self._inboxes.append(inbox)
-        try:
-            for _ in range(self.num_workers):
-                self._get()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def close(self) -> None:
-        for q in self._inboxes:
-            q.put(("stop",))
-        for p in self._procs:
-            p.join(timeout=30)
-            if p.is_alive():
-                p.terminate()
-        self._procs, self._inboxes, self._outbox = [], [], None
-
-    def __enter__(self) -> "CPURolloutPool":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def _get(self, timeout: float = 600.0):
-        import queue
-
-        while True:
-            try:
-                msg = self._outbox.get(timeout=5.0)
-            except queue.Empty:
-                dead = [i for i, p in enumerate(self._procs) if not p.is_alive()]
-                if dead:
-                    raise RuntimeError(f"PPO worker(s) {dead} died (exit codes {[self._procs[i].exitcode for i in dead]}); with "
-                                       "the 'spawn' start method a calling script needs an `if __name__ == '__main__':` guard") from None
-                timeout -= 5.0
-                if timeout <= 0:
-                    raise TimeoutError("no message from the PPO workers for 600 s") from None
-                continue
-            if msg[0] == "error":
-                raise RuntimeError(msg[2])
-            return msg
 
     def collect(self, agent: PPOAgent, iteration: int, steps: int) -> dict[str, torch.Tensor]:
         """Every worker collects ``steps`` steps with the current agent; streams stacked as N."""
@@ -644,7 +585,7 @@ def train_ppo(
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
 
-    from nnit.eval.harness import default_num_workers
+    from nnit.eval.workers import default_num_workers
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

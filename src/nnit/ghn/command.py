@@ -20,6 +20,7 @@ def train_ghn_command(
     control_mode: Literal["auto", "pd_joint_delta_pos", "pd_ee_delta_pos"] = "auto",
     data_dir: Path | None = None,
     progress: bool = True,
+    teacher_checkpoint: Path | None = None,
 ) -> None:
     """Train an ensemble of K GHNs by DAgger (robot tasks) or cross-entropy (image tasks); resumable.
 
@@ -28,6 +29,7 @@ def train_ghn_command(
 
     Example: nnit train-ghn --task PushCube-v1 --preset cpu --out runs/cpu/PushCube-v1/ghn
     Example: nnit train-ghn --task FashionMNIST --preset tiny --ensemble-size 2
+    Example: nnit train-ghn --task PushCube-v1 --teacher-checkpoint runs/cpu/PushCube-v1/expert
 
     Args:
         task: PickCube-v1, PushCube-v1, StackCubeEasy-v1, FashionMNIST or MNIST.
@@ -37,10 +39,11 @@ def train_ghn_command(
         iterations: Override the number of DAgger iterations.
         seed: Ensemble seed: member i starts from seed*100003 + i.
         workers: Simulator worker processes for DAgger rollouts (default: one per core).
-        control_mode: Robot controller; auto = the teacher's (the scripted teachers use pd_ee_delta_pos).
+        control_mode: Robot controller; auto = the teacher's (scripted teachers: pd_ee_delta_pos; a PPO teacher: its own).
         data_dir: Folder with IDX files (image tasks; FashionMNIST defaults to the Debian package).
+        teacher_checkpoint: Distil this PPO expert (nnit train-expert checkpoint or run directory) instead of the scripted teacher; a resumed run keeps it.
     """
-    from nnit.ghn.train import ghn_config, train_ghn_ensemble
+    from nnit.ghn.train import ghn_config, saved_teacher_checkpoint, train_ghn_ensemble
     from nnit.tasks.registry import get_task
 
     spec = get_task(task)
@@ -50,17 +53,20 @@ def train_ghn_command(
     if iterations is not None:
         cfg = replace(cfg, iterations=iterations)
     cfg = replace(cfg, seed=seed)
+    out = out or Path("runs") / preset / spec.name / "ghn"
     mode = None
     if spec.kind == "robot":
         if control_mode == "auto":
             from nnit.experts.teachers import get_teacher
 
-            mode = get_teacher(spec.name).spec.control_mode
+            # the given PPO teacher, else the one a resumed run was trained with, else the scripted one
+            teacher_ckpt = str(teacher_checkpoint) if teacher_checkpoint is not None else saved_teacher_checkpoint(out)
+            mode = get_teacher(spec.name, checkpoint=teacher_ckpt).spec.control_mode
         else:
             mode = control_mode
-    out = out or Path("runs") / preset / spec.name / "ghn"
     path = train_ghn_ensemble(spec.name, cfg, out, num_workers=workers, data_dir=str(data_dir) if data_dir else None,
-                              control_mode=mode, progress=progress)
+                              control_mode=mode, progress=progress,
+                              teacher_checkpoint=str(teacher_checkpoint) if teacher_checkpoint is not None else None)
     print(f"GHN ensemble ({cfg.ensemble_size} members) saved to {path}")
 
 

@@ -147,14 +147,19 @@ class ImageDistillation:
 
 
 class DaggerDistillation:
-    """Teacher-labelled states for robot tasks, gathered by beta-mixed rollouts."""
+    """Teacher-labelled states for robot tasks, gathered by beta-mixed rollouts.
 
-    def __init__(self, task: RobotTaskSpec, cfg: GHNTrainConfig, num_workers: int | None = None) -> None:
+    The teacher is the task's scripted one, or with ``teacher_checkpoint`` the PPO expert saved
+    there (checkpoint file or run directory of ``nnit train-expert``)."""
+
+    def __init__(self, task: RobotTaskSpec, cfg: GHNTrainConfig, num_workers: int | None = None,
+                 teacher_checkpoint: str | None = None) -> None:
         from nnit.eval.harness import CPUEvaluator
         from nnit.experts.teachers import get_teacher
 
         self.task = task
-        self.teacher = get_teacher(task.name)
+        self.teacher_checkpoint = None if teacher_checkpoint is None else str(teacher_checkpoint)
+        self.teacher = get_teacher(task.name, checkpoint=self.teacher_checkpoint)
         if self.teacher.spec.control_mode != task.control_mode:
             raise ValueError(
                 f"the {task.name} teacher acts in {self.teacher.spec.control_mode} but the task is set to "
@@ -172,7 +177,8 @@ class DaggerDistillation:
         """Run ``episodes_per_iteration`` beta-mixed episodes and add the labelled states."""
         beta = beta_at(iteration, self.cfg.beta0, self.cfg.beta_decay)
         seeds = [seed_base + j for j in range(len(students))]
-        obs_list, stats = self.collector.collect(students, seeds, beta=beta, mix_seed=seed_base)
+        obs_list, stats = self.collector.collect(students, seeds, beta=beta, mix_seed=seed_base,
+                                                 teacher_checkpoint=self.teacher_checkpoint)
         obs = torch.as_tensor(np.concatenate(obs_list), dtype=torch.float32)
         with torch.no_grad():
             act = self.teacher(obs)
@@ -198,11 +204,14 @@ def train_ghn_ensemble(
     data_dir: str | None = None,
     control_mode: str | None = None,
     progress: bool = True,
+    teacher_checkpoint: str | None = None,
 ) -> Path:
     """Train (or resume) a GHN ensemble; returns the path of the final checkpoint ``ghn.safetensors``.
 
     Resumes from ``out_dir/ghn.safetensors`` when it exists (model, optimizer, iteration, DAgger
     buffer and RNG state), so a killed run continues where its last checkpoint left off.
+    ``teacher_checkpoint`` (robot tasks): DAgger distils the PPO expert saved there instead of the
+    scripted teacher; it is stored in the checkpoint, and a resumed run given None keeps the stored one.
     """
     from torch.utils.tensorboard import SummaryWriter
     from tqdm.auto import tqdm
@@ -216,14 +225,26 @@ def train_ghn_ensemble(
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr_start)
     g = torch.Generator().manual_seed(cfg.seed)
     start_it = 0
-    source = DaggerDistillation(task, cfg, num_workers) if task.kind == "robot" else ImageDistillation(task, data_dir)
-    if ckpt_path.exists():
-        ck = load_checkpoint(ckpt_path)
+    ck = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
+    if ck is not None:
         saved = config_from_dict(ck.config["train"])
         # a run may be extended (more iterations; the LR schedule stretches to the new length),
         # but every other setting must match the checkpoint's
         if replace(saved, iterations=cfg.iterations, checkpoint_every=cfg.checkpoint_every) != cfg:
             raise ValueError(f"{ckpt_path} was trained with another config; use a fresh --out directory")
+        saved_teacher = ck.config.get("teacher_checkpoint")
+        if teacher_checkpoint is None:
+            teacher_checkpoint = saved_teacher
+        elif saved_teacher is None or Path(saved_teacher).resolve() != Path(teacher_checkpoint).resolve():
+            raise ValueError(f"{ckpt_path} was trained with another teacher ({saved_teacher or 'the scripted one'}); "
+                             "use a fresh --out directory")
+    if task.kind == "robot":
+        source = DaggerDistillation(task, cfg, num_workers, teacher_checkpoint=teacher_checkpoint)
+    elif teacher_checkpoint is not None:
+        raise ValueError(f"a teacher checkpoint applies to robot tasks; {task.name} is trained on its labels")
+    else:
+        source = ImageDistillation(task, data_dir)
+    if ck is not None:
         restore(ck, model, opt)
         start_it = ck.step
         g.set_state(ck.extra["rng"].to(torch.uint8))
@@ -296,8 +317,15 @@ def _save(path: Path, model: GHNEnsemble, opt, iteration: int, cfg: GHNTrainConf
         b = source.buffer.state_dict()
         extra.update({"buffer.obs": b["obs"], "buffer.act": b["act"], "buffer.total_added": b["total_added"]})
     config = {"train": config_to_dict(cfg), "task": task.name, "input_dim": task.input_dim, "output_dim": task.output_dim,
-              "control_mode": getattr(task, "control_mode", None)}
+              "control_mode": getattr(task, "control_mode", None),
+              "teacher_checkpoint": source.teacher_checkpoint if isinstance(source, DaggerDistillation) else None}
     save_checkpoint(path, model, iteration, config, optimizer=opt, extra=extra, meta={"kind": "ghn_ensemble"})
+
+
+def saved_teacher_checkpoint(out_dir: str | Path) -> str | None:
+    """The PPO teacher checkpoint stored in ``out_dir/ghn.safetensors`` (None: none stored or no run there)."""
+    path = Path(out_dir) / "ghn.safetensors"
+    return load_checkpoint(path).config.get("teacher_checkpoint") if path.exists() else None
 
 
 def load_ghn_ensemble(path: str | Path) -> tuple[GHNEnsemble, dict]:
