@@ -78,3 +78,14 @@ def test_real_fashion_mnist_accuracy():
     assert acc[0] > 0.6, acc  # a least-squares linear classifier on 7x7 pooled images
     assert acc[1] < 0.3
     assert r.metrics["loss"][0] < r.metrics["loss"][1]
+
+
+def test_fit_and_val_partition_the_training_split():
+    """Generators train on `fit`, datasets are filtered on `val`, results use `test`: no overlap."""
+    from nnit.tasks.images import VALIDATION_SIZE, load_split
+
+    x_tr, y_tr = load_split("FashionMNIST", "train")
+    x_fit, y_fit = load_split("FashionMNIST", "fit")
+    x_val, y_val = load_split("FashionMNIST", "val")
+    assert len(y_val) == VALIDATION_SIZE and len(y_fit) + len(y_val) == len(y_tr)
+    assert torch.equal(torch.cat([x_fit, x_val]), x_tr) and torch.equal(torch.cat([y_fit, y_val]), y_tr)

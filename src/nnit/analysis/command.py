@@ -74,7 +74,7 @@ def analyze_command(
     else:
         from nnit.tasks.images import load_split
 
-        x, y = load_split(task, "train", data_dir=data_dir)
+        x, y = load_split(task, "fit", data_dir=data_dir)
         loss = "ce"
     sgd_set = train_sgd_set(a, [seed + i for i in range(n)], x.float(), y, loss, SGDConfig(steps=p["sgd_steps"]), progress=progress)
     sets = {"GHN": ghn_set, "SGD": sgd_set}

@@ -45,7 +45,8 @@ class DatasetConfig:
     eval_seed: int = 100_000
     """Seed of the first filtering episode (episode e uses eval_seed + e); disjoint from NNiT's evaluation seeds."""
     min_accuracy: float = 0.7
-    """Image tasks: minimum test accuracy a candidate needs (the paper gives no image threshold)."""
+    """Image tasks: minimum validation accuracy (last 5k training images) a candidate needs
+    (the paper gives no image threshold)."""
     target_std: float = 1.0
     """Std of the normalized weights the diffusion models see."""
     roles: tuple[str, ...] = ("train", "held_out", "validation")
@@ -126,7 +127,7 @@ def build_dataset(
             else:
                 from nnit.tasks.images import evaluate_image_task
 
-                res = evaluate_image_task(task, cands, data_dir=data_dir)
+                res = evaluate_image_task(task, cands, data_dir=data_dir, split="val")  # never the test split
             metric_names = list(res.metrics)
             per = [{m: float(res.metrics[m][i]) for m in metric_names} for i in range(cands.n)]
             primary = np.array([p[res.primary] for p in per])

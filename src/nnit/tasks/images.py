@@ -91,8 +91,23 @@ def pool_images(images: np.ndarray, downsample: int) -> np.ndarray:
     return x.reshape(n, -1)
 
 
+VALIDATION_SIZE = 5000
+"""The last 5,000 training images form the ``val`` split (dataset filtering, model selection);
+``fit`` is the rest of the training set (what generators and SGD baselines train on). The test
+split is used only for reported results."""
+
+
 def load_split(task: ImageTaskSpec | str, split: str = "test", data_dir: str | os.PathLike | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x (n, input_dim) float32, y (n,) int64) of a split, pooled as the task says."""
+    """(x (n, input_dim) float32, y (n,) int64) of a split, pooled as the task says.
+
+    ``split``: ``train`` (all 60k), ``fit`` (train minus the last :data:`VALIDATION_SIZE`),
+    ``val`` (those last images) or ``test``."""
+    if split in ("fit", "val"):
+        x, y = load_split(task, "train", data_dir)
+        cut = len(y) - VALIDATION_SIZE
+        if cut <= 0:
+            raise TaskError(f"the training split has {len(y)} images, too few for a {VALIDATION_SIZE}-image validation split")
+        return (x[:cut], y[:cut]) if split == "fit" else (x[cut:], y[cut:])
     spec = get_task(task)
     if not isinstance(spec, ImageTaskSpec):
         raise TaskError(f"{spec.name} is not an image task")
