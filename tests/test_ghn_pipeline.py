@@ -43,6 +43,11 @@ def test_fashion_mnist_ghn_dataset_alignment(tmp_path):
         assert len(rec["candidates"]) == 2  # one per GHN member
         assert rec["num_kept"] == sum(c["kept"] for c in rec["candidates"])
         assert all(c["passed"] == (c["accuracy"] >= 0.7) for c in rec["candidates"])
+    from nnit.ghn.dataset import role_summary
+
+    summ = role_summary(ds)
+    assert summ["train"]["architectures"] == 2 and summ["train"]["candidates"] == 4
+    assert summ["train"]["kept"] == sum(r["num_kept"] for r in index["architectures"].values())
     # resume: a rerun with more architectures keeps the finished ones and adds the rest
     before = (ds / "index.json").read_text()
     run_cli("build-dataset", "--ghn", str(ckpt), "--preset", "tiny", "--out", str(ds), "--limit-archs", "3", "--no-progress")

@@ -100,7 +100,7 @@ def build_dataset_command(
     """
     import json
 
-    from nnit.ghn.dataset import DATASET_PRESETS, build_dataset
+    from nnit.ghn.dataset import DATASET_PRESETS, build_dataset, format_role_summary, role_summary
 
     cfg = DATASET_PRESETS[preset]
     if episodes is not None:
@@ -111,4 +111,5 @@ def build_dataset_command(
     path = build_dataset(ghn, out, cfg, num_workers=workers, data_dir=str(data_dir) if data_dir else None,
                          limit_archs=limit_archs, progress=progress)
     summary = json.loads((path / "summary.json").read_text())
+    print(format_role_summary(role_summary(path)))
     print(f"dataset {path}: {summary['total_kept']} networks kept over {len(summary['architectures'])} architectures")

@@ -187,3 +187,43 @@ def iter_dataset(path: str | Path, roles: Iterable[str] = ("train",)) -> Iterabl
     for key, rec in index["architectures"].items():
         if rec["role"] in roles and rec["num_kept"]:
             yield rec["role"], WeightSet.load(path / "shards" / shard_name(rec["hidden"]))
+
+
+def role_summary(path: str | Path) -> dict[str, dict]:
+    """Per role (train / held_out / validation): architectures, candidates, mean candidate metric,
+    fraction passing the filter, networks kept, and the kept networks' mean metric."""
+    path = Path(path)
+    index = json.loads((path / "index.json").read_text())
+    task = get_task(index["task"])
+    primary = "success_rate" if task.kind == "robot" else "accuracy"
+    out: dict[str, dict] = {}
+    for rec in index["architectures"].values():
+        r = out.setdefault(rec["role"], {"architectures": 0, "candidates": 0, "passed": 0, "kept": 0, "_all": [], "_kept": [], "_ret": []})
+        r["architectures"] += 1
+        r["candidates"] += len(rec["candidates"])
+        r["passed"] += rec["num_passed"]
+        r["kept"] += rec["num_kept"]
+        r["_all"] += [c[primary] for c in rec["candidates"]]
+        r["_kept"] += [c[primary] for c in rec["candidates"] if c["kept"]]
+        r["_ret"] += [c["mean_return"] for c in rec["candidates"] if "mean_return" in c]
+    for r in out.values():
+        r[f"candidate_mean_{primary}"] = float(np.mean(r.pop("_all")))
+        kept = r.pop("_kept")
+        r[f"kept_mean_{primary}"] = float(np.mean(kept)) if kept else None
+        ret = r.pop("_ret")
+        if ret:
+            r["candidate_mean_return"] = float(np.mean(ret))
+        r["pass_rate"] = r["passed"] / max(r["candidates"], 1)
+    return out
+
+
+def format_role_summary(summary: dict[str, dict]) -> str:
+    """A small text table of :func:`role_summary`."""
+    lines = [f"{'role':<11}{'archs':>6}{'cands':>7}{'cand. mean':>12}{'passed':>8}{'kept':>6}{'kept mean':>11}"]
+    for role, r in summary.items():
+        key = next(k for k in r if k.startswith("candidate_mean_") and k != "candidate_mean_return")
+        kept_key = "kept_mean_" + key[len("candidate_mean_"):]
+        km = r[kept_key]
+        lines.append(f"{role:<11}{r['architectures']:>6}{r['candidates']:>7}{r[key]:>12.3f}{r['passed']:>8}{r['kept']:>6}"
+                     f"{(f'{km:.3f}' if km is not None else '-'):>11}")
+    return "\n".join(lines)
