@@ -15,23 +15,13 @@ from nnit.diffusion.command import ModelName
 from nnit.diffusion.model import MODEL_PRESETS
 from nnit.diffusion.train import load_checkpoint
 from nnit.ghn.dataset import iter_dataset, shard_name
+from synthetic import smooth_weights  # noqa: E402  (tests/ is on sys.path)
 from nnit.weights import Architecture, WeightNormalizer, WeightSet
 
 TRAIN_HIDDEN = [(16, 32, 64, 32), (32, 32, 32, 32), (64, 16, 16, 64), (32, 64, 16, 16)]
 HELD_OUT = (64, 32, 16, 64)
 
 
-def smooth_weights(arch: Architecture, n: int, seed: int, max_width: int = 64) -> WeightSet:
-    """Low-rank smooth fields of the canvas (a stand-in for GHN weights, as in test_nnit_train.py)."""
-    g = torch.Generator().manual_seed(seed)
-    u = torch.arange(max_width).float() / max_width
-    f = torch.stack([torch.sin(3 * u), torch.cos(2 * u), u - 0.5], 1)  # (M, 3)
-    ws, bs = [], []
-    for o, i in arch.layer_shapes:
-        c = 1 + 0.3 * torch.randn(n, 3, generator=g)
-        ws.append(torch.einsum("nk,ok,ik->noi", c, f[:o], f[:i]) / math.sqrt(i))
-        bs.append(0.5 * c[:, :1] * f[:o, 1])
-    return WeightSet(arch, ws, bs)
 
 
 def write_dataset(path: Path, task: str, input_dim: int, output_dim: int, control_mode: str | None = None, n: int = 8) -> Path:
