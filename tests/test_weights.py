@@ -274,6 +274,42 @@ def test_normalizer_fit_apply_invert(tmp_path):
     assert again == norm
 
 
+def test_per_role_normalizer_unit_std_per_role_and_exact_inverse(tmp_path):
+    from nnit.weights.normalize import ROLES, layer_role
+
+    torch.manual_seed(0)
+    scales = {"first": 2.0, "hidden": 0.5, "last": 0.05}
+    sets = []
+    for hidden in [(16, 16, 32), (32, 8), (64,)]:
+        ws = WeightSet.init_random(Architecture(10, hidden, 4), 6)
+        L = len(ws.weights)
+        for i, (w, b) in enumerate(zip(ws.weights, ws.biases)):
+            w.normal_().mul_(scales[layer_role(i, L)]).add_(0.3)
+            b.normal_().mul_(0.1)
+        sets.append(ws)
+    norm = WeightNormalizer.fit(sets, target_std=0.7, mode="per_role")
+    assert set(norm.roles) == set(ROLES)
+    assert norm.roles["last.weight"][1] < 0.1 < norm.roles["first.weight"][1]
+    per_role: dict[str, list[torch.Tensor]] = {r: [] for r in ROLES}
+    for ws in sets:
+        z = norm.apply(ws)
+        L = len(z.weights)
+        for i, (w, b) in enumerate(zip(z.weights, z.biases)):
+            per_role[f"{layer_role(i, L)}.weight"].append(w.flatten())
+            per_role[f"{layer_role(i, L)}.bias"].append(b.flatten())
+        torch.testing.assert_close(norm.invert(z).to_vector(), ws.to_vector(), rtol=1e-5, atol=1e-6)
+    for r, xs in per_role.items():
+        x = torch.cat(xs)
+        assert abs(float(x.mean())) < 1e-4 and abs(float(x.std(unbiased=False)) - 0.7) < 1e-3, r
+    again = WeightNormalizer.load(norm.save(tmp_path / "norm.json"))
+    assert again == norm
+    # a role missing from the data (no hidden-to-hidden layer) falls back to the global statistics
+    only_one = WeightNormalizer.fit([WeightSet.init_random(Architecture(10, (16,), 4), 3)], mode="per_role")
+    assert only_one.roles["hidden.weight"] == [only_one.mean, only_one.std]
+    with pytest.raises(WeightError, match="per_role"):
+        WeightNormalizer(0.0, 1.0, 1.0, "per_role", {"first.weight": [0.0, 1.0]})
+
+
 def test_normalizer_errors(tmp_path):
     with pytest.raises(WeightError):
         WeightNormalizer(0.0, 0.0, 1.0)

@@ -43,13 +43,15 @@ def train_command(
     model: ModelName | None = None,
     token_mode: Literal["padded", "valid"] | None = None,
     steps: int | None = None,
+    normalization: Literal["global", "per_role"] | None = None,
+    lr: float | None = None,
     threads: int | None = None,
     progress: bool = True,
 ) -> None:
     """Train NNiT (MoNL diffusion transformer) on the train-role networks of a GHN dataset; resumable.
 
-    Loads DATASET/shards (raw weights of the train architectures), normalizes them with
-    DATASET/normalization.json and trains; re-running the same command continues from
+    Loads DATASET/shards (raw weights of the train architectures), normalizes them (the dataset's global
+    statistics, or per-role statistics fitted on them; see --normalization) and trains; re-running the same command continues from
     OUT/checkpoint.safetensors (model size and settings then come from the checkpoint; --steps raises
     the total). Losses go to TensorBoard (OUT/tb).
 
@@ -64,6 +66,8 @@ def train_command(
         model: Override the model size preset.
         token_mode: Override the tokenization: padded (the paper's full grid) or valid (padding-free).
         steps: Override the total number of optimizer steps.
+        normalization: Override the weight normalization: global (the paper) or per_role.
+        lr: Override the peak learning rate.
         threads: torch CPU threads (default: torch's choice).
         progress: Show a progress bar.
     """
@@ -72,7 +76,8 @@ def train_command(
     import torch
 
     from nnit.diffusion.train import CHECKPOINT_NAME, TRAIN_PRESETS, load_checkpoint, train
-    from nnit.ghn.dataset import iter_dataset
+    from nnit.ghn.dataset import dataset_normalizer, iter_dataset
+    from nnit.weights.mlp import WeightError
     from nnit.weights.normalize import WeightNormalizer
 
     if threads:
@@ -86,12 +91,9 @@ def train_command(
     sets = [ws for _, ws in iter_dataset(dataset, roles=("train",))]
     if not sets:
         raise GenerateError(f"{dataset} holds no kept networks of train-role architectures; nothing to train on")
-    norm_path = dataset / "normalization.json"
-    if not norm_path.is_file():
-        raise GenerateError(f"{norm_path} is missing; re-run nnit build-dataset to finish the dataset")
-    normalizer = WeightNormalizer.load(norm_path)
     cfg = TRAIN_PRESETS[preset]
-    overrides = {k: v for k, v in (("model", model), ("token_mode", token_mode), ("steps", steps)) if v is not None}
+    overrides = {k: v for k, v in (("model", model), ("token_mode", token_mode), ("steps", steps),
+                                   ("normalization", normalization), ("lr", lr)) if v is not None}
     cfg = replace(cfg, **overrides)
     out = Path(out) if out is not None else (dataset if dataset.name else dataset.resolve()).parent / "nnit"
     ckpt_path = out / CHECKPOINT_NAME
@@ -102,6 +104,11 @@ def train_command(
         ignored = {k: v for k, v in overrides.items() if k != "steps" and getattr(ck.config, k) != v}
         print(f"resuming {ckpt_path} at step {ck.step}/{cfg.steps}"
               + (f" (kept the checkpoint's {', '.join(f'{k}={getattr(ck.config, k)}' for k in ignored)})" if ignored else ""))
+    try:
+        normalizer = (WeightNormalizer.from_dict(ck.data["normalizer"]) if ckpt_path.exists() and "normalizer" in ck.data
+                      else dataset_normalizer(dataset, cfg.normalization, sets))
+    except WeightError as err:
+        raise GenerateError(str(err)) from None
     info = {"task": task, "control_mode": index.get("control_mode"), "dataset": str(dataset)}
     n_nets = sum(ws.n for ws in sets)
     print(f"training NNiT ({cfg.model}, {cfg.token_mode} tokens) on {n_nets} networks of {len(sets)} {task} "

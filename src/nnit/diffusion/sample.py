@@ -76,7 +76,7 @@ class NNiTSampler:
         model = NNiT(ck.model_config)
         model.load_state_dict(ck.ema if use_ema else ck.model)
         norm = ck.data.get("normalizer")
-        return cls(model, ck.codec, ck.config, WeightNormalizer(**norm) if norm else None, ck.data, device)
+        return cls(model, ck.codec, ck.config, WeightNormalizer.from_dict(norm) if norm else None, ck.data, device)
 
     # ------------------------------------------------------------------ helpers
     def schedule(self, method: SamplerName, steps: Optional[int]) -> GaussianDiffusion:

@@ -64,6 +64,9 @@ class TrainConfig:
     """T of the linear schedule (Table 7)."""
     parameterization: Literal["eps", "v"] = "v"
     """What the network outputs: 'eps' (the paper) or 'v' (eps = sqrt(1-a) x_t + sqrt(a) v); the loss is eps-MSE either way."""
+    normalization: Literal["global", "per_role"] = "per_role"
+    """Weight normalization fitted on the training networks (:mod:`nnit.weights.normalize`): 'global'
+    (the paper) or 'per_role' (first / hidden / output layer weights and biases each to unit std)."""
     p_joint: float = 0.5
     """MoNL: probability of joint mode (t_a = t_w); else conditional (t_a = 0). Paper: 0.5."""
     monl_per: Literal["sample", "batch"] = "sample"
@@ -123,7 +126,7 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     "cpu": TrainConfig(model="NNiT-Ti", steps=5000, batch_size=16, lr=3e-4, min_lr=3e-5, warmup_steps=200,
                        ema_decay=0.999, ckpt_every=500),
     # paper Table 7: 1000 epochs of 6,400 policies at batch 16 = 400k steps; model size is not given
-    "paper": TrainConfig(model="NNiT-S", token_mode="padded", steps=400_000, batch_size=16, lr=7e-5, min_lr=3e-5,
+    "paper": TrainConfig(model="NNiT-S", token_mode="padded", normalization="global", steps=400_000, batch_size=16, lr=7e-5, min_lr=3e-5,
                          warmup_steps=500, ema_decay=0.9999, ckpt_every=5000, log_every=50),
 }
 
@@ -311,7 +314,7 @@ def data_metadata(sets: Sequence[WeightSet], normalizer: Optional[WeightNormaliz
         meta[name] = vals.pop() if len(vals) == 1 else None
     meta["abs_max"] = max(float(ws.to_vector().detach().abs().max()) for ws in sets)  # sampling clips x0^ here
     if normalizer is not None:
-        meta["normalizer"] = asdict(normalizer)
+        meta["normalizer"] = normalizer.to_dict()
     return meta
 
 

@@ -23,14 +23,14 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Optional, Sequence
 
 import numpy as np
 import torch
 
 from nnit.tasks.registry import RobotTaskSpec, TaskSpec, get_task
 from nnit.weights.architecture import Architecture, paper_split
-from nnit.weights.mlp import WeightSet
+from nnit.weights.mlp import WeightError, WeightSet
 from nnit.weights.normalize import WeightNormalizer
 
 
@@ -187,6 +187,22 @@ def iter_dataset(path: str | Path, roles: Iterable[str] = ("train",)) -> Iterabl
     for key, rec in index["architectures"].items():
         if rec["role"] in roles and rec["num_kept"]:
             yield rec["role"], WeightSet.load(path / "shards" / shard_name(rec["hidden"]))
+
+
+def dataset_normalizer(path: str | Path, mode: str = "global", sets: Optional[Sequence[WeightSet]] = None) -> WeightNormalizer:
+    """The normalizer a generator trains with: the dataset's own global statistics (normalization.json,
+    the paper) or, for ``mode="per_role"``, per-role statistics fitted on the kept train networks with
+    the same target std. Every generator (NNiT and the baselines) gets its normalizer here."""
+    path = Path(path)
+    norm_path = path / "normalization.json"
+    if not norm_path.is_file():
+        raise WeightError(f"{norm_path} is missing; re-run nnit build-dataset to finish the dataset")
+    base = WeightNormalizer.load(norm_path)
+    if mode == "global":
+        return base
+    if sets is None:
+        sets = [ws for _, ws in iter_dataset(path, roles=("train",))]
+    return WeightNormalizer.fit(sets, target_std=base.target_std, mode=mode)  # type: ignore[arg-type]
 
 
 def role_summary(path: str | Path) -> dict[str, dict]:
