@@ -62,6 +62,7 @@ def main(argv: list[str] | None = None) -> None:
     from nnit.eval.command import eval_command
     from nnit.experts.command import train_expert_command
     from nnit.analysis.command import analyze_command
+    from nnit.baselines.command import train_baseline_command
     from nnit.diffusion.command import generate_command, train_command
     from nnit.ghn.command import build_dataset_command, train_ghn_command
 
@@ -74,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         "analyze": analyze_command,
         "train": train_command,
         "generate": generate_command,
-        "train-baseline": _not_yet("train-baseline", 6),
+        "train-baseline": train_baseline_command,
         "reproduce": _not_yet("reproduce", 6),
     }
     try:

@@ -179,6 +179,23 @@ def _merge(results: list, label: str):
     return EvalResult(first.task, first.kind, {"hidden": [], "label": label}, metrics, per_ep, first.seeds, {"merged": len(results)})
 
 
+def _load_generator(ckpt: Path, ema: bool):
+    """NNiT's sampler or a baseline's, by the checkpoint's kind (same conditional(...) interface)."""
+    from nnit.baselines.train import METHODS, BaselineSampler
+    from nnit.checkpoint import load_checkpoint as read
+    from nnit.diffusion.sample import NNiTSampler
+
+    kind = read(ckpt).meta.get("kind")
+    if kind in METHODS:
+        return BaselineSampler.from_checkpoint(ckpt, use_ema=ema)
+    return NNiTSampler.from_checkpoint(ckpt, use_ema=ema)
+
+
+def _num_timesteps(s) -> int:
+    d = getattr(s, "diffusion", None)
+    return d.num_timesteps if d is not None else getattr(s, "num_timesteps", 1000)
+
+
 def generate_command(
     task: str,
     arch: str | None = None,
@@ -201,7 +218,7 @@ def generate_command(
     threads: int | None = None,
     progress: bool = True,
 ) -> None:
-    """Sample networks from a trained NNiT (p(w|a) with --arch, else joint p(a,w)), export and evaluate them.
+    """Sample networks from a trained NNiT (p(w|a) with --arch, else joint p(a,w)) or baseline, export and evaluate them.
 
     Writes OUT/networks.safetensors (all N networks of one architecture; joint mode: one
     networks_h<widths>.safetensors per sampled architecture), OUT/README.md (how to load one as an
@@ -220,8 +237,8 @@ def generate_command(
         arch: Hidden widths, e.g. 32,16,64,32 (conditional p(w|a)); omitted = joint p(a,w).
         num: Networks to sample (default: the preset's, 100 at cpu/paper).
         preset: tiny / cpu / paper: default checkpoint path and evaluation episodes / top-k.
-        checkpoint: NNiT checkpoint file or run directory (default runs/<preset>/<task>/nnit/checkpoint.safetensors).
-        out: Output directory (default: beside the checkpoint, in ../generated/<h-widths or joint>).
+        checkpoint: NNiT (or D2NWG / SANE baseline) checkpoint file or run directory (default runs/<preset>/<task>/nnit/checkpoint.safetensors).
+        out: Output directory (default: beside the checkpoint, in ../generated/<h-widths or joint>; baselines ../generated/<method>_<h-widths>).
         sampler: ddim (few-step, deterministic) or ancestral (the paper's; learned variance).
         steps: Denoising steps (default: 50 for ddim, 1000 = T for ancestral).
         depth: Hidden layers of the sampled architectures in joint mode.
@@ -242,7 +259,6 @@ def generate_command(
     from nnit.checkpoint import DEFAULT_NAME, CheckpointError, resolve_path
     from nnit.config import EVAL
     from nnit.diffusion.model import ModelError
-    from nnit.diffusion.sample import NNiTSampler
     from nnit.tasks.registry import get_task
     from nnit.weights.architecture import Architecture, ArchitectureError
     from nnit.weights.tokenize import GridError
@@ -255,9 +271,12 @@ def generate_command(
         raise GenerateError(f"no NNiT checkpoint at {ckpt}; train one with 'nnit train --dataset runs/{preset}/{spec.name}/dataset "
                             f"--preset {preset}' (after train-ghn and build-dataset) or pass --checkpoint PATH")
     try:
-        s = NNiTSampler.from_checkpoint(ckpt, use_ema=ema)
+        s = _load_generator(ckpt, ema)
     except CheckpointError as err:
         raise GenerateError(str(err)) from None
+    label = getattr(s, "label", "NNiT")
+    if arch is None and label != "NNiT":
+        raise GenerateError(f"{label} has no joint mode p(a, w); pass --arch")
     trained_on = s.data.get("task")
     if trained_on is not None and trained_on.lower() != spec.name.lower():
         raise GenerateError(f"checkpoint {ckpt} was trained on {trained_on}, not {spec.name}")
@@ -276,7 +295,7 @@ def generate_command(
     episodes = ecfg.episodes if episodes is None else episodes
     top_k = ecfg.top_k if top_k is None else top_k
     eval_seed = ecfg.base_seed if eval_seed is None else eval_seed
-    steps = (50 if sampler == "ddim" else s.diffusion.num_timesteps) if steps is None else steps
+    steps = (50 if sampler == "ddim" else _num_timesteps(s)) if steps is None else steps
     if num < 1 or steps < 1:
         raise GenerateError(f"--num and --steps must be >= 1 (got {num}, {steps})")
     activation = s.data.get("activation") or "tanh"
@@ -303,7 +322,8 @@ def generate_command(
     print(f"{mode} sampling: {num} networks ({sampler}, {steps} steps) sampled and assembled in {sample_s:.2f} s")
 
     # ------------------------------------------------------------------ export
-    out = Path(out) if out is not None else ckpt.parent.parent / "generated" / (_label(next(iter(sets))) if joint is None else f"joint_d{depth}")
+    out = Path(out) if out is not None else ckpt.parent.parent / "generated" / (
+        ("" if label == "NNiT" else f"{label.lower()}_") + (_label(next(iter(sets))) if joint is None else f"joint_d{depth}"))
     out.mkdir(parents=True, exist_ok=True)
     provenance = {"task": spec.name, "checkpoint": str(ckpt), "sampler": sampler, "steps": steps, "seed": seed, "mode": mode}
     files = {}
@@ -336,7 +356,7 @@ def generate_command(
                          data_dir=None if data_dir is None else str(data_dir), progress=progress)
             r.info.update(provenance)
             evals[h] = r
-            summary = top_k_fn(r, top_k, label=f"NNiT [{','.join(map(str, h))}]")
+            summary = top_k_fn(r, top_k, label=f"{label} [{','.join(map(str, h))}]")
             rows.append(summary)
             r.save(out / f"eval_{_label(h)}.json", extra={"top_k": summary.to_dict()})
         shown = rows
