@@ -318,3 +318,23 @@ def test_normalizer_errors(tmp_path):
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(WeightError, match="cannot read"):
         WeightNormalizer.load(tmp_path / "bad.json")
+
+
+def test_memorization_alignment_recovers_permuted_copies():
+    from nnit.analysis.memorization import memorization_stats, nearest_aligned_distances
+
+    torch.manual_seed(0)
+    arch = Architecture(6, (8, 8), 3)
+    train = WeightSet.init_random(arch, 4)
+    # generated = training network 2 with its hidden neurons shuffled (the same function)
+    p1, p2 = torch.randperm(8), torch.randperm(8)
+    w = [train.weights[0][2:3, p1], train.weights[1][2:3][:, p2][:, :, p1], train.weights[2][2:3][:, :, p2]]
+    b = [train.biases[0][2:3, p1], train.biases[1][2:3, p2], train.biases[2][2:3]]
+    copy = WeightSet(arch, w, b)
+    x = torch.randn(5, 6)
+    torch.testing.assert_close(copy.forward(x.expand(1, -1, -1)), train[2:3].forward(x.expand(1, -1, -1)))
+    assert nearest_aligned_distances(copy, train)[0] < 1e-9
+    s = memorization_stats(copy, train)
+    assert s["ratio_median"] < 1e-6 and s["train_to_train_median"] > 0.1
+    fresh = memorization_stats(WeightSet.init_random(arch, 3), train)
+    assert fresh["ratio_median"] > 0.5
