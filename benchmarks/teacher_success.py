@@ -17,10 +17,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import torch
 import tyro
 
-from nnit.experts.teachers import Teacher, get_teacher
+from nnit.experts.teachers import measure_teacher
 
 
 @dataclass(frozen=True)
@@ -37,59 +36,10 @@ class Args:
     """Where the JSON report goes."""
 
 
-def make_env(task: str, control_mode: str):
-    """The harness's environment (``nnit.tasks.maniskill.make_env``: state obs, physx_cpu, 50 steps)."""
-    from nnit.tasks.maniskill import make_env as _make_env  # heavy: imports ManiSkill
-
-    return _make_env(task, control_mode=control_mode)
-
-
-def rollout(env, teacher: Teacher, seed: int, max_steps: int = 50) -> dict:
-    """One episode of ``max_steps`` steps; returns success_once, success_at_end, return, first success step."""
-    obs, _ = env.reset(seed=seed)
-    ret, once, first, success = 0.0, False, -1, False
-    for t in range(max_steps):
-        with torch.no_grad():
-            action = teacher(torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1))
-        obs, reward, _, _, info = env.step(action)
-        ret += float(reward)
-        success = bool(info["success"])
-        if success and not once:
-            once, first = True, t + 1
-    return {"seed": seed, "success_once": once, "success_at_end": success, "return": ret, "first_success_step": first}
-
-
-def evaluate(task: str, episodes: int, seed: int, max_steps: int = 50, teacher: Teacher | None = None) -> dict:
-    """Aggregate metrics of ``teacher`` (default: the scripted one) over seeds seed..seed+episodes-1."""
-    teacher = teacher if teacher is not None else get_teacher(task)
-    env = make_env(task, teacher.spec.control_mode)
-    try:
-        t0 = time.perf_counter()
-        eps = [rollout(env, teacher, seed + i, max_steps) for i in range(episodes)]
-        wall = time.perf_counter() - t0
-    finally:
-        env.close()
-    n = len(eps)
-    firsts = [e["first_success_step"] for e in eps if e["success_once"]]
-    return {
-        "task": task,
-        "spec": vars(teacher.spec) if hasattr(teacher.spec, "__dict__") else str(teacher.spec),
-        "episodes": n,
-        "seeds": [seed, seed + n - 1],
-        "success_once": sum(e["success_once"] for e in eps) / n,
-        "success_at_end": sum(e["success_at_end"] for e in eps) / n,
-        "mean_return": sum(e["return"] for e in eps) / n,
-        "mean_first_success_step": (sum(firsts) / len(firsts)) if firsts else None,
-        "failed_seeds": [e["seed"] for e in eps if not e["success_once"]],
-        "wall_s": round(wall, 1),
-        "per_episode": eps,
-    }
-
-
 def main(args: Args) -> None:
     report = {}
     for task in args.tasks:
-        r = evaluate(task, args.episodes, args.seed, args.max_steps)
+        r = measure_teacher(task, args.episodes, args.seed, args.max_steps)
         report[task] = r
         print(
             f"{task:18s} success_once {r['success_once']:.2f}  success_at_end {r['success_at_end']:.2f}  "

@@ -42,7 +42,7 @@ def test_fashion_mnist_ghn_dataset_alignment(tmp_path):
     for rec in index["architectures"].values():
         assert len(rec["candidates"]) == 2  # one per GHN member
         assert rec["num_kept"] == sum(c["kept"] for c in rec["candidates"])
-        assert all(c["passed"] == (c["accuracy"] >= 0.7) for c in rec["candidates"])
+        assert all(c["passed"] for c in rec["candidates"])  # the tiny preset keeps the best without the threshold
     from nnit.ghn.dataset import role_summary
 
     summ = role_summary(ds)

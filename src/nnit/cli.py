@@ -1,7 +1,7 @@
 """The ``nnit`` command: one subcommand per pipeline stage (``nnit <stage> --help``).
 
 Every subcommand is a typed function; tyro turns its signature and docstring into flags and help.
-Stages still being built say so plainly and exit with status 2 — they never pretend.
+Bad input prints one line and exits with status 2.
 """
 
 from __future__ import annotations
@@ -48,14 +48,6 @@ def info(preset: PresetName = "cpu", mode: Literal["padded", "valid", "both"] = 
         print(f"{m}: mean {sum(counts) / len(counts):.1f} tokens, max {max(counts)} over the {len(paper)} paper architectures")
 
 
-def _not_yet(stage: str, issue: int):
-    def run() -> None:
-        raise CLIError(f"'nnit {stage}' is not implemented yet (tracked in issue #{issue}); nothing was run")
-
-    run.__doc__ = f"(not implemented yet: issue #{issue})"
-    return run
-
-
 def main(argv: list[str] | None = None) -> None:
     import tyro
 
@@ -65,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
     from nnit.baselines.command import train_baseline_command
     from nnit.diffusion.command import generate_command, train_command
     from nnit.ghn.command import build_dataset_command, train_ghn_command
+    from nnit.reproduce.command import reproduce_command
 
     commands = {
         "info": info,
@@ -76,13 +69,18 @@ def main(argv: list[str] | None = None) -> None:
         "train": train_command,
         "generate": generate_command,
         "train-baseline": train_baseline_command,
-        "reproduce": _not_yet("reproduce", 6),
+        "reproduce": reproduce_command,
     }
     try:
         tyro.extras.subcommand_cli_from_dict(commands, prog="nnit", args=argv, description=__doc__.splitlines()[0])
     except CLIError as err:
         print(f"nnit: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
+    except RuntimeError as err:  # a pipeline stage failed (nnit reproduce): its log tail, exit 1
+        if type(err).__name__ != "StageFailed":
+            raise
+        print(f"nnit: error: {err}", file=sys.stderr)
+        raise SystemExit(1) from None
     except ValueError as err:  # domain errors (bad architecture, grid overflow, bad weights) -> one line
         print(f"nnit: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

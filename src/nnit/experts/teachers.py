@@ -24,6 +24,7 @@ reported in the README / the issue's closing note.
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Protocol, runtime_checkable
@@ -500,3 +501,53 @@ def get_teacher(task: str, checkpoint: str | os.PathLike | None = None, **overri
     if cls is StackCubeTeacher:
         overrides.setdefault("task", task)
     return cls(**overrides)
+
+
+# ============================================================================ measuring a teacher
+def _teacher_env(task: str, control_mode: str):
+    """The harness's environment (``nnit.tasks.maniskill.make_env``: state obs, physx_cpu, 50 steps)."""
+    from nnit.tasks.maniskill import make_env as _make_env  # heavy: imports ManiSkill
+
+    return _make_env(task, control_mode=control_mode)
+
+
+def teacher_rollout(env, teacher: Teacher, seed: int, max_steps: int = 50) -> dict:
+    """One episode of ``max_steps`` steps; returns success_once, success_at_end, return, first success step."""
+    obs, _ = env.reset(seed=seed)
+    ret, once, first, success = 0.0, False, -1, False
+    for t in range(max_steps):
+        with torch.no_grad():
+            action = teacher(torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1))
+        obs, reward, _, _, info = env.step(action)
+        ret += float(reward)
+        success = bool(info["success"])
+        if success and not once:
+            once, first = True, t + 1
+    return {"seed": seed, "success_once": once, "success_at_end": success, "return": ret, "first_success_step": first}
+
+
+def measure_teacher(task: str, episodes: int = 50, seed: int = 0, max_steps: int = 50, teacher: "Teacher | None" = None) -> dict:
+    """Success of a teacher in the harness's settings (state obs, physx_cpu, all 50 steps run): aggregate metrics of ``teacher`` (default: the scripted one) over seeds seed..seed+episodes-1."""
+    teacher = teacher if teacher is not None else get_teacher(task)
+    env = _teacher_env(task, teacher.spec.control_mode)
+    try:
+        t0 = time.perf_counter()
+        eps = [teacher_rollout(env, teacher, seed + i, max_steps) for i in range(episodes)]
+        wall = time.perf_counter() - t0
+    finally:
+        env.close()
+    n = len(eps)
+    firsts = [e["first_success_step"] for e in eps if e["success_once"]]
+    return {
+        "task": task,
+        "spec": vars(teacher.spec) if hasattr(teacher.spec, "__dict__") else str(teacher.spec),
+        "episodes": n,
+        "seeds": [seed, seed + n - 1],
+        "success_once": sum(e["success_once"] for e in eps) / n,
+        "success_at_end": sum(e["success_at_end"] for e in eps) / n,
+        "mean_return": sum(e["return"] for e in eps) / n,
+        "mean_first_success_step": (sum(firsts) / len(firsts)) if firsts else None,
+        "failed_seeds": [e["seed"] for e in eps if not e["success_once"]],
+        "wall_s": round(wall, 1),
+        "per_episode": eps,
+    }

@@ -79,6 +79,7 @@ def build_dataset_command(
     workers: int | None = None,
     data_dir: Path | None = None,
     limit_archs: int | None = None,
+    archs: list[str] | None = None,
     progress: bool = True,
 ) -> None:
     """Generate one candidate per GHN per architecture, evaluate, filter (paper thresholds), keep the best.
@@ -97,6 +98,7 @@ def build_dataset_command(
         workers: Simulator worker processes (default: one per core).
         data_dir: IDX folder for image tasks.
         limit_archs: Only the first N architectures (for quick checks).
+        archs: Only these architectures of the split, e.g. --archs 32,16,64,32 32,32,16,64.
     """
     import json
 
@@ -108,8 +110,11 @@ def build_dataset_command(
     if keep is not None:
         cfg = replace(cfg, keep_per_arch=keep)
     out = out or Path(ghn).parent.parent / "dataset"
+    from nnit.weights.architecture import Architecture
+
+    only = [Architecture.parse(a, 1, 1).hidden for a in archs] if archs else None
     path = build_dataset(ghn, out, cfg, num_workers=workers, data_dir=str(data_dir) if data_dir else None,
-                         limit_archs=limit_archs, progress=progress)
+                         limit_archs=limit_archs, only=only, progress=progress)
     summary = json.loads((path / "summary.json").read_text())
     print(format_role_summary(role_summary(path)))
     print(f"dataset {path}: {summary['total_kept']} networks kept over {len(summary['architectures'])} architectures")

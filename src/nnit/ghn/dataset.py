@@ -51,10 +51,13 @@ class DatasetConfig:
     """Std of the normalized weights the diffusion models see."""
     roles: tuple[str, ...] = ("train", "held_out", "validation")
     """Which parts of the architecture split get candidates."""
+    apply_filter: bool = True
+    """Keep only candidates passing the paper's thresholds. The tiny preset turns it off (its 3-iteration
+    GHNs pass nothing; it proves the plumbing, e.g. for ``nnit reproduce --preset tiny``)."""
 
 
 DATASET_PRESETS: dict[str, DatasetConfig] = {
-    "tiny": DatasetConfig(episodes=2, keep_per_arch=2, roles=("train", "held_out")),
+    "tiny": DatasetConfig(episodes=2, keep_per_arch=2, roles=("train", "held_out"), apply_filter=False),
     "cpu": DatasetConfig(episodes=8, keep_per_arch=16),
     "paper": DatasetConfig(episodes=64, keep_per_arch=100),
 }
@@ -84,6 +87,7 @@ def build_dataset(
     num_workers: int | None = None,
     data_dir: str | None = None,
     limit_archs: int | None = None,
+    only: Optional[Sequence[tuple[int, ...]]] = None,
     progress: bool = True,
 ) -> Path:
     """Generate, evaluate, filter and store; returns the dataset directory (see module docstring)."""
@@ -98,12 +102,18 @@ def build_dataset(
     seeds = list(model.seeds)
     split = paper_split()
     todo = [(role, h) for role in cfg.roles for h in getattr(split, role)]
+    if only is not None:
+        missing = [h for h in only if h not in {x for _, x in todo}]
+        if missing:
+            raise ValueError(f"architectures {missing} are not in the split's {', '.join(cfg.roles)} roles")
+        todo = [(role, h) for role, h in todo if h in set(only)]
     if limit_archs is not None:
         todo = todo[:limit_archs]
     index_path = out / "index.json"
     cfg_json = json.loads(json.dumps(asdict(cfg)))
     index = json.loads(index_path.read_text()) if index_path.exists() else {"task": task.name, "control_mode": getattr(task, "control_mode", None), "config": cfg_json, "architectures": {}}
-    if index["config"] != cfg_json or index["task"] != task.name:
+    defaults = json.loads(json.dumps(asdict(DatasetConfig())))  # fields added later read as their defaults
+    if {**defaults, **index["config"]} != cfg_json or index["task"] != task.name:
         raise ValueError(f"{out} was built with another dataset config; use a fresh --out directory")
     t_start = time.perf_counter()
     evaluator = None
@@ -131,7 +141,7 @@ def build_dataset(
             metric_names = list(res.metrics)
             per = [{m: float(res.metrics[m][i]) for m in metric_names} for i in range(cands.n)]
             primary = np.array([p[res.primary] for p in per])
-            ok = [i for i in range(cands.n) if passes_filter(task, per[i], cfg)]
+            ok = [i for i in range(cands.n) if not cfg.apply_filter or passes_filter(task, per[i], cfg)]
             ok.sort(key=lambda i: -primary[i])
             kept = ok[: cfg.keep_per_arch]
             if kept:

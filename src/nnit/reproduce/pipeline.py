@@ -1,0 +1,270 @@
+"""``nnit reproduce``: every stage of the paper's pipeline, per task, with caching and resume.
+
+A stage is one ``nnit`` command line (the same commands a user types; its output goes to
+``runs/<preset>/reproduce/logs/<task>/<stage>.log``) or an in-process step, plus the file that proves
+it finished. A rerun skips finished stages; an interrupted stage re-runs its command, and every
+command resumes from its own checkpoints (GHN ensemble, dataset shards, NNiT and baseline
+checkpoints). The wall time of each stage is recorded in ``runs/<preset>/reproduce/stages.json``.
+
+Stages per task (robot tasks; Fashion-MNIST skips ``teacher``):
+
+  teacher     the teacher's success over seeded episodes (the paper's "Expert" row)
+  ghn         nnit train-ghn                      (GHN ensemble, DAgger / supervised)
+  dataset     nnit build-dataset                  (candidates, filter, kept networks)
+  alignment   nnit analyze alignment              (Tables 1 / 6, Figures 3 / 4)
+  nnit        nnit train                          (NNiT, MoNL)
+  d2nwg, sane nnit train-baseline                 (baselines, same data and normalization)
+  eval-*      nnit eval / nnit generate --evaluate (dataset networks and every generator on the
+              seen and unseen architectures, same seeds, top-k of N)
+  joint       nnit generate without --arch        (p(a, w), Table 3)
+  memorization  generated vs nearest training network after neuron alignment
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable, Optional
+
+from nnit.config import PresetName
+
+
+@dataclass(frozen=True)
+class ReproduceConfig:
+    """What ``nnit reproduce`` runs and evaluates at one preset."""
+
+    tasks: tuple[str, ...]
+    """Tasks, in order."""
+    num_networks: int
+    """N: networks generated per architecture and generator."""
+    top_k: int
+    """k of the top-k protocol."""
+    episodes: int
+    """Evaluation episodes per network (robot tasks)."""
+    seen: tuple[tuple[int, ...], ...]
+    """Train architectures evaluated (paper Table 4, top)."""
+    unseen: tuple[tuple[int, ...], ...]
+    """Held-out architectures evaluated (paper Table 4, bottom)."""
+    eval_seed: int = 1000
+    """Seed of evaluation episode 0 (disjoint from the dataset filter's 100000 and DAgger's)."""
+    baselines: tuple[str, ...] = ("d2nwg", "sane")
+    joint: bool = True
+    """Also sample p(a, w) (Table 3)."""
+    teacher_episodes: int = 50
+    sampler: str = "ddim"
+    sampler_steps: int = 50
+    memorization_networks: int = 16
+    """Generated networks per seen architecture compared with the training set."""
+    stage_args: dict = field(default_factory=dict)
+    """Extra CLI flags per stage name (e.g. fewer steps), applied to every task."""
+
+
+PAPER_SEEN = ((32, 16, 64, 32), (32, 64, 16, 32), (32, 32, 32, 16), (64, 64, 16, 32))
+PAPER_UNSEEN = ((32, 32, 16, 64), (32, 32, 32, 64), (32, 16, 16, 16), (16, 16, 16, 32))
+"""The architectures of the paper's Table 4 (its unseen ones are this project's first 4 held-out)."""
+
+REPRODUCE_PRESETS: dict[str, ReproduceConfig] = {
+    "tiny": ReproduceConfig(tasks=("FashionMNIST", "PushCube-v1"), num_networks=4, top_k=2, episodes=2,
+                            seen=PAPER_SEEN[:1], unseen=PAPER_UNSEEN[:1], teacher_episodes=2, sampler_steps=10,
+                            memorization_networks=2,
+                            stage_args={"ghn": ["--workers", "1"],  # the dataset: the evaluated architectures + 3 more train ones
+                                        "dataset": ["--workers", "1", "--archs", "32,16,64,32", "32,32,16,64", "16,16,16,16",
+                                                    "64,64,64,64", "16,32,64,16"]}),
+    "cpu": ReproduceConfig(tasks=("PushCube-v1", "FashionMNIST", "PickCube-v1", "StackCubeEasy-v1"), num_networks=32,
+                           top_k=10, episodes=10, seen=PAPER_SEEN[:2], unseen=PAPER_UNSEEN),
+    "paper": ReproduceConfig(tasks=("PickCube-v1", "PushCube-v1", "StackCubeEasy-v1", "FashionMNIST"), num_networks=100,
+                             top_k=10, episodes=50, seen=PAPER_SEEN, unseen=PAPER_UNSEEN, sampler="ancestral",
+                             sampler_steps=1000),
+}
+
+
+def label(hidden) -> str:
+    return "h" + "-".join(str(h) for h in hidden)
+
+
+def is_robot(task: str) -> bool:
+    return not task.lower().endswith("mnist")
+
+
+@dataclass
+class Stage:
+    name: str
+    done_file: Path
+    command: Optional[list[str]] = None
+    """An nnit command line (without the leading 'nnit')."""
+    func: Optional[Callable[[], None]] = None
+    """An in-process step (when there is no command)."""
+
+
+class StageFailed(RuntimeError):
+    pass
+
+
+class Pipeline:
+    """The stages of every task at one preset, their cache and their timings."""
+
+    def __init__(self, preset: PresetName, cfg: ReproduceConfig, root: Path = Path("runs"), nnit_bin: Optional[str] = None,
+                 data_dir: Optional[Path] = None, progress: bool = False) -> None:
+        self.preset, self.cfg = preset, cfg
+        self.root = Path(root) / preset
+        self.state_dir = self.root / "reproduce"
+        self.nnit = [nnit_bin] if nnit_bin else [sys.executable, "-m", "nnit.cli"]
+        self.data_dir = data_dir
+        self.progress = progress
+        self.timings_path = self.state_dir / "stages.json"
+
+    # ------------------------------------------------------------------ paths
+    def task_dir(self, task: str) -> Path:
+        return self.root / task
+
+    def eval_dir(self, task: str, generator: str, what: str) -> Path:
+        return self.task_dir(task) / "eval" / generator / what
+
+    # ------------------------------------------------------------------ plan
+    def stages(self, task: str) -> list[Stage]:
+        c, p, T = self.cfg, self.preset, self.task_dir(task)
+        robot = is_robot(task)
+        data = ["--data-dir", str(self.data_dir)] if (self.data_dir and not robot) else []
+        ghn_ckpt = T / "ghn" / "ghn.safetensors"
+        ds = T / "dataset"
+        control = []
+        if robot:  # the dataset's controller (the teacher's), for nnit eval of its networks
+            mode = json.loads((ds / "index.json").read_text()).get("control_mode") if (ds / "index.json").exists() else None
+            if mode is None:
+                from nnit.experts.teachers import get_teacher
+
+                mode = get_teacher(task).spec.control_mode
+            control = ["--control-mode", mode]
+        common_eval = ["--preset", p, "--episodes", str(c.episodes), "--top-k", str(c.top_k), "--eval-seed", str(c.eval_seed)]
+        out: list[Stage] = []
+        if robot:
+            out.append(Stage("teacher", self.state_dir / task / "teacher.json", func=lambda: self._teacher(task)))
+        out += [
+            Stage("ghn", ghn_ckpt, ["train-ghn", "--task", task, "--preset", p, "--out", str(T / "ghn"), *data]),
+            Stage("dataset", ds / "summary.json", ["build-dataset", "--ghn", str(ghn_ckpt), "--preset", p, "--out", str(ds), *data]),
+            Stage("alignment", T / "alignment" / "alignment.json", ["analyze", "alignment", "--ghn", str(ghn_ckpt), "--preset", p, "--out", str(T / "alignment"), *data]),
+            Stage("nnit", T / "nnit" / "train_done.json", ["train", "--dataset", str(ds), "--preset", p, "--out", str(T / "nnit")]),
+        ]
+        for b in c.baselines:
+            out.append(Stage(b, T / b / "train_done.json", ["train-baseline", "--method", b, "--dataset", str(ds), "--preset", p, "--out", str(T / b)]))
+        gens = [("nnit", T / "nnit")] + [(b, T / b) for b in c.baselines]
+        for h in c.seen + c.unseen:
+            arch = ",".join(map(str, h))
+            d = self.eval_dir(task, "dataset", label(h))
+            out.append(Stage(f"eval-dataset-{label(h)}", d / "eval.json",
+                             ["eval", "--task", task, "--weights", str(ds / "shards" / f"{label(h)}.safetensors"), "--out", str(d / "eval.json"),
+                              "--episodes", str(c.episodes), "--top-k", str(c.top_k), "--seed", str(c.eval_seed), "--preset", p, *control, *data]))
+            for g, ck in gens:
+                d = self.eval_dir(task, g, label(h))
+                out.append(Stage(f"eval-{g}-{label(h)}", d / "results.json",
+                                 ["generate", "--task", task, "--checkpoint", str(ck), "--arch", arch, "--num", str(c.num_networks),
+                                  "--sampler", c.sampler, "--steps", str(c.sampler_steps), "--evaluate", "--out", str(d), *common_eval, *data]))
+        if c.joint:
+            d = self.eval_dir(task, "nnit", "joint")
+            out.append(Stage("joint", d / "results.json",
+                             ["generate", "--task", task, "--checkpoint", str(T / "nnit"), "--num", str(c.num_networks), "--sampler", c.sampler,
+                              "--steps", str(c.sampler_steps), "--evaluate", "--out", str(d), *common_eval, *data]))
+        out.append(Stage("memorization", self.state_dir / task / "memorization.json", func=lambda: self._memorization(task)))
+        for s in out:
+            base = s.name.split("-")[0] if s.name.startswith("eval-") else s.name
+            if s.command is not None and (base in c.stage_args or s.name in c.stage_args):
+                s.command = s.command + list(c.stage_args.get(s.name, c.stage_args.get(base, [])))
+            if s.command is not None and not self.progress:
+                s.command.append("--no-progress")
+        return out
+
+    # ------------------------------------------------------------------ run
+    def _timings(self) -> dict:
+        return json.loads(self.timings_path.read_text()) if self.timings_path.exists() else {}
+
+    def _record(self, task: str, stage: Stage, seconds: float, status: str) -> None:
+        t = self._timings()
+        t.setdefault(task, {})[stage.name] = {"seconds": round(seconds, 1), "status": status,
+                                              "command": ("nnit " + " ".join(stage.command)) if stage.command else "(in-process)"}
+        self.timings_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.timings_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(t, indent=1))
+        os.replace(tmp, self.timings_path)
+
+    def run(self, tasks: Optional[list[str]] = None, only: Optional[list[str]] = None, log: Callable[[str], None] = print) -> None:
+        for task in tasks or list(self.cfg.tasks):
+            for i in range(len(self.stages(task))):
+                stage = self.stages(task)[i]  # re-planned each time: later commands read earlier outputs
+                if only and not any(stage.name == o or stage.name.startswith(o + "-") for o in only):
+                    continue
+                if stage.done_file.exists():
+                    log(f"[{task}] {stage.name}: done (cached: {stage.done_file})")
+                    continue
+                log(f"[{task}] {stage.name}: running" + (f" nnit {' '.join(stage.command)}" if stage.command else ""))
+                t0 = time.perf_counter()
+                try:
+                    if stage.command is not None:
+                        self._run_command(task, stage)
+                    else:
+                        stage.func()  # type: ignore[misc]
+                except BaseException:
+                    self._record(task, stage, time.perf_counter() - t0, "failed")
+                    raise
+                dt = time.perf_counter() - t0
+                self._record(task, stage, dt, "done")
+                log(f"[{task}] {stage.name}: done in {dt:.0f} s")
+
+    def _run_command(self, task: str, stage: Stage) -> None:
+        logf = self.state_dir / "logs" / task / f"{stage.name}.log"
+        logf.parent.mkdir(parents=True, exist_ok=True)
+        with logf.open("a") as fh:
+            fh.write(f"$ nnit {' '.join(stage.command)}\n")
+            fh.flush()
+            rc = subprocess.call(self.nnit + stage.command, stdout=fh, stderr=subprocess.STDOUT)  # type: ignore[operator]
+        if rc != 0:
+            tail = "".join(logf.read_text().splitlines(keepends=True)[-15:])
+            raise StageFailed(f"stage {stage.name} of {task} failed (exit {rc}); log {logf}:\n{tail}")
+        if stage.name in ("nnit", *self.cfg.baselines):  # training commands resume; mark the finished run
+            _write_json(stage.done_file, {"stage": stage.name, "command": "nnit " + " ".join(stage.command)})
+        if not stage.done_file.exists():
+            raise StageFailed(f"stage {stage.name} of {task} exited 0 but did not write {stage.done_file}; log {logf}")
+
+    # ------------------------------------------------------------------ in-process stages
+    def _teacher(self, task: str) -> None:
+        from nnit.experts.teachers import measure_teacher
+
+        r = measure_teacher(task, episodes=self.cfg.teacher_episodes, seed=self.cfg.eval_seed)
+        r.pop("per_episode", None)
+        _write_json(self.state_dir / task / "teacher.json", r)
+
+    def _memorization(self, task: str) -> None:
+        import torch
+
+        from nnit.analysis.memorization import memorization_stats
+        from nnit.weights.mlp import WeightSet
+        from nnit.weights.normalize import WeightNormalizer
+
+        T = self.task_dir(task)
+        norm = WeightNormalizer.load(T / "dataset" / "normalization.json")
+        rows = []
+        for g in ("nnit", *self.cfg.baselines):
+            for h in self.cfg.seen:
+                f = self.eval_dir(task, g, label(h)) / "networks.safetensors"
+                shard = T / "dataset" / "shards" / f"{label(h)}.safetensors"
+                if not (f.exists() and shard.exists()):
+                    continue
+                gen = WeightSet.load(f)
+                gen = gen[torch.arange(min(gen.n, self.cfg.memorization_networks))]
+                rows.append({"generator": g, **memorization_stats(gen, WeightSet.load(shard), norm)})
+        _write_json(self.state_dir / task / "memorization.json", {"task": task, "space": "global-normalized weights", "rows": rows})
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def config_dict(cfg: ReproduceConfig) -> dict:
+    return json.loads(json.dumps(asdict(cfg)))

@@ -1,0 +1,73 @@
+"""`nnit reproduce`: the stage plan, caching / resume, and the report (fast); the tiny preset end to end (slow)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from nnit.reproduce.pipeline import REPRODUCE_PRESETS, Pipeline, StageFailed
+from nnit.reproduce.report import write_report
+
+
+def test_plan_covers_every_stage_and_passes_out_dirs(tmp_path):
+    pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
+    names = [s.name for s in pipe.stages("PushCube-v1")]
+    assert names[:7] == ["teacher", "ghn", "dataset", "alignment", "nnit", "d2nwg", "sane"]
+    assert "eval-dataset-h32-16-64-32" in names and "eval-sane-h32-32-16-64" in names and names[-2:] == ["joint", "memorization"]
+    assert "teacher" not in [s.name for s in pipe.stages("FashionMNIST")]
+    for s in pipe.stages("PushCube-v1"):
+        if s.command:  # every command writes under the pipeline's root, never the default runs/
+            outs = [s.command[i + 1] for i, a in enumerate(s.command) if a == "--out"]
+            assert outs and outs[0].startswith(str(tmp_path)), s.command
+            assert s.command[-1] == "--no-progress"
+    ds = next(s for s in pipe.stages("PushCube-v1") if s.name == "dataset")
+    assert "--archs" in ds.command  # the tiny preset builds only the architectures it evaluates (+ a few)
+    ev = next(s for s in pipe.stages("PushCube-v1") if s.name == "eval-dataset-h32-16-64-32")
+    assert ev.command[ev.command.index("--control-mode") + 1] == "pd_ee_delta_pos"
+
+
+def test_cached_stages_are_skipped_and_a_failure_is_reported(tmp_path):
+    pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
+    for s in pipe.stages("FashionMNIST"):
+        s.done_file.parent.mkdir(parents=True, exist_ok=True)
+        s.done_file.write_text("{}")
+    logs: list[str] = []
+    pipe.run(tasks=["FashionMNIST"], log=logs.append)
+    assert logs and all("done (cached" in ln for ln in logs)
+    # a stage whose command fails: exit status and log tail in the error, timing recorded as failed
+    ghn = next(s for s in pipe.stages("PushCube-v1") if s.name == "ghn")
+    pipe.nnit = [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"]
+    with pytest.raises(StageFailed, match="exit 3"):
+        pipe.run(tasks=["PushCube-v1"], only=["ghn"], log=lambda s: None)
+    t = json.loads(pipe.timings_path.read_text())
+    assert t["PushCube-v1"]["ghn"]["status"] == "failed" and not ghn.done_file.exists()
+
+
+def test_report_from_partial_results(tmp_path):
+    pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
+    path = write_report(pipe, tmp_path / "REPORT.md", tmp_path / "fig")
+    text = path.read_text()
+    assert text.startswith("# NNiT reproduction report") and "Scale-downs" in text and "Table 2 analogue" in text
+    assert json.loads(path.with_suffix(".json").read_text())["preset"] == "tiny"
+
+
+@pytest.mark.slow
+def test_reproduce_tiny_end_to_end(tmp_path):
+    """The whole pipeline at the tiny preset through the real CLI, then a cached rerun."""
+    cmd = [sys.executable, "-m", "nnit.cli", "reproduce", "--preset", "tiny", "--runs", str(tmp_path / "runs"),
+           "--report", str(tmp_path / "REPORT.md")]
+    subprocess.run(cmd, check=True, timeout=1500)
+    text = (tmp_path / "REPORT.md").read_text()
+    for task in ("FashionMNIST", "PushCube-v1"):
+        assert task in text
+    data = json.loads((tmp_path / "REPORT.json").read_text())
+    push = data["tasks"]["PushCube-v1"]
+    assert push["teacher"]["success_once"] >= 0.5
+    assert push["table2"]["nnit"]["unseen"] is not None and push["table2"]["d2nwg"]["seen"] is not None
+    assert push["joint"]["summary"]["num"] == 4
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600).stdout
+    assert "running" not in out and out.count("done (cached") > 20
