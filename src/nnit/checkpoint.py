@@ -165,3 +165,27 @@ def restore(ckpt: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer
             optimizer.load_state_dict(ckpt.optimizer)
     except (RuntimeError, ValueError, KeyError) as err:
         raise CheckpointError(f"checkpoint does not match the model: {err}") from None
+
+
+def export_release(src: str | os.PathLike, dst: str | os.PathLike, dtype: torch.dtype = torch.float16) -> Path:
+    """A sampling-only copy of a checkpoint for a model zoo: the EMA weights (or the raw ones when there
+    is no EMA) stored as ``model.*`` in ``dtype``, no optimizer / EMA / extra tensors, the same config,
+    meta and sections (so every reader rebuilds the model exactly as from the training checkpoint).
+    Loading casts the weights back to the model's float32."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    ck = load_checkpoint(src)
+    weights = ck.ema or ck.model
+    tensors = {f"model.{k}": (v.to(dtype) if v.is_floating_point() else v).contiguous() for k, v in weights.items()}
+    with safe_open(str(ck.path), framework="pt") as f:
+        md = dict(f.metadata() or {})
+    meta = {**ck.meta, "release": {"from": str(ck.path), "step": ck.step, "dtype": str(dtype).replace("torch.", ""),
+                                   "weights": "ema" if ck.ema else "model"}}
+    md.update({"has_optimizer": "False", "param_groups": "[]", "meta": json.dumps(meta, sort_keys=True)})
+    dst = Path(dst)
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    save_file(tensors, str(tmp), metadata=md)
+    os.replace(tmp, dst)
+    return dst

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 from typing import Literal
 
 from nnit.config import TOKENS, PresetName
@@ -48,6 +49,27 @@ def info(preset: PresetName = "cpu", mode: Literal["padded", "valid", "both"] = 
         print(f"{m}: mean {sum(counts) / len(counts):.1f} tokens, max {max(counts)} over the {len(paper)} paper architectures")
 
 
+def export(checkpoint: Path, out: Path, dtype: Literal["float16", "bfloat16", "float32"] = "float16") -> None:
+    """Write a sampling-only copy of a trained NNiT / baseline checkpoint (EMA weights, no optimizer) for a model zoo.
+
+    Example: nnit export --checkpoint runs/cpu/PushCube-v1/nnit --out zoo/nnit_PushCube-v1.safetensors
+
+    Args:
+        checkpoint: A checkpoint file or run directory.
+        out: The release file to write.
+        dtype: Storage dtype of the weights (loading casts them back to float32).
+    """
+    import torch
+
+    from nnit.checkpoint import CheckpointError, export_release
+
+    try:
+        path = export_release(checkpoint, out, getattr(torch, dtype))
+    except CheckpointError as err:
+        raise CLIError(str(err)) from None
+    print(f"wrote {path} ({path.stat().st_size / 2**20:.2f} MiB)")
+
+
 def main(argv: list[str] | None = None) -> None:
     import tyro
 
@@ -70,6 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         "generate": generate_command,
         "train-baseline": train_baseline_command,
         "reproduce": reproduce_command,
+        "export": export,
     }
     try:
         tyro.extras.subcommand_cli_from_dict(commands, prog="nnit", args=argv, description=__doc__.splitlines()[0])

@@ -74,7 +74,7 @@ class NNiTSampler:
         """Rebuild the model from the checkpoint's own config (EMA weights by default)."""
         ck = load_checkpoint(path)
         model = NNiT(ck.model_config)
-        model.load_state_dict(ck.ema if use_ema else ck.model)
+        model.load_state_dict(ck.ema if (use_ema and ck.ema) else ck.model)
         norm = ck.data.get("normalizer")
         return cls(model, ck.codec, ck.config, WeightNormalizer.from_dict(norm) if norm else None, ck.data, device)
 

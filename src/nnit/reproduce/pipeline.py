@@ -56,8 +56,8 @@ class ReproduceConfig:
     joint: bool = True
     """Also sample p(a, w) (Table 3)."""
     teacher_episodes: int = 50
-    sampler: str = "ddim"
-    sampler_steps: int = 50
+    sampler: str = "ancestral"
+    sampler_steps: int = 1000
     memorization_networks: int = 16
     """Generated networks per seen architecture compared with the training set."""
     stage_args: dict = field(default_factory=dict)
@@ -78,8 +78,7 @@ REPRODUCE_PRESETS: dict[str, ReproduceConfig] = {
     "cpu": ReproduceConfig(tasks=("PushCube-v1", "FashionMNIST", "PickCube-v1", "StackCubeEasy-v1"), num_networks=32,
                            top_k=10, episodes=10, seen=PAPER_SEEN[:2], unseen=PAPER_UNSEEN),
     "paper": ReproduceConfig(tasks=("PickCube-v1", "PushCube-v1", "StackCubeEasy-v1", "FashionMNIST"), num_networks=100,
-                             top_k=10, episodes=50, seen=PAPER_SEEN, unseen=PAPER_UNSEEN, sampler="ancestral",
-                             sampler_steps=1000),
+                             top_k=10, episodes=50, seen=PAPER_SEEN, unseen=PAPER_UNSEEN),
 }
 
 

@@ -1,0 +1,61 @@
+"""Sampler quality vs speed for a trained NNiT: top-k success (or accuracy) and sampling time per
+(sampler, steps), all on the same architecture, networks and evaluation seeds.
+
+    .venv/bin/python benchmarks/bench_samplers.py --checkpoint runs/cpu/PushCube-v1/nnit --task PushCube-v1 \
+        --arch 32,16,64,32 --num 32 --out benchmarks/results/bench_samplers_pushcube.json
+
+Each setting runs ``nnit generate --evaluate`` (so the numbers are exactly the CLI's) and records the
+"sampled and assembled in X s" time and the top-k row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+SETTINGS = (("ddim", 50), ("ddim", 250), ("ancestral", 50), ("ancestral", 250), ("ancestral", 1000))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--arch", default="32,16,64,32")
+    ap.add_argument("--num", type=int, default=32)
+    ap.add_argument("--episodes", type=int, default=10)
+    ap.add_argument("--top-k", type=int, default=10)
+    ap.add_argument("--eval-seed", type=int, default=1000)
+    ap.add_argument("--threads", type=int, default=None)
+    ap.add_argument("--workers", type=int, default=None)
+    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_samplers.json"))
+    ap.add_argument("--tmp", type=Path, default=Path("runs/bench_samplers"))
+    a = ap.parse_args()
+    rows = []
+    for sampler, steps in SETTINGS:
+        out = a.tmp / f"{sampler}_{steps}"
+        cmd = [sys.executable, "-m", "nnit.cli", "generate", "--task", a.task, "--checkpoint", a.checkpoint, "--arch", a.arch,
+               "--num", str(a.num), "--sampler", sampler, "--steps", str(steps), "--evaluate", "--episodes", str(a.episodes),
+               "--top-k", str(a.top_k), "--eval-seed", str(a.eval_seed), "--out", str(out), "--no-progress"]
+        cmd += ["--threads", str(a.threads)] if a.threads else []
+        cmd += ["--workers", str(a.workers)] if a.workers else []
+        text = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        secs = float(re.search(r"sampled and assembled in ([0-9.]+) s", text).group(1))
+        res = json.loads((out / "results.json").read_text())
+        top = res["top_k"][0]
+        rows.append({"sampler": sampler, "steps": steps, "sample_seconds": secs, "mean": top["mean"],
+                     "std_between": top["std_between"], "success_rate": top.get("success_rate")})
+        print(f"{sampler:>9} {steps:>5} steps: {secs:7.2f} s  top-{a.top_k} {top['mean']:.3f} +- {top['std_between']:.3f}"
+              f"  success {100 * (top.get('success_rate') or 0):.0f}%", flush=True)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "machine": platform.platform(),
+                                 "rows": rows}, indent=1))
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
