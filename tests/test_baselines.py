@@ -11,7 +11,6 @@ from nnit.baselines.common import ArchEmbedding
 from nnit.baselines.d2nwg import D2NWG_PRESETS, PaddedLayout
 from nnit.baselines.sane import SANE_PRESETS, row_tokens, tokens_to_weights
 from nnit.baselines.train import BaselineSampler, sane_token_dim, train_d2nwg, train_sane
-from nnit.cli import main
 from nnit.weights import Architecture, WeightSet, WidthVocab
 from nnit.weights.architecture import ArchitectureError
 from synthetic import smooth_weights  # noqa: E402

@@ -9,9 +9,7 @@ import pytest
 import torch
 
 from nnit.cli import main as nnit_main
-from nnit.ghn.dataset import iter_dataset
 from nnit.ghn.train import load_ghn_ensemble
-from nnit.weights import WeightNormalizer
 
 
 def run_cli(*args: str) -> None:

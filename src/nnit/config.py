@@ -8,10 +8,25 @@ all the scales in one file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 PresetName = Literal["tiny", "cpu", "paper"]
+
+
+class JSONConfig:
+    """Mixin for frozen config dataclasses stored as JSON (checkpoints): ``to_dict`` turns tuples into
+    lists, ``from_dict`` ignores unknown keys (configs written by other versions) and turns lists back
+    into tuples where the field's default is a tuple."""
+
+    def to_dict(self) -> dict:
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        tuples = {f.name for f in fields(cls) if isinstance(f.default, tuple)}  # type: ignore[arg-type]
+        known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
+        return cls(**{k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in data.items() if k in known})
 PRESET_NAMES: tuple[str, ...] = ("tiny", "cpu", "paper")
 
 

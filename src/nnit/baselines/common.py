@@ -24,7 +24,6 @@ from torch import nn
 
 from nnit.checkpoint import DEFAULT_NAME, CheckpointError, load_checkpoint, restore, save_checkpoint
 from nnit.weights.architecture import Architecture, ArchitectureError, WidthVocab
-from nnit.weights.mlp import WeightSet
 
 BASELINE_KINDS = ("d2nwg", "sane")
 """``meta["kind"]`` of the baselines' checkpoints."""

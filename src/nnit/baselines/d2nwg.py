@@ -22,13 +22,14 @@ VAE frozen), so a killed run resumes in either phase.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nnit.config import JSONConfig
 from nnit.baselines.common import ArchEmbedding, count_parameters, timestep_embedding
 from nnit.diffusion.gaussian import GaussianDiffusion, linear_betas
 from nnit.weights.architecture import Architecture, ArchitectureError, WidthVocab
@@ -36,7 +37,7 @@ from nnit.weights.mlp import WeightSet
 
 
 @dataclass(frozen=True)
-class D2NWGConfig:
+class D2NWGConfig(JSONConfig):
     """Everything that defines a D2NWG baseline run (stored in its checkpoint)."""
 
     chunk: int = 512
@@ -67,19 +68,6 @@ class D2NWGConfig:
     @property
     def total_steps(self) -> int:
         return self.vae_steps + self.diffusion_steps
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["arch_widths"] = list(self.arch_widths)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "D2NWGConfig":
-        known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in data.items() if k in known}
-        if "arch_widths" in d:
-            d["arch_widths"] = tuple(d["arch_widths"])
-        return cls(**d)
 
 
 D2NWG_PRESETS: dict[str, D2NWGConfig] = {

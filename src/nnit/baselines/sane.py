@@ -21,20 +21,21 @@ adapted to mixed widths as the NNiT paper did (its Sec. 6.3).
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 from typing import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nnit.config import JSONConfig
 from nnit.baselines.common import count_parameters
 from nnit.weights.architecture import Architecture, ArchitectureError
 from nnit.weights.mlp import WeightSet
 
 
 @dataclass(frozen=True)
-class SANEConfig:
+class SANEConfig(JSONConfig):
     """Everything that defines a SANE baseline run (stored in its checkpoint)."""
 
     d_model: int = 128
@@ -63,14 +64,6 @@ class SANEConfig:
     sample_temperature: float = 1.0
     """Scale of the per-position std when sampling latents."""
     seed: int = 0
-
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "SANEConfig":
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 SANE_PRESETS: dict[str, SANEConfig] = {

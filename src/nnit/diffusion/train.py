@@ -20,13 +20,14 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Optional, Sequence
 
 import torch
 from torch import nn
 
+from nnit.config import JSONConfig
 from nnit.checkpoint import DEFAULT_NAME, Checkpoint, CheckpointError, restore, save_checkpoint
 from nnit.checkpoint import load_checkpoint as load_core_checkpoint
 from nnit.diffusion.arch_codes import ArchCodec
@@ -43,7 +44,7 @@ CHECKPOINT_KIND = "nnit"
 
 # ============================================================================ config
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(JSONConfig):
     """Everything that defines an NNiT training run (stored in its checkpoint)."""
 
     model: str = "NNiT-Ti"
@@ -99,18 +100,6 @@ class TrainConfig:
     ckpt_every: int = 500
     """Checkpoint interval (steps); one is always written at the end."""
 
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["arch_widths"] = list(self.arch_widths)
-        return d
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        d = {k: v for k, v in data.items() if k in known}
-        if "arch_widths" in d:
-            d["arch_widths"] = tuple(d["arch_widths"])
-        return cls(**d)
 
     def model_config(self) -> NNiTConfig:
         return nnit_config(self.model, self.patch_size, self.max_width, self.arch_dim, self.max_depth)

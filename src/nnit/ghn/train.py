@@ -17,7 +17,6 @@ chosen (member, architecture) student, and its teacher-labelled states feed ever
 from __future__ import annotations
 
 import json
-import math
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path

@@ -19,7 +19,7 @@ worker functions.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from nnit.tasks.registry import EPISODE_STEPS, ControlMode, SimBackend, resolve_sim_backend  # noqa: F401 (re-export)
 
