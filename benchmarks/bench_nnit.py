@@ -101,7 +101,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--steps", type=int, default=10, help="timed training steps per mode")
     ap.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
-    ap.add_argument("--ancestral-steps", type=int, default=1000)
+    ap.add_argument("--ancestral-steps", default="50,1000", help="comma-separated step counts of the ancestral sampler")
     ap.add_argument("--ddim-steps", default="10,25,50")
     ap.add_argument("--quick", action="store_true", help="3 timed steps, ancestral with 100 steps")
     ap.add_argument("--no-sample", action="store_true", help="time training only")
@@ -110,7 +110,7 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     steps = 3 if args.quick else args.steps
-    anc = 100 if args.quick else args.ancestral_steps
+    anc = [100] if args.quick else [int(k) for k in args.ancestral_steps.split(",")]
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, model {args.model}")
     train = []
     for mode, pool in (("padded", None), ("valid", None), ("valid", 1)):
@@ -124,7 +124,7 @@ def main() -> None:
     overall = train[1]["throughput_steps_per_s"] / train[0]["throughput_steps_per_s"]
     print(f"  valid / padded training speed: {speedup:.2f}x median, {overall:.2f}x overall (length-bucketed; "
           f"{unbucketed:.2f}x median without bucketing)")
-    runs = [("ddim", int(k)) for k in args.ddim_steps.split(",")] + [("ancestral", anc)]
+    runs = [("ddim", int(k)) for k in args.ddim_steps.split(",")] + [("ancestral", k) for k in anc]
     sample = [] if args.no_sample else bench_sample(args.model, "valid", (16, 64, 64, 32), 100, runs)  # a held-out architecture
     result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
               "train": train, "valid_over_padded": speedup, "valid_unbucketed_over_padded": unbucketed,

@@ -74,6 +74,9 @@ def test_d2nwg_trains_resumes_and_samples(tmp_path):
     s = BaselineSampler.from_checkpoint(tmp_path / "a")
     ws = s.conditional(Architecture(10, HELD_OUT, 4), num=3, steps=10)
     assert ws.n == 3 and ws.arch.hidden == HELD_OUT and torch.isfinite(ws.to_vector()).all()
+    # x0^ is clipped to the training latents' range: samples stay on the data's scale (unclipped: ~100x off)
+    assert float(model.latent_absmax) > 0
+    assert float(ws.to_vector().std()) < 5 * float(torch.cat([w.to_vector().flatten() for w in sets]).std())
     with pytest.raises(ArchitectureError):
         s.conditional(Architecture(10, (16, 24, 64, 16), 4), num=1, steps=5)
 

@@ -67,6 +67,8 @@ def train_d2nwg(cfg: D2NWGConfig, sets: Sequence[WeightSet], out_dir: str | os.P
             ema.vae.load_state_dict(model.vae.state_dict())
             ema.latent_scale.copy_(model.latent_scale)
             state["z"] = model.latents(X)
+            model.latent_absmax.fill_(float(state["z"].abs().max()))
+            ema.latent_absmax.copy_(model.latent_absmax)
 
     def loss_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         idx = torch.randint(len(X), (cfg.batch_size,), generator=gen)

@@ -181,9 +181,9 @@ class Pipeline:
     def _timings(self) -> dict:
         return json.loads(self.timings_path.read_text()) if self.timings_path.exists() else {}
 
-    def _record(self, task: str, stage: Stage, seconds: float, status: str) -> None:
+    def _record(self, task: str, stage: Stage, seconds: Optional[float], status: str) -> None:
         t = self._timings()
-        t.setdefault(task, {})[stage.name] = {"seconds": round(seconds, 1), "status": status,
+        t.setdefault(task, {})[stage.name] = {"seconds": None if seconds is None else round(seconds, 1), "status": status,
                                               "command": ("nnit " + " ".join(stage.command)) if stage.command else "(in-process)"}
         self.timings_path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.timings_path.with_suffix(".tmp")
@@ -198,6 +198,8 @@ class Pipeline:
                     continue
                 if stage.done_file.exists():
                     log(f"[{task}] {stage.name}: done (cached: {stage.done_file})")
+                    if stage.name not in self._timings().get(task, {}):  # made outside the pipeline: time unknown
+                        self._record(task, stage, None, "cached (made outside nnit reproduce)")
                     continue
                 log(f"[{task}] {stage.name}: running" + (f" nnit {' '.join(stage.command)}" if stage.command else ""))
                 t0 = time.perf_counter()

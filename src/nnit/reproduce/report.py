@@ -167,14 +167,16 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
     add(_scaledowns(pipe))
     # ---------------------------------------------------------------- time
     add("\n## Time per stage (measured)\n")
-    add("| task | stage | seconds | command |\n|---|---|---:|---|")
+    add("| task | stage | seconds | status | command |\n|---|---|---:|---|---|")
     total = 0.0
     for task, stages in data["timings"].items():
         for name, r in stages.items():
-            total += r["seconds"]
+            total += r["seconds"] or 0.0
             cmd = r["command"] if not name.startswith("eval-") and name != "joint" else "nnit eval / generate --evaluate (see the log)"
-            add(f"| {task} | {name} | {r['seconds']:.0f} | `{cmd}` |")
-    add(f"\nTotal: {total / 60:.1f} min over the stages run (cached stages keep the time of the run that made them).\n")
+            secs = "–" if r["seconds"] is None else f"{r['seconds']:.0f}"
+            add(f"| {task} | {name} | {secs} | {r['status']} | `{cmd}` |")
+    add(f"\nTotal: {total / 60:.1f} min over the timed stages (a rerun keeps the time of the run that made a stage; "
+        f"'–' = made outside `nnit reproduce`, its time is in the README).\n")
     # ---------------------------------------------------------------- teachers & dataset
     add("## Teachers and the dataset\n")
     add("| task | teacher success | teacher return | GHN iterations | GHN final loss | role | candidates | candidate mean | passed | kept |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
