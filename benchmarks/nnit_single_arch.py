@@ -5,6 +5,7 @@ estimate and the success of the policies it decodes to (robot tasks).
     .venv/bin/python benchmarks/nnit_single_arch.py --dataset runs/cpu/PushCube-v1/dataset \
         --arch 32,16,64,32 --steps 5000 --out runs/nnit_single_arch
     .venv/bin/python benchmarks/nnit_single_arch.py --dataset ... --checkpoint runs/cpu/PushCube-v1/nnit   # probe a trained model
+    .venv/bin/python benchmarks/nnit_single_arch.py --dataset ... --arch 64,64,64,64 --noise   # weight-noise sensitivity
 
 Used to tell an optimization-limited model (error falls with steps) from a broken pipeline.
 """
@@ -61,6 +62,34 @@ def probe(ckpt: Path, dataset: Path, hidden: tuple[int, ...], ts=(10, 50, 100, 2
     return rows
 
 
+def noise_sensitivity(dataset: Path, hidden: tuple[int, ...], levels=(0.0, 0.05, 0.1, 0.2, 0.4), episodes: int = 10) -> list[dict]:
+    """Mean success of the kept networks of ``hidden`` after i.i.d. noise of std ``level`` in the dataset's
+    global-normalized weight space (how precise a generator must be)."""
+    from nnit.eval.harness import CPUEvaluator
+    from nnit.ghn.dataset import iter_dataset
+    from nnit.tasks.registry import get_task
+    from nnit.weights.mlp import WeightSet
+    from nnit.weights.normalize import WeightNormalizer
+
+    index = json.loads((dataset / "index.json").read_text())
+    norm = WeightNormalizer.load(dataset / "normalization.json")
+    ws = next(w for _, w in iter_dataset(dataset, roles=("train", "held_out")) if w.arch.hidden == hidden)
+    ev = CPUEvaluator(get_task(index["task"], control_mode=index.get("control_mode"))).start()
+    rows, g = [], torch.Generator().manual_seed(0)
+    try:
+        for s in levels:
+            z = norm.apply(ws)
+            noisy = WeightSet(z.arch, [w + s * torch.randn(w.shape, generator=g) for w in z.weights],
+                              [b + s * torch.randn(b.shape, generator=g) for b in z.biases])
+            r = ev.evaluate(norm.invert(noisy), episodes=episodes, base_seed=200_000)
+            rows.append({"noise_std": s, "mean_success": float(r.metrics["success_rate"].mean()),
+                         "per_network": r.metrics["success_rate"].tolist()})
+            print(rows[-1], flush=True)
+    finally:
+        ev.close()
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--dataset", type=Path, required=True)
@@ -69,8 +98,14 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--out", type=Path, default=Path("runs/nnit_single_arch"))
     ap.add_argument("--checkpoint", type=Path, default=None, help="probe this trained model instead of training one")
+    ap.add_argument("--noise", action="store_true", help="only measure the kept networks' noise sensitivity")
     a = ap.parse_args()
     hidden = tuple(int(x) for x in a.arch.split(","))
+    if a.noise:
+        rows = noise_sensitivity(a.dataset, hidden)
+        Path(a.out).mkdir(parents=True, exist_ok=True)
+        (Path(a.out) / "noise.json").write_text(json.dumps(rows, indent=1))
+        return
     ckpt = a.checkpoint
     if ckpt is None:
         from nnit.diffusion.train import TRAIN_PRESETS, train
