@@ -163,6 +163,12 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
         f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
         f"{', GPU ' + _gpu() if _gpu() else ', no GPU'}. Every number below is read from the files the stages wrote "
         f"(`{pipe.root}`; the same numbers as JSON in `{path.with_suffix('.json').name}`).\n")
+    missing = {task: [st.name for st in pipe.stages(task) if not st.done_file.exists()] for task in c.tasks}
+    missing = {k: v for k, v in missing.items() if v}
+    if missing:
+        add("**This report is partial**: stages not run yet — " + "; ".join(
+            f"{task}: {', '.join(v[:6])}{f' and {len(v) - 6} more' if len(v) > 6 else ''}" for task, v in missing.items())
+            + f". Their cells show '–'; `nnit reproduce --preset {pipe.preset}` runs them (finished stages are kept).\n")
     add("## Scale-downs against the paper\n")
     add(_scaledowns(pipe))
     # ---------------------------------------------------------------- time
