@@ -25,6 +25,11 @@ def test_plan_covers_every_stage_and_passes_out_dirs(tmp_path):
             assert s.command[-1] == "--no-progress"
     ds = next(s for s in pipe.stages("PushCube-v1") if s.name == "dataset")
     assert "--archs" in ds.command  # the tiny preset builds only the architectures it evaluates (+ a few)
+    from nnit.weights import paper_split
+
+    split = paper_split()
+    archs = ds.command[ds.command.index("--archs") + 1 : ds.command.index("--no-progress")]
+    assert archs and all(tuple(map(int, a.split(","))) in split.train + split.held_out for a in archs)
     ev = next(s for s in pipe.stages("PushCube-v1") if s.name == "eval-dataset-h32-16-64-32")
     assert ev.command[ev.command.index("--control-mode") + 1] == "pd_ee_delta_pos"
 

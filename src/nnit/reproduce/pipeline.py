@@ -73,7 +73,7 @@ REPRODUCE_PRESETS: dict[str, ReproduceConfig] = {
                             seen=PAPER_SEEN[:1], unseen=PAPER_UNSEEN[:1], teacher_episodes=2, sampler_steps=10,
                             memorization_networks=2,
                             stage_args={"ghn": ["--workers", "1"],  # the dataset: the evaluated architectures + 3 more train ones
-                                        "dataset": ["--workers", "1", "--archs", "32,16,64,32", "32,32,16,64", "16,16,16,16",
+                                        "dataset": ["--workers", "1", "--archs", "32,16,64,32", "32,32,16,64", "16,16,32,32",
                                                     "64,64,64,64", "16,32,64,16"]}),
     "cpu": ReproduceConfig(tasks=("PushCube-v1", "FashionMNIST", "PickCube-v1", "StackCubeEasy-v1"), num_networks=32,
                            top_k=10, episodes=10, seen=PAPER_SEEN[:2], unseen=PAPER_UNSEEN),
