@@ -155,6 +155,19 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     )
 
 
+def checkpoint_kind(path: str | os.PathLike) -> str | None:
+    """``meta["kind"]`` of a checkpoint, read from the safetensors header only (no tensors loaded)."""
+    from safetensors import safe_open
+
+    path = resolve_path(path)
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            md = f.metadata() or {}
+    except Exception as err:
+        raise CheckpointError(f"cannot read checkpoint {path}: {err} (truncated or not safetensors?)") from None
+    return json.loads(md.get("meta", "{}")).get("kind")
+
+
 def restore(ckpt: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, ema: nn.Module | None = None) -> None:
     """Load a checkpoint's tensors into live objects (strict: shapes and names must match)."""
     try:

@@ -182,11 +182,10 @@ def _merge(results: list, label: str):
 def _load_generator(ckpt: Path, ema: bool):
     """NNiT's sampler or a baseline's, by the checkpoint's kind (same conditional(...) interface)."""
     from nnit.baselines.train import METHODS, BaselineSampler
-    from nnit.checkpoint import load_checkpoint as read
+    from nnit.checkpoint import checkpoint_kind
     from nnit.diffusion.sample import NNiTSampler
 
-    kind = read(ckpt).meta.get("kind")
-    if kind in METHODS:
+    if checkpoint_kind(ckpt) in METHODS:  # header only: the chosen reader loads the tensors once
         return BaselineSampler.from_checkpoint(ckpt, use_ema=ema)
     return NNiTSampler.from_checkpoint(ckpt, use_ema=ema)
 

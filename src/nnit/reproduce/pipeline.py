@@ -192,8 +192,10 @@ class Pipeline:
 
     def run(self, tasks: Optional[list[str]] = None, only: Optional[list[str]] = None, log: Callable[[str], None] = print) -> None:
         for task in tasks or list(self.cfg.tasks):
-            for i in range(len(self.stages(task))):
-                stage = self.stages(task)[i]  # re-planned each time: later commands read earlier outputs
+            i = 0
+            while i < len(plan := self.stages(task)):  # re-planned each time: later commands read earlier outputs
+                stage = plan[i]
+                i += 1
                 if only and not any(stage.name == o or stage.name.startswith(o + "-") for o in only):
                     continue
                 if stage.done_file.exists():
