@@ -51,6 +51,23 @@ def test_cached_stages_are_skipped_and_a_failure_is_reported(tmp_path):
     assert t["PushCube-v1"]["ghn"]["status"] == "failed" and not ghn.done_file.exists()
 
 
+def test_a_killed_training_run_is_not_taken_for_a_finished_one(tmp_path):
+    """Training stages checkpoint while they run: a checkpoint alone (a killed run) must not count as done;
+    the stage reruns its command (which resumes) and is marked done only after it exits 0."""
+    pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
+    ghn = next(s for s in pipe.stages("PushCube-v1") if s.name == "ghn")
+    ckpt = tmp_path / "tiny" / "PushCube-v1" / "ghn" / "ghn.safetensors"
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_text("checkpoint of a killed run")
+    assert ghn.done_file != ckpt and not ghn.done_file.exists()
+    calls = tmp_path / "calls.txt"
+    pipe.nnit = [sys.executable, "-c", f"import sys; open({str(calls)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')"]
+    pipe.run(tasks=["PushCube-v1"], only=["ghn"], log=lambda s: None)
+    assert calls.read_text().startswith("train-ghn --task PushCube-v1") and ghn.done_file.exists()
+    pipe.run(tasks=["PushCube-v1"], only=["ghn"], log=lambda s: None)  # now cached: not run again
+    assert len(calls.read_text().splitlines()) == 1
+
+
 def test_report_from_partial_results(tmp_path):
     pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
     path = write_report(pipe, tmp_path / "REPORT.md", tmp_path / "fig")

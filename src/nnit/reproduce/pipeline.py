@@ -100,6 +100,11 @@ class Stage:
     """An in-process step (when there is no command)."""
 
 
+TRAINING_STAGES = ("ghn", "nnit")
+"""Stages whose command checkpoints while it runs (so a killed run leaves files that look finished): they
+are done only when ``train_done.json``, written after the command exits 0, exists."""
+
+
 class StageFailed(RuntimeError):
     pass
 
@@ -144,7 +149,7 @@ class Pipeline:
         if robot:
             out.append(Stage("teacher", self.state_dir / task / "teacher.json", func=lambda: self._teacher(task)))
         out += [
-            Stage("ghn", ghn_ckpt, ["train-ghn", "--task", task, "--preset", p, "--out", str(T / "ghn"), *data]),
+            Stage("ghn", T / "ghn" / "train_done.json", ["train-ghn", "--task", task, "--preset", p, "--out", str(T / "ghn"), *data]),
             Stage("dataset", ds / "summary.json", ["build-dataset", "--ghn", str(ghn_ckpt), "--preset", p, "--out", str(ds), *data]),
             Stage("alignment", T / "alignment" / "alignment.json", ["analyze", "alignment", "--ghn", str(ghn_ckpt), "--preset", p, "--out", str(T / "alignment"), *data]),
             Stage("nnit", T / "nnit" / "train_done.json", ["train", "--dataset", str(ds), "--preset", p, "--out", str(T / "nnit")]),
@@ -227,7 +232,7 @@ class Pipeline:
         if rc != 0:
             tail = "".join(logf.read_text().splitlines(keepends=True)[-15:])
             raise StageFailed(f"stage {stage.name} of {task} failed (exit {rc}); log {logf}:\n{tail}")
-        if stage.name in ("nnit", *self.cfg.baselines):  # training commands resume; mark the finished run
+        if stage.name in TRAINING_STAGES + tuple(self.cfg.baselines):  # their checkpoints exist mid-run; mark the finished run
             _write_json(stage.done_file, {"stage": stage.name, "command": "nnit " + " ".join(stage.command)})
         if not stage.done_file.exists():
             raise StageFailed(f"stage {stage.name} of {task} exited 0 but did not write {stage.done_file}; log {logf}")
