@@ -92,3 +92,24 @@ def test_reproduce_tiny_end_to_end(tmp_path):
     assert push["joint"]["summary"]["num"] == 4
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600).stdout
     assert "running" not in out and out.count("done (cached") > 20
+
+
+def test_ppo_expert_summary_reads_a_finished_run(tmp_path):
+    import numpy as np
+
+    from nnit.eval.harness import EvalResult, aggregate
+    from nnit.reproduce.report import ppo_expert_summary
+
+    run = tmp_path / "expert_ppo"
+    run.mkdir()
+    assert ppo_expert_summary(run) is None  # no final evaluation yet
+    log = [{"global_step": 2000, "train/rollout_s": 6.0, "train/update_s": 1.0},
+           {"global_step": 4000, "train/rollout_s": 5.0, "train/update_s": 1.0, "eval/success_once": 0.5}]
+    (run / "train_log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in log))
+    rets = np.array([[10.0, 20.0, 30.0, 40.0]])
+    once = np.array([[1, 1, 0, 1]])
+    EvalResult(task="PushCube-v1", kind="robot", arch={"in_dim": 1, "hidden": [2], "out_dim": 1}, metrics=aggregate(rets, once, once),
+               per_episode={}, seeds=[7, 8, 9, 10], info={"episodes": 4, "base_seed": 7}).save(run / "eval.json")
+    s = ppo_expert_summary(run)
+    assert s["env_steps"] == 4000 and s["train_wall_s"] == 13.0 and s["episodes"] == 4 and s["first_seed"] == 7
+    assert s["success_once"] == 0.75 and s["mean_return"] == 25.0 and s["evals"] == [{"env_steps": 4000, "success_once": 0.5}]

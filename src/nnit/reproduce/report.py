@@ -79,6 +79,25 @@ def _mean_rows(rows: list[Optional[dict]]) -> Optional[dict]:
             "success_rate": sum(r.get("success_rate", 0.0) for r in rows) / n, "archs": n}
 
 
+def ppo_expert_summary(run_dir: Path) -> Optional[dict]:
+    """A finished ``nnit train-expert`` run (not a reproduce stage: the ``cpu`` preset's teachers are
+    scripted): env steps, training wall time (sum of the logged rollout + update seconds) and the final
+    evaluation (``eval.json``)."""
+    from nnit.eval.harness import EvalResult
+
+    if not (run_dir / "eval.json").exists():
+        return None
+    log = [json.loads(ln) for ln in (run_dir / "train_log.jsonl").read_text().splitlines() if ln.strip()]
+    train = [r for r in log if "train/rollout_s" in r]
+    ev = EvalResult.load(run_dir / "eval.json")
+    return {"dir": str(run_dir), "env_steps": max((r["global_step"] for r in log), default=0),
+            "train_wall_s": sum(r["train/rollout_s"] + r["train/update_s"] for r in train),
+            "episodes": int(ev.info.get("episodes", len(ev.seeds))), "first_seed": int(ev.info.get("base_seed", 0)),
+            "success_once": float(ev.metrics["success_rate"][0]), "success_at_end": float(ev.metrics["success_at_end_rate"][0]),
+            "mean_return": float(ev.metrics["mean_return"][0]), "std_return": float(ev.metrics["std_return"][0]),
+            "evals": [{"env_steps": r["global_step"], "success_once": r["eval/success_once"]} for r in log if "eval/success_once" in r]}
+
+
 def collect(pipe: Pipeline) -> dict:
     """Every number the report shows, as one JSON-able dict (also written next to the report)."""
     c = pipe.cfg
@@ -87,6 +106,7 @@ def collect(pipe: Pipeline) -> dict:
         T = pipe.task_dir(task)
         t: dict = {"robot": is_robot(task)}
         t["teacher"] = _load(pipe.state_dir / task / "teacher.json")
+        t["ppo_expert"] = ppo_expert_summary(T / "expert_ppo") if is_robot(task) else None
         ghn_log = [json.loads(ln) for ln in (T / "ghn" / "train_log.jsonl").read_text().splitlines() if ln.strip()] if (T / "ghn" / "train_log.jsonl").exists() else []
         t["ghn"] = {"iterations": len(ghn_log), "first": ghn_log[0] if ghn_log else None, "last": ghn_log[-1] if ghn_log else None}
         if (T / "dataset" / "index.json").exists():
@@ -194,6 +214,14 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
             cm = next((v for k, v in r.items() if k.startswith("candidate_mean_") and k != "candidate_mean_return"), None)
             add(f"| {task} | {_pct(te.get('success_once'))} | {_num(te.get('mean_return'))} | {g['iterations']} | {_num(last, 4)} | {role} | "
                 f"{r['candidates']} | {_pct(cm)} | {r['passed']} | {r['kept']} |")
+    experts = {task: t["ppo_expert"] for task, t in data["tasks"].items() if t.get("ppo_expert")}
+    if experts:
+        add("\nPPO experts (`nnit train-expert`, 3x256 Tanh, run outside `nnit reproduce`; the `cpu` preset distils the scripted teachers):\n")
+        add("| task | env steps | training wall time | final eval episodes | success (once) | success at end | return | success during training |\n|---|---:|---:|---:|---:|---:|---:|---|")
+        for task, e in experts.items():
+            curve = ", ".join(f"{v['env_steps'] // 1000}k: {_pct(v['success_once'])}" for v in e["evals"])
+            add(f"| {task} | {e['env_steps']:,} | {e['train_wall_s'] / 60:.1f} min | {e['episodes']} (seeds {e['first_seed']}..) | "
+                f"{_pct(e['success_once'])} | {_pct(e['success_at_end'])} | {e['mean_return']:.1f} ± {e['std_return']:.1f} | {curve} |")
     # ---------------------------------------------------------------- table 1 / 6 + figures
     add("\n## Table 1 analogue — structural alignment, GHN vs SGD\n")
     add("Same architecture per task (`nnit analyze alignment`, default [64,64,64,64]); the paper used PickCube-v1, [256,256,256], 35 seeds.\n")
