@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import time
@@ -127,6 +128,7 @@ def main() -> None:
     runs = [("ddim", int(k)) for k in args.ddim_steps.split(",")] + [("ancestral", k) for k in anc]
     sample = [] if args.no_sample else bench_sample(args.model, "valid", (16, 64, 64, 32), 100, runs)  # a held-out architecture
     result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
+              "cpus": os.cpu_count(), "load_avg_1_5_15_at_end": os.getloadavg(),
               "train": train, "valid_over_padded": speedup, "valid_unbucketed_over_padded": unbucketed,
               "valid_over_padded_throughput": overall, "sample": sample}
     out = Path(args.out)

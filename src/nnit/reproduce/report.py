@@ -90,7 +90,7 @@ def ppo_expert_summary(run_dir: Path) -> Optional[dict]:
     log = [json.loads(ln) for ln in (run_dir / "train_log.jsonl").read_text().splitlines() if ln.strip()]
     train = [r for r in log if "train/rollout_s" in r]
     ev = EvalResult.load(run_dir / "eval.json")
-    return {"dir": str(run_dir), "env_steps": max((r["global_step"] for r in log), default=0),
+    return {"dir": str(run_dir), "control_mode": ev.info.get("control_mode"), "env_steps": max((r["global_step"] for r in log), default=0),
             "train_wall_s": sum(r["train/rollout_s"] + r["train/update_s"] for r in train),
             "episodes": int(ev.info.get("episodes", len(ev.seeds))), "first_seed": int(ev.info.get("base_seed", 0)),
             "success_once": float(ev.metrics["success_rate"][0]), "success_at_end": float(ev.metrics["success_at_end_rate"][0]),
@@ -217,10 +217,10 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
     experts = {task: t["ppo_expert"] for task, t in data["tasks"].items() if t.get("ppo_expert")}
     if experts:
         add("\nPPO experts (`nnit train-expert`, 3x256 Tanh, run outside `nnit reproduce`; the `cpu` preset distils the scripted teachers):\n")
-        add("| task | env steps | training wall time | final eval episodes | success (once) | success at end | return | success during training |\n|---|---:|---:|---:|---:|---:|---:|---|")
+        add("| task | control mode | env steps | training wall time | final eval episodes | success (once) | success at end | return | success during training |\n|---|---|---:|---:|---:|---:|---:|---:|---|")
         for task, e in experts.items():
             curve = ", ".join(f"{v['env_steps'] // 1000}k: {_pct(v['success_once'])}" for v in e["evals"])
-            add(f"| {task} | {e['env_steps']:,} | {e['train_wall_s'] / 60:.1f} min | {e['episodes']} (seeds {e['first_seed']}..) | "
+            add(f"| {task} | `{e['control_mode']}` | {e['env_steps']:,} | {e['train_wall_s'] / 60:.1f} min | {e['episodes']} (seeds {e['first_seed']}..) | "
                 f"{_pct(e['success_once'])} | {_pct(e['success_at_end'])} | {e['mean_return']:.1f} ± {e['std_return']:.1f} | {curve} |")
     # ---------------------------------------------------------------- table 1 / 6 + figures
     add("\n## Table 1 analogue — structural alignment, GHN vs SGD\n")
