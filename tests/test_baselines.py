@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import replace
 
 import pytest
@@ -103,9 +105,14 @@ def test_train_baseline_cli_then_generate_and_evaluate(tmp_path, capsys):
     assert "parameters" in out and (tmp_path / "d2nwg" / "checkpoint.safetensors").exists()
     out = run_cli(["generate", "--task", "FashionMNIST", "--checkpoint", tmp_path / "d2nwg", "--arch", ",".join(map(str, HELD_OUT)),
                    "--num", "3", "--preset", "tiny", "--evaluate", "--steps", "5", "--no-progress"], capsys)
-    assert "D2NWG [64,32,16,64]" in out
+    assert "D2NWG [64,32,16,64]" in out and "(ancestral, 5 steps)" in out
     assert (tmp_path / "generated" / "d2nwg_h64-32-16-64" / "networks.safetensors").exists()
     err = cli_error(["generate", "--task", "FashionMNIST", "--checkpoint", tmp_path / "d2nwg", "--num", "2", "--preset", "tiny"], capsys)
     assert "no joint mode" in err
+    run_cli(["train-baseline", "--method", "sane", "--dataset", ds, "--preset", "tiny", "--steps", "5", "--no-progress"], capsys)
+    out = run_cli(["generate", "--task", "FashionMNIST", "--checkpoint", tmp_path / "sane", "--arch", "32,32,32,16", "--num", "2",
+                   "--preset", "tiny", "--no-progress"], capsys)
+    assert "(SANE anchor sampling)" in out  # not a diffusion sampler: --sampler / --steps are not reported as used
+    assert json.loads((tmp_path / "generated" / "sane_h32-32-32-16" / "results.json").read_text())["sampler"] == "sane-anchors"
     err = cli_error(["train-baseline", "--method", "sane", "--dataset", tmp_path / "nowhere", "--preset", "tiny"], capsys)
     assert "not a dataset directory" in err

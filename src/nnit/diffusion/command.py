@@ -318,7 +318,10 @@ def generate_command(
         sets = dict(joint.weights)
     sample_s = time.perf_counter() - t0
     mode = "conditional" if joint is None else "joint"
-    print(f"{mode} sampling: {num} networks ({sampler}, {steps} steps) sampled and assembled in {sample_s:.2f} s")
+    if getattr(s, "kind", None) == "sane":  # no diffusion: --sampler / --steps do not apply
+        sampler, steps = "sane-anchors", 0
+    how = "SANE anchor sampling" if sampler == "sane-anchors" else f"{sampler}, {steps} steps"
+    print(f"{mode} sampling: {num} networks ({how}) sampled and assembled in {sample_s:.2f} s")
 
     # ------------------------------------------------------------------ export
     out = Path(out) if out is not None else ckpt.parent.parent / "generated" / (
