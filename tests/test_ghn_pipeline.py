@@ -54,6 +54,13 @@ def test_fashion_mnist_ghn_dataset_alignment(tmp_path):
     for key, rec in json.loads(before)["architectures"].items():
         assert index2["architectures"][key] == rec
 
+    # a GHN trained further since: its old candidates are stale, so the dataset refuses to resume
+    run_cli("train-ghn", "--task", "FashionMNIST", "--preset", "tiny", "--iterations", "5", "--out", str(ghn_dir), "--no-progress")
+    with pytest.raises(SystemExit) as err:
+        run_cli("build-dataset", "--ghn", str(ckpt), "--preset", "tiny", "--out", str(ds), "--limit-archs", "3", "--no-progress")
+    assert err.value.code not in (0, None)
+    assert json.loads((ds / "index.json").read_text()) == index2  # nothing already produced is lost
+
     out = tmp_path / "align"
     run_cli("analyze", "alignment", "--ghn", str(ckpt), "--preset", "tiny", "--out", str(out), "--no-progress")
     rep = json.loads((out / "alignment.json").read_text())

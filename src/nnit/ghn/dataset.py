@@ -80,6 +80,17 @@ def _write_json(path: Path, obj) -> None:
     os.replace(tmp, path)
 
 
+def file_sha256(path: str | Path) -> str:
+    """Hex SHA-256 of a file's bytes (identifies the GHN checkpoint a dataset was built from)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def build_dataset(
     ghn_checkpoint: str | Path,
     out_dir: str | Path,
@@ -111,10 +122,14 @@ def build_dataset(
         todo = todo[:limit_archs]
     index_path = out / "index.json"
     cfg_json = json.loads(json.dumps(asdict(cfg)))
-    index = json.loads(index_path.read_text()) if index_path.exists() else {"task": task.name, "control_mode": getattr(task, "control_mode", None), "config": cfg_json, "architectures": {}}
+    ghn_id = file_sha256(ghn_checkpoint)
+    index = json.loads(index_path.read_text()) if index_path.exists() else {"task": task.name, "control_mode": getattr(task, "control_mode", None), "config": cfg_json, "ghn_sha256": ghn_id, "architectures": {}}
     defaults = json.loads(json.dumps(asdict(DatasetConfig())))  # fields added later read as their defaults
     if {**defaults, **index["config"]} != cfg_json or index["task"] != task.name:
         raise ValueError(f"{out} was built with another dataset config; use a fresh --out directory")
+    if index.get("ghn_sha256", ghn_id) != ghn_id:  # e.g. the GHN was trained further since: its candidates would be stale
+        raise ValueError(f"{out} was built from another GHN checkpoint than {ghn_checkpoint} (trained further since?); "
+                         f"use a fresh --out directory")
     t_start = time.perf_counter()
     evaluator = None
     if isinstance(task, RobotTaskSpec):
