@@ -267,6 +267,8 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
                 add(f"| {name} | {split} | " + " | ".join(ours) + " | " + " | ".join(paper) + " |")
     # ---------------------------------------------------------------- table 4
     add("\n## Table 4 analogue — per architecture\n")
+    add("'paper NNiT' is the paper's Table 4, whose task is not named (its text discusses PickCube-v1); it is repeated "
+        "under each robot task for comparison.\n")
     gens = [("dataset", "Dataset")] + [g for g in GENERATORS if g[0] == "nnit" or g[0] in c.baselines]
     for task, t in data["tasks"].items():
         add(f"\n**{task}**\n")
