@@ -113,3 +113,14 @@ def test_ppo_expert_summary_reads_a_finished_run(tmp_path):
     s = ppo_expert_summary(run)
     assert s["env_steps"] == 4000 and s["train_wall_s"] == 13.0 and s["episodes"] == 4 and s["first_seed"] == 7
     assert s["success_once"] == 0.75 and s["mean_return"] == 25.0 and s["evals"] == [{"env_steps": 4000, "success_once": 0.5}]
+
+
+def test_a_tasks_subset_runs_only_those_tasks_but_reports_every_task(tmp_path):
+    from nnit.reproduce.command import reproduce_command
+
+    reproduce_command(preset="tiny", tasks=["FashionMNIST"], report_only=True, runs=tmp_path / "runs", report=tmp_path / "REPORT.md")
+    data = json.loads((tmp_path / "REPORT.json").read_text())
+    assert set(data["tasks"]) == set(REPRODUCE_PRESETS["tiny"].tasks)  # a partial run does not shrink the report
+    with pytest.raises(ValueError, match="no-such-stage"):  # a misspelt --only is an error, not a silent no-op
+        reproduce_command(preset="tiny", tasks=["FashionMNIST"], only=["no-such-stage"], runs=tmp_path / "runs",
+                          report=tmp_path / "REPORT.md")

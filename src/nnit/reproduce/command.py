@@ -45,12 +45,10 @@ def reproduce_command(
     from nnit.tasks.registry import get_task
 
     cfg = REPRODUCE_PRESETS[preset]
-    if tasks:
-        names = [get_task(t).name for t in tasks]  # clear error for unknown tasks
-        cfg = type(cfg)(**{**cfg.__dict__, "tasks": tuple(names)})
+    names = [get_task(t).name for t in tasks] if tasks else None  # clear error for unknown tasks
     pipe = Pipeline(preset, cfg, root=runs, data_dir=data_dir, progress=progress)
     if not report_only:
-        pipe.run(only=only)
+        pipe.run(tasks=names, only=only)  # --tasks selects what runs; the report always covers every task of the preset
     if report is None:
         report = Path("REPORT.md") if preset != "tiny" else runs / "tiny" / "REPORT.md"
     figures = Path("docs/report") / preset if preset != "tiny" else runs / "tiny" / "report_figures"

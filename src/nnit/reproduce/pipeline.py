@@ -191,11 +191,16 @@ class Pipeline:
         t.setdefault(task, {})[stage.name] = {"seconds": None if seconds is None else round(seconds, 1), "status": status,
                                               "command": ("nnit " + " ".join(stage.command)) if stage.command else "(in-process)"}
         self.timings_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.timings_path.with_suffix(".tmp")
+        tmp = self.timings_path.with_suffix(f".{os.getpid()}.tmp")  # several reproduce processes may share the file
         tmp.write_text(json.dumps(t, indent=1))
         os.replace(tmp, self.timings_path)
 
     def run(self, tasks: Optional[list[str]] = None, only: Optional[list[str]] = None, log: Callable[[str], None] = print) -> None:
+        if only:
+            names = {s.name for task in tasks or list(self.cfg.tasks) for s in self.stages(task)}
+            unknown = [o for o in only if not any(n == o or n.startswith(o + "-") for n in names)]
+            if unknown:
+                raise ValueError(f"--only {' '.join(unknown)}: no such stage (stages: {', '.join(sorted(names))})")
         for task in tasks or list(self.cfg.tasks):
             i = 0
             while i < len(plan := self.stages(task)):  # re-planned each time: later commands read earlier outputs
