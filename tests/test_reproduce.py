@@ -124,3 +124,13 @@ def test_a_tasks_subset_runs_only_those_tasks_but_reports_every_task(tmp_path):
     with pytest.raises(ValueError, match="no-such-stage"):  # a misspelt --only is an error, not a silent no-op
         reproduce_command(preset="tiny", tasks=["FashionMNIST"], only=["no-such-stage"], runs=tmp_path / "runs",
                           report=tmp_path / "REPORT.md")
+
+
+def test_no_dataset_evaluation_for_an_architecture_the_filter_kept_none_of(tmp_path):
+    pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
+    assert "eval-dataset-h32-16-64-32" in [s.name for s in pipe.stages("FashionMNIST")]  # not built yet: planned
+    ds = tmp_path / "tiny" / "FashionMNIST" / "dataset"
+    (ds / "shards").mkdir(parents=True)
+    (ds / "summary.json").write_text("{}")  # built, and no shard of [32,16,64,32]
+    names = [s.name for s in pipe.stages("FashionMNIST")]
+    assert "eval-dataset-h32-16-64-32" not in names and "eval-nnit-h32-16-64-32" in names
