@@ -352,13 +352,15 @@ def _archs(archs) -> str:
 def _scaledowns(pipe: Pipeline) -> str:
     from nnit.diffusion.train import TRAIN_PRESETS
     from nnit.ghn.dataset import DATASET_PRESETS
-    from nnit.ghn.train import GHN_PRESETS
+    from nnit.ghn.train import GHN_PRESETS, ghn_config
 
     p = pipe.preset
     g, d, n, c = GHN_PRESETS[p], DATASET_PRESETS[p], TRAIN_PRESETS[p], pipe.cfg
     rows = [
         ("Teacher", "PPO expert 3x256 Tanh (multi-task)", "scripted privileged-state controllers (pd_ee_delta_pos); a PPO expert drops in via --teacher-checkpoint"),
-        ("GHN ensemble", "128 GHNs", f"{g.ensemble_size} GHNs, {g.iterations} DAgger iterations x {g.updates_per_iteration} updates, hidden {g.ghn.hidden_dim}"),
+        ("GHN ensemble", "128 GHNs, 500 DAgger iterations (1500 StackCubeEasy)",
+         f"{g.ensemble_size} GHNs, DAgger iterations x {g.updates_per_iteration} updates: "
+         + ", ".join(f"{t} {ghn_config(p, t).iterations}" for t in c.tasks if is_robot(t)) + f"; hidden {g.ghn.hidden_dim}"),
         ("Dataset", "100 kept networks per architecture, 64 filter episodes", f"<= {d.keep_per_arch} kept per architecture (one candidate per GHN), {d.episodes} filter episodes"),
         ("NNiT", "Table 7: 400k steps (1000 epochs), batch 16", f"{n.model}, {n.steps} steps, batch {n.batch_size}, {n.token_mode} tokens, {n.normalization} normalization"),
         ("Evaluation", "top-10 of 100, 50 episodes", f"top-{c.top_k} of {c.num_networks}, {c.episodes} episodes"),
