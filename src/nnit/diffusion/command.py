@@ -319,8 +319,9 @@ def generate_command(
     sample_s = time.perf_counter() - t0
     mode = "conditional" if joint is None else "joint"
     if getattr(s, "kind", None) == "sane":  # no diffusion: --sampler / --steps do not apply
-        sampler, steps = "sane-anchors", 0
-    how = "SANE anchor sampling" if sampler == "sane-anchors" else f"{sampler}, {steps} steps"
+        sampler, steps, how = "sane-anchors", 0, "SANE anchor sampling"
+    else:
+        how = f"{sampler}, {steps} steps"
     print(f"{mode} sampling: {num} networks ({how}) sampled and assembled in {sample_s:.2f} s")
 
     # ------------------------------------------------------------------ export

@@ -105,6 +105,11 @@ TRAINING_STAGES = ("ghn", "nnit")
 are done only when ``train_done.json``, written after the command exits 0, exists."""
 
 
+def _selects(pattern: str, stage_name: str) -> bool:
+    """``--only`` matching: a stage's full name or a dash-separated prefix of it (``eval-nnit`` selects ``eval-nnit-h32-16-64-32``)."""
+    return stage_name == pattern or stage_name.startswith(pattern + "-")
+
+
 class StageFailed(RuntimeError):
     pass
 
@@ -201,7 +206,7 @@ class Pipeline:
     def run(self, tasks: Optional[list[str]] = None, only: Optional[list[str]] = None, log: Callable[[str], None] = print) -> None:
         if only:
             names = {s.name for task in tasks or list(self.cfg.tasks) for s in self.stages(task)}
-            unknown = [o for o in only if not any(n == o or n.startswith(o + "-") for n in names)]
+            unknown = [o for o in only if not any(_selects(o, n) for n in names)]
             if unknown:
                 raise ValueError(f"--only {' '.join(unknown)}: no such stage (stages: {', '.join(sorted(names))})")
         for task in tasks or list(self.cfg.tasks):
@@ -209,7 +214,7 @@ class Pipeline:
             while i < len(plan := self.stages(task)):  # re-planned each time: later commands read earlier outputs
                 stage = plan[i]
                 i += 1
-                if only and not any(stage.name == o or stage.name.startswith(o + "-") for o in only):
+                if only and not any(_selects(o, stage.name) for o in only):
                     continue
                 if stage.done_file.exists():
                     log(f"[{task}] {stage.name}: done (cached: {stage.done_file})")
