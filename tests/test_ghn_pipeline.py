@@ -133,3 +133,18 @@ def test_dagger_with_a_ppo_teacher_is_stored_and_resumed(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_cli(*common, "--iterations", "3", "--teacher-checkpoint", str(other))
     assert "another teacher" in capsys.readouterr().err
+
+
+def test_ghn_config_per_task_iterations():
+    """The cpu preset's longer DAgger runs for the grasping tasks, StackCubeEasy's beta decay and the paper's
+    StackCubeEasy schedule come from ``ghn_config``; other tasks keep the preset as it is."""
+    from nnit.ghn.train import CPU_ITERATIONS, GHN_PRESETS, ghn_config
+
+    assert ghn_config("cpu", "PushCube-v1") == GHN_PRESETS["cpu"]
+    for task, iterations in CPU_ITERATIONS.items():
+        assert ghn_config("cpu", task).iterations == iterations > GHN_PRESETS["cpu"].iterations
+    stack = ghn_config("paper", "StackCubeEasy-v1")
+    assert (stack.iterations, stack.meta_batch, stack.beta_decay) == (1500, 16, 0.98)
+    assert ghn_config("paper", "PickCube-v1").iterations == GHN_PRESETS["paper"].iterations
+    with pytest.raises(ValueError, match="unknown preset"):
+        ghn_config("huge", "PushCube-v1")
