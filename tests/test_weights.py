@@ -338,3 +338,7 @@ def test_memorization_alignment_recovers_permuted_copies():
     assert s["ratio_median"] < 1e-6 and s["train_to_train_median"] > 0.1
     fresh = memorization_stats(WeightSet.init_random(arch, 3), train)
     assert fresh["ratio_median"] > 0.5
+    # one training network: no within-training distance, so no ratio (None, not NaN: the report prints '–')
+    single = memorization_stats(copy, train[2:3])
+    assert single["train_to_train_median"] is None and single["ratio_median"] is None
+    assert single["gen_to_train_median"] < 1e-9

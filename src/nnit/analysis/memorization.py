@@ -65,13 +65,14 @@ def memorization_stats(generated: WeightSet, train: WeightSet, normalizer=None) 
         generated, train = normalizer.apply(generated), normalizer.apply(train)
     gen = nearest_aligned_distances(generated, train)
     tr = _nets(train)
-    within = np.array([min(_dist(align(t, u), u) for j, u in enumerate(tr) if j != i) for i, t in enumerate(tr)]) if len(tr) > 1 else np.array([np.nan])
+    # with one training network there is no train->other-train distance: those two fields are None
+    within = float(np.median([min(_dist(align(t, u), u) for j, u in enumerate(tr) if j != i) for i, t in enumerate(tr)])) if len(tr) > 1 else None
     return {
         "arch": list(generated.arch.hidden),
         "num_generated": generated.n,
         "num_train": train.n,
         "gen_to_train_median": float(np.median(gen)),
         "gen_to_train_min": float(gen.min()),
-        "train_to_train_median": float(np.nanmedian(within)),
-        "ratio_median": float(np.median(gen) / np.nanmedian(within)),
+        "train_to_train_median": within,
+        "ratio_median": None if within is None else float(np.median(gen)) / within,
     }

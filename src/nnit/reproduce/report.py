@@ -164,7 +164,10 @@ def _claims(data: dict) -> list[str]:
         m = t.get("memorization")
         if m and m.get("rows"):
             for r in m["rows"]:
-                if r["generator"] == "nnit":
+                if r["generator"] == "nnit" and r["ratio_median"] is None:
+                    lines.append(f"- **{task}** [{','.join(map(str, r['arch']))}]: one training network only, so no "
+                                 f"within-training distance to compare NNiT's samples with (no memorization claim).")
+                elif r["generator"] == "nnit":
                     lines.append(f"- **{task}** [{','.join(map(str, r['arch']))}]: NNiT samples lie {r['ratio_median']:.2f}x as far from their nearest "
                                  f"training network (after neuron alignment) as training networks lie from each other "
                                  f"({'close copies' if r['ratio_median'] < 0.3 else 'not copies'}).")
@@ -300,7 +303,7 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
     for task, t in data["tasks"].items():
         for r in (t.get("memorization") or {}).get("rows", []):
             add(f"| {task} | {r['generator']} | {','.join(map(str, r['arch']))} | {r['num_generated']} | {r['num_train']} | "
-                f"{r['gen_to_train_median']:.3f} | {r['train_to_train_median']:.3f} | {r['ratio_median']:.2f} |")
+                f"{r['gen_to_train_median']:.3f} | {_num(r['train_to_train_median'], 3)} | {_num(r['ratio_median'], 2)} |")
     # ---------------------------------------------------------------- image tasks
     img = [t for t in data["tasks"] if not is_robot(t)]
     if img:
