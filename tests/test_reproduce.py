@@ -134,3 +134,20 @@ def test_no_dataset_evaluation_for_an_architecture_the_filter_kept_none_of(tmp_p
     (ds / "summary.json").write_text("{}")  # built, and no shard of [32,16,64,32]
     names = [s.name for s in pipe.stages("FashionMNIST")]
     assert "eval-dataset-h32-16-64-32" not in names and "eval-nnit-h32-16-64-32" in names
+
+
+def test_report_times_only_the_stages_the_plan_still_has(tmp_path):
+    """A dataset rebuilt with fewer kept architectures drops their evaluations from the plan; their old timings
+    must not stay in the report's time table (nor a task the preset no longer has)."""
+    from nnit.reproduce.report import collect
+
+    pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
+    pipe.timings_path.parent.mkdir(parents=True)
+    row = {"seconds": 5.0, "status": "done", "command": "x"}
+    pipe.timings_path.write_text(json.dumps({"FashionMNIST": {"eval-dataset-h32-16-64-32": row, "ghn": row}, "Gone-v0": {"ghn": row}}))
+    assert set(collect(pipe)["timings"]["FashionMNIST"]) == {"eval-dataset-h32-16-64-32", "ghn"}
+    ds = tmp_path / "tiny" / "FashionMNIST" / "dataset"
+    (ds / "shards").mkdir(parents=True)
+    (ds / "summary.json").write_text("{}")  # rebuilt, keeping none of [32,16,64,32]
+    timings = collect(pipe)["timings"]
+    assert set(timings) == {"FashionMNIST"} and set(timings["FashionMNIST"]) == {"ghn"}

@@ -133,7 +133,10 @@ def collect(pipe: Pipeline) -> dict:
                 t["params"][g] = sum(v.numel() for v in k.model.values() if v.is_floating_point()) if g == "nnit" else k.sections.get("params", {}).get("total")
                 t.setdefault("train_steps", {})[g] = k.step
         out["tasks"][task] = t
-    out["timings"] = _load(pipe.timings_path) or {}
+    # only the stages the current plan has: a rebuilt dataset may drop an evaluation an older one had
+    planned = {task: {s.name for s in pipe.stages(task)} for task in pipe.cfg.tasks}
+    out["timings"] = {task: {name: r for name, r in stages.items() if name in planned[task]}
+                      for task, stages in (_load(pipe.timings_path) or {}).items() if task in planned}
     return out
 
 
