@@ -133,8 +133,10 @@ def collect(pipe: Pipeline) -> dict:
                 t["params"][g] = sum(v.numel() for v in k.model.values() if v.is_floating_point()) if g == "nnit" else k.sections.get("params", {}).get("total")
                 t.setdefault("train_steps", {})[g] = k.step
         out["tasks"][task] = t
+    plan = {task: pipe.stages(task) for task in c.tasks}
+    out["not_run"] = {task: [st.name for st in stages if not st.done_file.exists()] for task, stages in plan.items()}
     # only the stages the current plan has: a rebuilt dataset may drop an evaluation an older one had
-    planned = {task: {s.name for s in pipe.stages(task)} for task in pipe.cfg.tasks}
+    planned = {task: {st.name for st in stages} for task, stages in plan.items()}
     out["timings"] = {task: {name: r for name, r in stages.items() if name in planned[task]}
                       for task, stages in (_load(pipe.timings_path) or {}).items() if task in planned}
     return out
@@ -166,11 +168,11 @@ def _claims(data: dict) -> list[str]:
                          f"({'no' if a['sets']['GHN']['nn_cosine'] < 0.5 else 'possible'} mode collapse).")
         m = t.get("memorization")
         if m and m.get("rows"):
-            for r in m["rows"]:
-                if r["generator"] == "nnit" and r["ratio_median"] is None:
+            for r in (r for r in m["rows"] if r["generator"] == "nnit"):
+                if r["ratio_median"] is None:
                     lines.append(f"- **{task}** [{','.join(map(str, r['arch']))}]: one training network only, so no "
                                  f"within-training distance to compare NNiT's samples with (no memorization claim).")
-                elif r["generator"] == "nnit":
+                else:
                     lines.append(f"- **{task}** [{','.join(map(str, r['arch']))}]: NNiT samples lie {r['ratio_median']:.2f}x as far from their nearest "
                                  f"training network (after neuron alignment) as training networks lie from each other "
                                  f"({'close copies' if r['ratio_median'] < 0.3 else 'not copies'}).")
@@ -189,8 +191,7 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
         f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
         f"{', GPU ' + _gpu() if _gpu() else ', no GPU'}. Every number below is read from the files the stages wrote "
         f"(`{pipe.root}`; the same numbers as JSON in `{path.with_suffix('.json').name}`).\n")
-    missing = {task: [st.name for st in pipe.stages(task) if not st.done_file.exists()] for task in c.tasks}
-    missing = {k: v for k, v in missing.items() if v}
+    missing = {task: v for task, v in data["not_run"].items() if v}
     if missing:
         add("**This report is partial**: stages not run yet — " + "; ".join(
             f"{task}: {', '.join(v[:6])}{f' and {len(v) - 6} more' if len(v) > 6 else ''}" for task, v in missing.items())
