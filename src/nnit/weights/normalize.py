@@ -19,6 +19,7 @@ so generated tokens can be un-normalized later.
 from __future__ import annotations
 
 import json
+import math
 import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -42,7 +43,7 @@ def layer_role(index: int, num_layers: int) -> str:
 
 def _check_finite_stats(name: str, mean, std) -> None:
     for what, v in (("mean", mean), ("std", std)):
-        if not isinstance(v, (int, float)) or v != v or v in (float("inf"), float("-inf")):
+        if not isinstance(v, (int, float)) or not math.isfinite(v):
             raise WeightError(f"normalizer {name} {what} must be a finite number, got {v!r}")
     if std <= 0:
         raise WeightError(f"normalizer {name} std must be > 0, got {std}")
@@ -66,7 +67,7 @@ class WeightNormalizer:
     def __post_init__(self) -> None:
         _check_finite_stats("global", self.mean, self.std)
         t = self.target_std
-        if not isinstance(t, (int, float)) or t != t or t in (float("inf"), float("-inf")) or t <= 0:
+        if not isinstance(t, (int, float)) or not math.isfinite(t) or t <= 0:
             raise WeightError(f"normalizer target_std must be a finite number > 0, got {t!r}")
         if self.mode not in ("global", "per_role"):
             raise WeightError(f"normalizer mode must be 'global' or 'per_role', got {self.mode!r}")
