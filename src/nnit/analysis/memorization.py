@@ -65,8 +65,9 @@ def memorization_stats(generated: WeightSet, train: WeightSet, normalizer=None) 
         generated, train = normalizer.apply(generated), normalizer.apply(train)
     gen = nearest_aligned_distances(generated, train)
     tr = _nets(train)
-    # with one training network there is no train->other-train distance: those two fields are None
-    within = float(np.median([min(_dist(align(t, u), u) for j, u in enumerate(tr) if j != i) for i, t in enumerate(tr)])) if len(tr) > 1 else None
+    within = None  # one training network: no train -> other-train distance, so that field and the ratio are None
+    if len(tr) > 1:
+        within = float(np.median([min(_dist(align(t, u), u) for j, u in enumerate(tr) if j != i) for i, t in enumerate(tr)]))
     return {
         "arch": list(generated.arch.hidden),
         "num_generated": generated.n,

@@ -166,16 +166,17 @@ def _claims(data: dict) -> list[str]:
             lines.append(f"- **{task}**: GHN weights are {'more' if g > s else 'NOT more'} aligned across seeds than SGD weights "
                          f"(alignment score {g:.3f} vs {s:.3f}); GHN nearest-neighbour cosine {a['sets']['GHN']['nn_cosine']:.2f} "
                          f"({'no' if a['sets']['GHN']['nn_cosine'] < 0.5 else 'possible'} mode collapse).")
-        m = t.get("memorization")
-        if m and m.get("rows"):
-            for r in (r for r in m["rows"] if r["generator"] == "nnit"):
-                if r["ratio_median"] is None:
-                    lines.append(f"- **{task}** [{','.join(map(str, r['arch']))}]: one training network only, so no "
-                                 f"within-training distance to compare NNiT's samples with (no memorization claim).")
-                else:
-                    lines.append(f"- **{task}** [{','.join(map(str, r['arch']))}]: NNiT samples lie {r['ratio_median']:.2f}x as far from their nearest "
-                                 f"training network (after neuron alignment) as training networks lie from each other "
-                                 f"({'close copies' if r['ratio_median'] < 0.3 else 'not copies'}).")
+        for r in (t.get("memorization") or {}).get("rows", []):
+            if r["generator"] != "nnit":
+                continue
+            where = f"- **{task}** [{','.join(map(str, r['arch']))}]"
+            if r["ratio_median"] is None:
+                lines.append(f"{where}: one training network only, so no within-training distance to compare NNiT's "
+                             f"samples with (no memorization claim).")
+            else:
+                lines.append(f"{where}: NNiT samples lie {r['ratio_median']:.2f}x as far from their nearest "
+                             f"training network (after neuron alignment) as training networks lie from each other "
+                             f"({'close copies' if r['ratio_median'] < 0.3 else 'not copies'}).")
     return lines
 
 
