@@ -1,0 +1,124 @@
+"""How much the evaluation protocol's pool size N matters, and whether top-k selection is optimistic.
+
+The paper keeps the 10 best of N = 100 sampled networks, ranked on the same 50 episodes it reports; the
+``cpu`` preset of ``nnit reproduce`` samples N = 32 and runs 10 episodes (to save time). For each
+architecture this script samples N networks once with ``nnit generate --evaluate`` (so sampling and
+the ranking episodes are exactly the CLI's), then reports side by side:
+
+* top-k of the first ``--small`` networks (a valid N = 32 draw: the samples are independent) and
+  top-k of all N, both on the ranking episodes (the paper's protocol);
+* the same two selections re-evaluated on ``--fresh-episodes`` episodes with other seeds
+  (``--fresh-seed``): what the selected networks are worth on episodes they were not chosen on;
+* the dataset's own kept networks of that architecture (when ``--dataset`` is given), ranked and
+  re-evaluated the same way.
+
+    .venv/bin/python benchmarks/pool_size.py --task PushCube-v1 --checkpoint runs/cpu/PushCube-v1/nnit \
+        --dataset runs/cpu/PushCube-v1/dataset --arch 32,32,16,64 32,16,16,16 \
+        --out benchmarks/results/pool_size_pushcube.json
+
+Each architecture's ``nnit generate`` output is kept under ``--tmp`` and reused on a rerun.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nnit.eval.harness import EvalResult
+from nnit.eval.protocol import top_k_indices
+from nnit.weights.mlp import WeightSet
+
+
+def label(arch: str) -> str:
+    return "h" + arch.replace(",", "-")
+
+
+def nnit(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "nnit.cli", *args, "--no-progress"], check=True, stdout=subprocess.DEVNULL)
+
+
+def ranked(result: EvalResult, subset: int | None, k: int) -> np.ndarray:
+    """Top-k indices (into the whole result) among its first ``subset`` networks, ranked like the protocol."""
+    m = result.metrics
+    n = result.n if subset is None else min(subset, result.n)
+    return top_k_indices(m["mean_return"][:n], k, m["success_rate"][:n])
+
+
+def summary(result: EvalResult, idx: np.ndarray) -> dict:
+    ret = result.metrics["mean_return"][idx]
+    return {"k": len(idx), "return": float(ret.mean()), "return_std": float(ret.std()),
+            "success": float(result.metrics["success_rate"][idx].mean())}
+
+
+def fresh(ws: WeightSet, idx: np.ndarray, path: Path, a: argparse.Namespace) -> dict:
+    """Re-evaluate the networks ``idx`` of ``ws`` on the fresh seeds; summary over all of them."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    out = path.with_suffix(".eval.json")
+    if not out.exists():
+        ws[torch.as_tensor(idx)].save(path)
+        nnit("eval", "--task", a.task, "--weights", str(path), "--episodes", str(a.fresh_episodes), "--seed", str(a.fresh_seed),
+             "--top-k", str(len(idx)), "--control-mode", a.control_mode, "--out", str(out))
+    res = EvalResult.load(out)
+    return summary(res, np.arange(res.n))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--task", required=True)
+    ap.add_argument("--checkpoint", required=True)
+    ap.add_argument("--arch", nargs="+", required=True, help="hidden widths, e.g. 32,16,64,32 (several allowed)")
+    ap.add_argument("--dataset", type=Path, default=None, help="a built dataset: also rank its kept networks")
+    ap.add_argument("--num", type=int, default=100)
+    ap.add_argument("--small", type=int, default=32)
+    ap.add_argument("--top-k", type=int, default=10)
+    ap.add_argument("--episodes", type=int, default=10)
+    ap.add_argument("--eval-seed", type=int, default=1000)
+    ap.add_argument("--fresh-episodes", type=int, default=20)
+    ap.add_argument("--fresh-seed", type=int, default=5000)
+    ap.add_argument("--control-mode", default="pd_ee_delta_pos")
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--tmp", type=Path, default=Path("runs/pool_size"))
+    a = ap.parse_args()
+    rows = []
+    for arch in a.arch:
+        d = a.tmp / a.task / label(arch)
+        if not (d / "results.json").exists():
+            nnit("generate", "--task", a.task, "--checkpoint", a.checkpoint, "--arch", arch, "--num", str(a.num), "--evaluate",
+                 "--episodes", str(a.episodes), "--top-k", str(a.top_k), "--eval-seed", str(a.eval_seed), "--out", str(d))
+        res = EvalResult.load(d / f"eval_{label(arch)}.json")
+        ws = WeightSet.load(d / "networks.safetensors")
+        row = {"arch": arch}
+        for name, subset in ((f"top{a.top_k}_of_{a.small}", a.small), (f"top{a.top_k}_of_{a.num}", None)):
+            idx = ranked(res, subset, a.top_k)
+            row[name] = {"ranking_episodes": summary(res, idx), "fresh_episodes": fresh(ws, idx, d / f"{name}.safetensors", a)}
+        shard = a.dataset / "shards" / f"{label(arch)}.safetensors" if a.dataset else None
+        if shard is not None and shard.exists():
+            dd = a.tmp / a.task / f"dataset_{label(arch)}"
+            dd.mkdir(parents=True, exist_ok=True)
+            ev = dd / "eval.json"
+            if not ev.exists():
+                nnit("eval", "--task", a.task, "--weights", str(shard), "--episodes", str(a.episodes), "--seed", str(a.eval_seed),
+                     "--top-k", str(a.top_k), "--control-mode", a.control_mode, "--out", str(ev))
+            dres = EvalResult.load(ev)
+            idx = ranked(dres, None, a.top_k)
+            row["dataset"] = {"kept": dres.n, "ranking_episodes": summary(dres, idx),
+                              "fresh_episodes": fresh(WeightSet.load(shard), idx, dd / "top.safetensors", a)}
+        rows.append(row)
+        cells = [f"{k}: {100 * v['ranking_episodes']['success']:.0f}% -> {100 * v['fresh_episodes']['success']:.0f}% fresh"
+                 for k, v in row.items() if k != "arch"]
+        print(f"[{arch}] " + " | ".join(cells), flush=True)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "machine": platform.platform(),
+                                 "rows": rows}, indent=1))
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
