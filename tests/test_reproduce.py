@@ -151,3 +151,16 @@ def test_report_times_only_the_stages_the_plan_still_has(tmp_path):
     (ds / "summary.json").write_text("{}")  # rebuilt, keeping none of [32,16,64,32]
     timings = collect(pipe)["timings"]
     assert set(timings) == {"FashionMNIST"} and set(timings["FashionMNIST"]) == {"ghn"}
+
+
+def test_claims_need_a_real_difference():
+    """REPORT.md's 'NNiT beats X' claims: success rates within SUCCESS_MARGIN tie and the return decides, so 1% vs 0%
+    success alone never makes a claim; a clear success gap decides on its own; image tasks compare accuracy."""
+    from nnit.reproduce.report import _versus
+
+    nn, d2 = {"mean": 14.6, "success_rate": 0.0075}, {"mean": 4.2, "success_rate": 0.0}
+    verdict, why = _versus(nn, d2, robot=True)
+    assert verdict == "beats" and "return 14.6 vs 4.2" in why and "tie" in why
+    assert _versus({"mean": 3.0, "success_rate": 0.01}, d2, robot=True)[0] == "does not beat"  # 1% vs 0%, lower return
+    assert _versus({"mean": 3.0, "success_rate": 0.30}, d2, robot=True) == ("beats", "30% vs 0% success")
+    assert _versus({"mean": 0.70}, {"mean": 0.72}, robot=False) == ("does not beat", "70.0% vs 72.0% accuracy")
