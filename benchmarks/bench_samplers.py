@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import re
 import subprocess
 import sys
 from pathlib import Path
+
+from _results import write_results  # benchmarks/_results.py: this script's folder is on sys.path
 
 SETTINGS = (("ddim", 50), ("ddim", 250), ("ancestral", 50), ("ancestral", 250), ("ancestral", 1000))
 
@@ -51,10 +52,7 @@ def main() -> None:
                      "std_between": top["std_between"], "success_rate": top.get("success_rate")})
         print(f"{sampler:>9} {steps:>5} steps: {secs:7.2f} s  top-{a.top_k} {top['mean']:.3f} +- {top['std_between']:.3f}"
               f"  success {100 * (top.get('success_rate') or 0):.0f}%", flush=True)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "machine": platform.platform(),
-                                 "rows": rows}, indent=1))
-    print(f"wrote {a.out}")
+    write_results(a.out, a, rows)
 
 
 if __name__ == "__main__":

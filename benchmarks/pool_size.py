@@ -22,14 +22,13 @@ Each architecture's ``nnit generate`` output is kept under ``--tmp`` and reused 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import torch
+from _results import write_results  # benchmarks/_results.py: this script's folder is on sys.path
 
 from nnit.eval.harness import EvalResult
 from nnit.eval.protocol import top_k_indices
@@ -114,10 +113,7 @@ def main() -> None:
         cells = [f"{k}: {100 * v['ranking_episodes']['success']:.0f}% -> {100 * v['fresh_episodes']['success']:.0f}% fresh"
                  for k, v in row.items() if k != "arch"]
         print(f"[{arch}] " + " | ".join(cells), flush=True)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps({"args": {k: str(v) for k, v in vars(a).items()}, "machine": platform.platform(),
-                                 "rows": rows}, indent=1))
-    print(f"wrote {a.out}")
+    write_results(a.out, a, rows)
 
 
 if __name__ == "__main__":
