@@ -17,7 +17,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from _results import write_results  # benchmarks/_results.py: this script's folder is on sys.path
+# benchmarks/_results.py: a script's own folder is on sys.path
+from _results import write_results
 
 SETTINGS = (("ddim", 50), ("ddim", 250), ("ancestral", 50), ("ancestral", 250), ("ancestral", 1000))
 

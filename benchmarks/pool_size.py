@@ -28,7 +28,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _results import write_results  # benchmarks/_results.py: this script's folder is on sys.path
+
+# benchmarks/_results.py: a script's own folder is on sys.path
+from _results import write_results
 
 from nnit.eval.harness import EvalResult
 from nnit.eval.protocol import top_k_indices
