@@ -34,11 +34,9 @@ from _results import write_results
 
 from nnit.eval.harness import EvalResult
 from nnit.eval.protocol import top_k_indices
+from nnit.ghn.dataset import shard_name
+from nnit.weights.architecture import hidden_label
 from nnit.weights.mlp import WeightSet
-
-
-def label(arch: str) -> str:
-    return "h" + arch.replace(",", "-")
 
 
 def nnit(*args: str) -> None:
@@ -89,19 +87,20 @@ def main() -> None:
     a = ap.parse_args()
     rows = []
     for arch in a.arch:
-        d = a.tmp / a.task / label(arch)
+        hidden = [int(w) for w in arch.split(",")]
+        d = a.tmp / a.task / hidden_label(hidden)
         if not (d / "results.json").exists():
             nnit("generate", "--task", a.task, "--checkpoint", a.checkpoint, "--arch", arch, "--num", str(a.num), "--evaluate",
                  "--episodes", str(a.episodes), "--top-k", str(a.top_k), "--eval-seed", str(a.eval_seed), "--out", str(d))
-        res = EvalResult.load(d / f"eval_{label(arch)}.json")
+        res = EvalResult.load(d / f"eval_{hidden_label(hidden)}.json")
         ws = WeightSet.load(d / "networks.safetensors")
         row = {"arch": arch}
         for name, subset in ((f"top{a.top_k}_of_{a.small}", a.small), (f"top{a.top_k}_of_{a.num}", None)):
             idx = ranked(res, subset, a.top_k)
             row[name] = {"ranking_episodes": summary(res, idx), "fresh_episodes": fresh(ws, idx, d / f"{name}.safetensors", a)}
-        shard = a.dataset / "shards" / f"{label(arch)}.safetensors" if a.dataset else None
+        shard = a.dataset / "shards" / shard_name(hidden) if a.dataset else None
         if shard is not None and shard.exists():
-            dd = a.tmp / a.task / f"dataset_{label(arch)}"
+            dd = a.tmp / a.task / f"dataset_{hidden_label(hidden)}"
             dd.mkdir(parents=True, exist_ok=True)
             ev = dd / "eval.json"
             if not ev.exists():

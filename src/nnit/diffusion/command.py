@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal
 
 from nnit.config import PresetName
+from nnit.weights.architecture import hidden_label
 
 ModelName = Literal["NNiT-XS", "NNiT-Ti", "NNiT-S", "NNiT-B"]
 """The size presets of ``nnit.diffusion.model.MODEL_PRESETS`` (kept equal by a test)."""
@@ -131,10 +132,6 @@ def train_command(
 
 
 # ============================================================================ nnit generate
-def _label(hidden) -> str:
-    return "h" + "-".join(str(h) for h in hidden)
-
-
 def _heatmap(sets: list, path: Path, per_set: int = 4) -> Path:
     """|W| of every layer (columns) for the first few networks (rows) of each weight set."""
     import matplotlib
@@ -326,19 +323,19 @@ def generate_command(
 
     # ------------------------------------------------------------------ export
     out = Path(out) if out is not None else ckpt.parent.parent / "generated" / (
-        ("" if label == "NNiT" else f"{label.lower()}_") + (_label(next(iter(sets))) if joint is None else f"joint_d{depth}"))
+        ("" if label == "NNiT" else f"{label.lower()}_") + (hidden_label(next(iter(sets))) if joint is None else f"joint_d{depth}"))
     out.mkdir(parents=True, exist_ok=True)
     provenance = {"task": spec.name, "checkpoint": str(ckpt), "sampler": sampler, "steps": steps, "seed": seed, "mode": mode}
     files = {}
     for h, ws in sets.items():
-        name = "networks.safetensors" if joint is None else f"networks_{_label(h)}.safetensors"
-        files[_label(h)] = str(ws.save(out / name, extra_metadata=provenance))
+        name = "networks.safetensors" if joint is None else f"networks_{hidden_label(h)}.safetensors"
+        files[hidden_label(h)] = str(ws.save(out / name, extra_metadata=provenance))
     first = next(iter(files.values()))
     (out / "README.md").write_text(LOADING_NOTE.format(file=first, act=activation.capitalize(), inp=spec.input_dim,
                                                        out=spec.output_dim, task=spec.name))
     heat = _heatmap(sorted(sets.values(), key=lambda w: -w.n)[:2], out / "heatmap.png")
     results: dict = {**provenance, "num": num, "sample_seconds": sample_s, "files": files, "heatmap": str(heat),
-                     "architectures": {_label(h): {"hidden": list(h), "num": ws.n} for h, ws in sets.items()}}
+                     "architectures": {hidden_label(h): {"hidden": list(h), "num": ws.n} for h, ws in sets.items()}}
     if joint is not None:
         summ = joint.summary()
         results["joint"] = summ
@@ -361,12 +358,12 @@ def generate_command(
             evals[h] = r
             summary = top_k_fn(r, top_k, label=f"{label} [{','.join(map(str, h))}]")
             rows.append(summary)
-            r.save(out / f"eval_{_label(h)}.json", extra={"top_k": summary.to_dict()})
+            r.save(out / f"eval_{hidden_label(h)}.json", extra={"top_k": summary.to_dict()})
         shown = rows
         if joint is not None:
             joint_row = top_k_fn(_merge(list(evals.values()), "joint"), top_k, label=f"NNiT joint d{depth}")
             results["joint_top_k"] = joint_row.to_dict()  # its indices count the networks in this order:
-            results["joint_networks"] = [[_label(h), i] for h, ws in evals.items() for i in range(ws.n)]
+            results["joint_networks"] = [[hidden_label(h), i] for h, ws in evals.items() for i in range(ws.n)]
             shown = (rows if len(rows) <= 8 else []) + [joint_row]  # per-architecture rows stay in eval_*.json
         results["top_k"] = [r.to_dict() for r in rows]
         results["episodes"], results["eval_seed"] = episodes, eval_seed

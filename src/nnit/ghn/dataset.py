@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from nnit.tasks.registry import RobotTaskSpec, TaskSpec, get_task
-from nnit.weights.architecture import Architecture, paper_split
+from nnit.weights.architecture import Architecture, hidden_label, paper_split
 from nnit.weights.mlp import WeightError, WeightSet
 from nnit.weights.normalize import WeightNormalizer
 
@@ -71,7 +71,7 @@ def passes_filter(task: TaskSpec, metrics: dict, cfg: DatasetConfig) -> bool:
 
 
 def shard_name(hidden: Iterable[int]) -> str:
-    return "h" + "-".join(str(h) for h in hidden) + ".safetensors"
+    return hidden_label(hidden) + ".safetensors"
 
 
 def _write_json(path: Path, obj) -> None:

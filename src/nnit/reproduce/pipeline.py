@@ -32,6 +32,8 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from nnit.config import PresetName
+from nnit.ghn.dataset import shard_name
+from nnit.weights.architecture import hidden_label
 
 
 @dataclass(frozen=True)
@@ -80,10 +82,6 @@ REPRODUCE_PRESETS: dict[str, ReproduceConfig] = {
     "paper": ReproduceConfig(tasks=("PickCube-v1", "PushCube-v1", "StackCubeEasy-v1", "FashionMNIST"), num_networks=100,
                              top_k=10, episodes=50, seen=PAPER_SEEN, unseen=PAPER_UNSEEN),
 }
-
-
-def label(hidden) -> str:
-    return "h" + "-".join(str(h) for h in hidden)
 
 
 def is_robot(task: str) -> bool:
@@ -164,16 +162,16 @@ class Pipeline:
         gens = [("nnit", T / "nnit")] + [(b, T / b) for b in c.baselines]
         for h in c.seen + c.unseen:
             arch = ",".join(map(str, h))
-            d = self.eval_dir(task, "dataset", label(h))
-            shard = ds / "shards" / f"{label(h)}.safetensors"
+            d = self.eval_dir(task, "dataset", hidden_label(h))
+            shard = ds / "shards" / shard_name(h)
             if shard.exists() or not (ds / "summary.json").exists():  # a built dataset may keep none of an architecture
-                out.append(Stage(f"eval-dataset-{label(h)}", d / "eval.json",
+                out.append(Stage(f"eval-dataset-{hidden_label(h)}", d / "eval.json",
                                  ["eval", "--task", task, "--weights", str(shard), "--out", str(d / "eval.json"),
                                   "--episodes", str(c.episodes), "--top-k", str(c.top_k), "--seed", str(c.eval_seed), "--preset", p,
                                   *control, *data]))
             for g, ck in gens:
-                d = self.eval_dir(task, g, label(h))
-                out.append(Stage(f"eval-{g}-{label(h)}", d / "results.json",
+                d = self.eval_dir(task, g, hidden_label(h))
+                out.append(Stage(f"eval-{g}-{hidden_label(h)}", d / "results.json",
                                  ["generate", "--task", task, "--checkpoint", str(ck), "--arch", arch, "--num", str(c.num_networks),
                                   "--sampler", c.sampler, "--steps", str(c.sampler_steps), "--evaluate", "--out", str(d), *common_eval, *data]))
         if c.joint:
@@ -270,8 +268,8 @@ class Pipeline:
         rows = []
         for g in ("nnit", *self.cfg.baselines):
             for h in self.cfg.seen:
-                f = self.eval_dir(task, g, label(h)) / "networks.safetensors"
-                shard = T / "dataset" / "shards" / f"{label(h)}.safetensors"
+                f = self.eval_dir(task, g, hidden_label(h)) / "networks.safetensors"
+                shard = T / "dataset" / "shards" / shard_name(h)
                 if not (f.exists() and shard.exists()):
                     continue
                 gen = WeightSet.load(f)

@@ -18,7 +18,8 @@ import time
 from pathlib import Path
 from typing import Optional
 
-from nnit.reproduce.pipeline import Pipeline, is_robot, label
+from nnit.reproduce.pipeline import Pipeline, is_robot
+from nnit.weights.architecture import hidden_label
 
 ROBOT_TASKS = ("PickCube-v1", "PushCube-v1", "StackCubeEasy-v1")
 
@@ -53,7 +54,7 @@ def _load(path: Path) -> Optional[dict]:
 
 
 def _topk(pipe: Pipeline, task: str, gen: str, h) -> Optional[dict]:
-    d = pipe.eval_dir(task, gen, label(h))
+    d = pipe.eval_dir(task, gen, hidden_label(h))
     if gen == "dataset":
         r = _load(d / "eval.json")
         return (r or {}).get("extra", {}).get("top_k")
@@ -116,10 +117,10 @@ def collect(pipe: Pipeline) -> dict:
         t["alignment"] = _load(T / "alignment" / "alignment.json")
         evals: dict = {}
         for gen in ("dataset", *(g for g, _ in GENERATORS)):
-            evals[gen] = {label(h): _topk(pipe, task, gen, h) for h in c.seen + c.unseen}
+            evals[gen] = {hidden_label(h): _topk(pipe, task, gen, h) for h in c.seen + c.unseen}
         t["evals"] = evals
-        t["table2"] = {gen: {"seen": _mean_rows([evals[gen][label(h)] for h in c.seen]),
-                             "unseen": _mean_rows([evals[gen][label(h)] for h in c.unseen])} for gen in evals}
+        t["table2"] = {gen: {"seen": _mean_rows([evals[gen][hidden_label(h)] for h in c.seen]),
+                             "unseen": _mean_rows([evals[gen][hidden_label(h)] for h in c.unseen])} for gen in evals}
         j = _load(pipe.eval_dir(task, "nnit", "joint") / "results.json")
         t["joint"] = {"summary": j.get("joint"), "top_k": j.get("joint_top_k")} if j else None
         t["memorization"] = _load(pipe.state_dir / task / "memorization.json")
@@ -303,7 +304,7 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
         add("|---|---|" + "---:|" * (len(gens) + (1 if t["robot"] else 0)))
         for split, archs in (("seen", c.seen), ("unseen", c.unseen)):
             for h in archs:
-                cells = [_fmt(t["evals"][g][label(h)], t["robot"]) for g, _ in gens]
+                cells = [_fmt(t["evals"][g][hidden_label(h)], t["robot"]) for g, _ in gens]
                 ref = PAPER_TABLE4.get(tuple(h))
                 add(f"| {','.join(map(str, h))} | {split} | " + " | ".join(cells)
                     + ((f" | {ref[0]} ({ref[1]}%) |" if ref else " | – |") if t["robot"] else " |"))

@@ -183,6 +183,12 @@ class ArchitectureSplit:
         return "outside"
 
 
+def hidden_label(hidden: Iterable[int]) -> str:
+    """``"h32-16-64-32"``: how file and stage names spell one architecture's hidden widths (dataset shards,
+    ``nnit generate`` outputs, ``nnit reproduce`` stages)."""
+    return "h" + "-".join(str(int(h)) for h in hidden)
+
+
 def search_space(widths: Iterable[int] = PAPER_WIDTHS, depth: int = PAPER_DEPTH) -> list[tuple[int, ...]]:
     """All hidden-width tuples of the given depth over ``widths`` (lexicographic order)."""
     return [tuple(c) for c in itertools.product(sorted(widths), repeat=depth)]
