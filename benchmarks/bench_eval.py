@@ -3,9 +3,10 @@
 For each task and each worker count it measures, in the same process layout (W worker processes,
 one ``physx_cpu`` env each):
 
-(a) simulator time of the same episodes: the harness's exact episodes (same networks, same seeds;
-    physx_cpu is deterministic, so the trajectories are identical) run by a bare loop that times
-    only ``env.reset`` / ``env.step``; the slowest worker's simulator time;
+(a) simulator time of the same episodes: the harness's exact episodes (same networks, same seeds,
+    each network's first episode from a rebuilt scene as in ``run_network``, so the trajectories
+    are identical) run by a bare loop that times only ``env.reset`` / ``env.step``; the slowest
+    worker's simulator time;
 (a-ref) raw simulator with uniform random actions (a different trajectory distribution: random
     actions jitter in place, a network's steady actions push the arm into contacts, which costs
     more physics — reported for reference only);
@@ -72,8 +73,8 @@ def raw_sim(task_name: str, workers: int, total_episodes: int, steps: int = 50) 
 
 
 def _same_episodes_worker(task_name: str, arch: str, networks: int, jobs: list, steps: int, out) -> None:
-    """Run the harness's episodes (same networks, same seeds: identical trajectories, since
-    physx_cpu is deterministic) with a bare loop, timing only ``env.reset`` + ``env.step``."""
+    """Run the harness's episodes (same networks, same seeds, the first of each network from a rebuilt
+    scene: identical trajectories) with a bare loop, timing only ``env.reset`` + ``env.step``."""
     import torch
 
     from nnit.eval.harness import policy_action
@@ -90,7 +91,7 @@ def _same_episodes_worker(task_name: str, arch: str, networks: int, jobs: list, 
     with torch.no_grad():
         for net, seed in jobs:
             t0 = time.perf_counter()
-            obs, _ = env.reset(seed=seed)
+            obs, _ = env.reset(seed=seed, options={"reconfigure": True} if seed == 0 else None)
             t_sim += time.perf_counter() - t0
             for _ in range(steps):
                 act = policy_action(nets[net], torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1))[0]
@@ -108,8 +109,7 @@ def sim_time_same_episodes(task_name: str, workers: int, networks: int, episodes
 
     ctx = mp.get_context("fork")
     out = ctx.Queue()
-    jobs = [(i, e) for i in range(networks) for e in range(episodes)]
-    shares = [jobs[w::workers] for w in range(workers)]
+    shares = [[(i, e) for i in range(w, networks, workers) for e in range(episodes)] for w in range(workers)]
     procs = [ctx.Process(target=_same_episodes_worker, args=(task_name, arch, networks, sh, steps, out), daemon=True) for sh in shares]
     for p in procs:
         p.start()

@@ -23,7 +23,7 @@ class FakeReachEnv:
         self.pos = torch.zeros(1, 4)
         self.goal = torch.zeros(1, 4)
 
-    def reset(self, seed=None):
+    def reset(self, seed=None, options=None):  # gymnasium's signature; a rebuild (options) has nothing to rebuild here
         g = torch.Generator().manual_seed(int(seed))
         self.pos = torch.rand(1, 4, generator=g) * 2 - 1
         self.goal = torch.rand(1, 4, generator=g) * 2 - 1

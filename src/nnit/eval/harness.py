@@ -9,14 +9,17 @@ Protocol (robot tasks):
   baseline evaluation). ``return`` = sum of the normalized dense reward (<= 50);
   ``success_once`` = ``info["success"]`` held at any step; ``success_at_end`` = at the last step.
 * **Seeds.** Episode ``e`` of *every* network resets the environment with seed
-  ``base_seed + e``. On ``physx_cpu`` an episode is a pure function of (network, seed): each worker
-  process runs whole episodes of one network on its own env, and ManiSkill's CPU simulation is
-  deterministic given ``reset(seed=...)`` whatever ran before in that env (checked in
-  ``tests/test_eval_sim.py``). So evaluating 1 or 100 networks at a time, with 1 or 16 workers,
-  gives bit-identical numbers.
+  ``base_seed + e``. A ``physx_cpu`` env is *not* a function of the seed alone after a plain
+  ``reset(seed=...)``: contacts and PhysX caches of the previous episode survive it (PickCube-v1's
+  first observation reports ``is_grasped`` from the last episode's final step, and later steps
+  differ by small amounts too; ``tests/test_eval_sim.py``). So each network's episodes run in
+  order on one worker, the first of them from a rebuilt scene (``reset(options={"reconfigure":
+  True})``, a fraction of a second): a network's E episodes are a pure function of (network,
+  seeds), and evaluating 1 or 100 networks at a time, with 1 or 16 workers, gives bit-identical
+  numbers (tested).
 * **Layout.** CPU (``physx_cpu``, one env per process): a pool of worker processes (one torch
   thread each), sized to the cores; forked, or spawned when the caller already loaded SAPIEN. The weights go to each worker once; the parent then
-  hands out (network, seed) jobs and gets back three numbers per episode, so nothing crosses a
+  hands out one job per network and gets back three numbers per episode, so nothing crosses a
   process boundary per step. GPU (``physx_cuda``): one process, one env per network, a batched
   forward of all networks per step; for each seed the initial state of env 0 is broadcast to all
   envs so every network starts from the same state (reproducible for a fixed layout; GPU physics
@@ -176,8 +179,10 @@ def run_episode(
     beta: float = 0.0,
     rng: np.random.Generator | None = None,
     record: list | None = None,
+    rebuild: bool = False,
 ) -> tuple[float, bool, bool]:
-    """Run one network (a WeightSet of one) for ``steps`` steps from ``reset(seed=seed)``.
+    """Run one network (a WeightSet of one) for ``steps`` steps from ``reset(seed=seed)``
+    (with ``rebuild``, from a rebuilt scene: ``reset(seed=seed, options={"reconfigure": True})``).
 
     Terminations and truncations are ignored (the episode always runs ``steps`` steps).
     Returns (return, success_once, success_at_end).
@@ -186,7 +191,7 @@ def run_episode(
     ``beta`` (drawn from ``rng``) instead of the network's; with ``record``, every visited
     observation is appended to that list (as a float32 numpy row).
     """
-    obs, _ = env.reset(seed=int(seed))
+    obs, _ = env.reset(seed=int(seed), options={"reconfigure": True}) if rebuild else env.reset(seed=int(seed))
     total, once, last = 0.0, False, False
     with torch.no_grad():
         for _ in range(steps):
@@ -202,6 +207,12 @@ def run_episode(
             last = bool(torch.as_tensor(info.get("success", False)).reshape(-1)[0])
             once = once or last
     return total, once, last
+
+
+def run_network(env, ws1: WeightSet, seeds: Sequence[int], steps: int) -> list[tuple[float, bool, bool]]:
+    """The evaluation protocol's episodes of one network: ``seeds`` in order, the first from a rebuilt scene,
+    so the result does not depend on what ran in ``env`` before (see the module docstring)."""
+    return [run_episode(env, ws1, s, steps, rebuild=e == 0) for e, s in enumerate(seeds)]
 
 
 def run_dagger_job(env, task: RobotTaskSpec, job: tuple, teachers: dict) -> tuple:
@@ -234,8 +245,8 @@ def default_env_factory(task: RobotTaskSpec):
 def _worker_main(wid: int, task: RobotTaskSpec, env_factory: EnvFactory, inbox, outbox) -> None:
     """Worker process: build one env, then serve messages until ``("stop",)``.
 
-    ``("weights", arch_dict, [arrays])`` replaces the networks; ``("run", net, episode, seed)``
-    runs one whole episode and answers ``("done", net, episode, return, once, at_end)``;
+    ``("weights", arch_dict, [arrays])`` replaces the networks; ``("run", net, seeds)`` runs that
+    network's episodes (:func:`run_network`) and answers ``("done", net, [(return, once, at_end), ...])``;
     ``("collect", job_id, job)`` runs a DAgger episode (:func:`run_dagger_job`) and answers
     ``("collected", job_id, return, once, at_end, states)``.
     """
@@ -263,13 +274,13 @@ def _worker_main(wid: int, task: RobotTaskSpec, env_factory: EnvFactory, inbox, 
                 ws = _weights_from_message(msg[1], msg[2])
                 nets = [ws[i] for i in range(ws.n)]  # per-network views, built once
                 continue
-            _, net, ep, seed = msg
+            _, net, seeds = msg
             try:
-                ret, once, at_end = run_episode(env, nets[net], seed, task.episode_steps)
+                episodes = run_network(env, nets[net], seeds, task.episode_steps)
             except Exception as err:
-                outbox.put(("error", wid, f"worker {wid}, network {net}, seed {seed}: {type(err).__name__}: {err}"))
+                outbox.put(("error", wid, f"worker {wid}, network {net}, seeds {seeds}: {type(err).__name__}: {err}"))
                 continue
-            outbox.put(("done", net, ep, ret, once, at_end))
+            outbox.put(("done", net, episodes))
     finally:
         env.close()
 
@@ -336,40 +347,39 @@ class CPUEvaluator(WorkerPool):
         rets = np.zeros((n, e_count))
         once = np.zeros((n, e_count), dtype=bool)
         at_end = np.zeros((n, e_count), dtype=bool)
-        jobs = [(i, e, int(s)) for i in range(n) for e, s in enumerate(seeds)]
-        bar = tqdm(total=len(jobs), desc=f"eval {self.task.name}", unit="ep", disable=not progress, leave=False)
+        seeds = [int(x) for x in seeds]
+        bar = tqdm(total=n * e_count, desc=f"eval {self.task.name}", unit="ep", disable=not progress, leave=False)
+
+        def store(i: int, episodes: list) -> None:
+            for e, (r, o, a) in enumerate(episodes):
+                rets[i, e], once[i, e], at_end[i, e] = r, o, a
+            bar.update(len(episodes))
+
         try:
             if self._env is not None:  # in-process
-                nets = [ws[i] for i in range(n)]
-                for i, e, s in jobs:
-                    rets[i, e], once[i, e], at_end[i, e] = run_episode(self._env, nets[i], s, self.task.episode_steps)
-                    bar.update(1)
+                for i in range(n):
+                    store(i, run_network(self._env, ws[i], seeds, self.task.episode_steps))
                 return rets, once, at_end
             arch, arrays = _weights_message(ws)
             for q in self._inboxes:
                 q.put(("weights", arch, arrays))
-            # keep two jobs queued per worker so a worker never waits for the parent
-            it = iter(jobs)
-            outstanding: dict[int, int] = {}
-            owner: dict[tuple[int, int], int] = {}
+            # one job per network; keep two queued per worker so a worker never waits for the parent
+            it = iter(range(n))
+            owner: dict[int, int] = {}
 
             def feed(w: int) -> None:
-                job = next(it, None)
-                if job is not None:
-                    self._inboxes[w].put(("run", *job))
-                    owner[(job[0], job[1])] = w
-                    outstanding[w] = outstanding.get(w, 0) + 1
+                i = next(it, None)
+                if i is not None:
+                    self._inboxes[w].put(("run", i, seeds))
+                    owner[i] = w
 
             for w in range(len(self._inboxes)):
                 feed(w)
                 feed(w)
-            for _ in range(len(jobs)):
-                _, i, e, r, o, a = self._get()  # an ("error", ...) message raises
-                rets[i, e], once[i, e], at_end[i, e] = r, o, a
-                w = owner.pop((i, e))
-                outstanding[w] -= 1
-                feed(w)
-                bar.update(1)
+            for _ in range(n):
+                _, i, episodes = self._get()  # an ("error", ...) message raises
+                store(i, episodes)
+                feed(owner.pop(i))
             return rets, once, at_end
         finally:
             bar.close()
@@ -382,7 +392,10 @@ class CPUEvaluator(WorkerPool):
         run directory; see :func:`nnit.experts.teachers.get_teacher`).
 
         Returns the visited states of every episode, (steps, obs_dim) each, in job order, and
-        rollout statistics (mean return, success rate of the mixed policy)."""
+        rollout statistics (mean return, success rate of the mixed policy). Rollouts use plain resets, so
+        an episode carries some contact state over from the worker's previous one (module docstring);
+        they are training data, and episode j always runs on worker j % W in order, so a run with the
+        same worker count repeats exactly."""
         self.start()
         ckpt = None if teacher_checkpoint is None else str(teacher_checkpoint)
         jobs = []
