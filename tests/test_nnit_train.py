@@ -63,7 +63,6 @@ def test_presets_and_lr_schedule():
         p.lr = 1.0  # type: ignore[misc]
 
 
-
 def test_train_config_per_task_steps():
     """Only the cpu preset's grasping tasks in CPU_STEPS train longer; everything else is the preset as it is."""
     assert train_config("cpu", "PushCube-v1") == train_config("cpu") == TRAIN_PRESETS["cpu"]
@@ -75,6 +74,7 @@ def test_train_config_per_task_steps():
         assert train_config("paper", task) == TRAIN_PRESETS["paper"]
     with pytest.raises(ValueError, match="unknown preset"):
         train_config("huge", "PickCube-v1")
+
 
 def test_loss_falls_and_checkpoint_written(trained):
     res, out, _ = trained
