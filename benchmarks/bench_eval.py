@@ -89,9 +89,9 @@ def _same_episodes_worker(task_name: str, arch: str, networks: int, jobs: list, 
     env = make_env(task_name)
     t_sim = 0.0
     with torch.no_grad():
-        for net, seed in jobs:
+        for net, e in jobs:  # episode e resets with seed e; a network's first episode rebuilds the scene (run_network)
             t0 = time.perf_counter()
-            obs, _ = env.reset(seed=seed, options={"reconfigure": True} if seed == 0 else None)
+            obs, _ = env.reset(seed=e, options={"reconfigure": True} if e == 0 else None)
             t_sim += time.perf_counter() - t0
             for _ in range(steps):
                 act = policy_action(nets[net], torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1))[0]

@@ -381,7 +381,8 @@ def _steps_by_task(preset: str, tasks, default: int) -> str:
     """'15000', or '15000 (PickCube-v1 30000)' where a task's NNiT trains longer (``train_config``)."""
     from nnit.diffusion.train import train_config
 
-    other = [f"{t} {train_config(preset, t).steps}" for t in tasks if train_config(preset, t).steps != default]
+    steps = {t: train_config(preset, t).steps for t in tasks}
+    other = [f"{t} {n}" for t, n in steps.items() if n != default]
     return f"{default}" + (f" ({', '.join(other)})" if other else "")
 
 
