@@ -164,3 +164,30 @@ def test_claims_need_a_real_difference():
     assert _versus({"mean": 3.0, "success_rate": 0.01}, d2, robot=True)[0] == "does not beat"  # 1% vs 0%, lower return
     assert _versus({"mean": 3.0, "success_rate": 0.30}, d2, robot=True) == ("beats", "30% vs 0% success")
     assert _versus({"mean": 0.70}, {"mean": 0.72}, robot=False) == ("does not beat", "70.0% vs 72.0% accuracy")
+
+
+def test_rerun_moves_old_outputs_aside_and_runs_the_stage_again(tmp_path):
+    pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
+    evals = [s for s in pipe.stages("FashionMNIST") if s.name.startswith("eval-nnit-")]
+    for s in evals:  # every NNiT evaluation finished
+        s.output.mkdir(parents=True)
+        s.done_file.write_text('{"old": true}')
+    stage = next(s for s in evals if s.name == "eval-nnit-h32-16-64-32")
+    (stage.output / "networks.safetensors").write_text("old networks")
+    calls = tmp_path / "calls.txt"
+    writer = f"import sys, pathlib; a = sys.argv[1:]; open({str(calls)!r}, 'a').write(a[0] + '\\n'); " \
+             "d = pathlib.Path(a[a.index('--out') + 1]); d.mkdir(parents=True, exist_ok=True); (d / 'results.json').write_text('{}')"
+    pipe.nnit = [sys.executable, "-c", writer]
+    logs: list[str] = []
+    pipe.run(tasks=["FashionMNIST"], only=["eval-nnit-h32-16-64-32"], log=logs.append)
+    assert not calls.exists() and "cached" in logs[-1]  # finished: skipped without --rerun
+    pipe.run(tasks=["FashionMNIST"], only=["eval-nnit"], rerun=["eval-nnit-h32-16-64-32"], log=logs.append)
+    assert calls.read_text().splitlines() == ["generate"]  # only the named stage ran again, once
+    assert all(json.loads(s.done_file.read_text()) == {"old": True} for s in evals if s is not stage)
+    assert json.loads(stage.done_file.read_text()) == {} and not (stage.output / "networks.safetensors").exists()
+    kept = [p for p in stage.output.parent.iterdir() if p.name.startswith(stage.output.name + ".old-")]
+    assert len(kept) == 1 and (kept[0] / "networks.safetensors").read_text() == "old networks"  # nothing lost
+    with pytest.raises(ValueError, match="not among the --only"):
+        pipe.run(tasks=["FashionMNIST"], only=["joint"], rerun=["eval-nnit"], log=logs.append)
+    with pytest.raises(ValueError, match="--rerun nope"):
+        pipe.run(tasks=["FashionMNIST"], rerun=["nope"], log=logs.append)

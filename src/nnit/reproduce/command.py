@@ -12,6 +12,7 @@ def reproduce_command(
     preset: PresetName = "cpu",
     tasks: Optional[list[str]] = None,
     only: Optional[list[str]] = None,
+    rerun: Optional[list[str]] = None,
     report: Optional[Path] = None,
     runs: Path = Path("runs"),
     data_dir: Optional[Path] = None,
@@ -29,10 +30,15 @@ def reproduce_command(
 
     Example: nnit reproduce --preset cpu --tasks PushCube-v1 --only nnit eval-nnit
 
+    Example: nnit reproduce --preset cpu --tasks PushCube-v1 --only eval-nnit joint memorization --rerun eval-nnit joint memorization
+
     Args:
         preset: tiny / cpu / paper.
         tasks: Only these tasks (default: the preset's).
         only: Only these stages (names or prefixes, e.g. ghn dataset eval-nnit).
+        rerun: Run these stages again although finished (names or prefixes; e.g. after replacing a checkpoint by hand).
+            Their old outputs are renamed to <dir>.old-<UTC time>, not deleted. Stages that read a rerun stage's
+            outputs are rerun only when named too.
         report: Where REPORT.md goes (default: REPORT.md for cpu / paper, RUNS/tiny/REPORT.md for tiny);
             figures go to docs/report/<preset>/ beside it (RUNS/tiny/report_figures for tiny).
         runs: Root of the run directories.
@@ -48,7 +54,7 @@ def reproduce_command(
     names = [get_task(t).name for t in tasks] if tasks else None  # clear error for unknown tasks
     pipe = Pipeline(preset, cfg, root=runs, data_dir=data_dir, progress=progress)
     if not report_only:
-        pipe.run(tasks=names, only=only)  # --tasks selects what runs; the report always covers every task of the preset
+        pipe.run(tasks=names, only=only, rerun=rerun)  # --tasks selects what runs; the report always covers every task of the preset
     if report is None:
         report = Path("REPORT.md") if preset != "tiny" else runs / "tiny" / "REPORT.md"
     figures = Path("docs/report") / preset if preset != "tiny" else runs / "tiny" / "report_figures"

@@ -96,6 +96,20 @@ class Stage:
     """An nnit command line (without the leading 'nnit')."""
     func: Optional[Callable[[], None]] = None
     """An in-process step (when there is no command)."""
+    output: Optional[Path] = None
+    """Everything the stage writes (its --out directory), moved aside by a rerun; None: just the done file."""
+
+    def move_aside(self) -> Optional[Path]:
+        """Rename the stage's outputs to ``<name>.old-<UTC time>`` so a rerun starts fresh without losing them."""
+        src = self.output or self.done_file
+        if not src.exists():
+            return None
+        dst = src.with_name(f"{src.name}.old-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
+        n = 1
+        while dst.exists():  # two reruns within a second
+            dst, n = src.with_name(f"{src.name}.old-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{n}"), n + 1
+        src.rename(dst)
+        return dst
 
 
 TRAINING_STAGES = ("ghn", "nnit")
@@ -152,13 +166,18 @@ class Pipeline:
         if robot:
             out.append(Stage("teacher", self.state_dir / task / "teacher.json", func=lambda: self._teacher(task)))
         out += [
-            Stage("ghn", T / "ghn" / "train_done.json", ["train-ghn", "--task", task, "--preset", p, "--out", str(T / "ghn"), *data]),
-            Stage("dataset", ds / "summary.json", ["build-dataset", "--ghn", str(ghn_ckpt), "--preset", p, "--out", str(ds), *data]),
-            Stage("alignment", T / "alignment" / "alignment.json", ["analyze", "alignment", "--ghn", str(ghn_ckpt), "--preset", p, "--out", str(T / "alignment"), *data]),
-            Stage("nnit", T / "nnit" / "train_done.json", ["train", "--dataset", str(ds), "--preset", p, "--out", str(T / "nnit")]),
+            Stage("ghn", T / "ghn" / "train_done.json", ["train-ghn", "--task", task, "--preset", p, "--out", str(T / "ghn"), *data],
+                  output=T / "ghn"),
+            Stage("dataset", ds / "summary.json", ["build-dataset", "--ghn", str(ghn_ckpt), "--preset", p, "--out", str(ds), *data],
+                  output=ds),
+            Stage("alignment", T / "alignment" / "alignment.json",
+                  ["analyze", "alignment", "--ghn", str(ghn_ckpt), "--preset", p, "--out", str(T / "alignment"), *data], output=T / "alignment"),
+            Stage("nnit", T / "nnit" / "train_done.json", ["train", "--dataset", str(ds), "--preset", p, "--out", str(T / "nnit")],
+                  output=T / "nnit"),
         ]
         for b in c.baselines:
-            out.append(Stage(b, T / b / "train_done.json", ["train-baseline", "--method", b, "--dataset", str(ds), "--preset", p, "--out", str(T / b)]))
+            out.append(Stage(b, T / b / "train_done.json", ["train-baseline", "--method", b, "--dataset", str(ds), "--preset", p, "--out", str(T / b)],
+                             output=T / b))
         gens = [("nnit", T / "nnit")] + [(b, T / b) for b in c.baselines]
         for h in c.seen + c.unseen:
             arch = ",".join(map(str, h))
@@ -168,17 +187,17 @@ class Pipeline:
                 out.append(Stage(f"eval-dataset-{hidden_label(h)}", d / "eval.json",
                                  ["eval", "--task", task, "--weights", str(shard), "--out", str(d / "eval.json"),
                                   "--episodes", str(c.episodes), "--top-k", str(c.top_k), "--seed", str(c.eval_seed), "--preset", p,
-                                  *control, *data]))
+                                  *control, *data], output=d))
             for g, ck in gens:
                 d = self.eval_dir(task, g, hidden_label(h))
                 out.append(Stage(f"eval-{g}-{hidden_label(h)}", d / "results.json",
                                  ["generate", "--task", task, "--checkpoint", str(ck), "--arch", arch, "--num", str(c.num_networks),
-                                  "--sampler", c.sampler, "--steps", str(c.sampler_steps), "--evaluate", "--out", str(d), *common_eval, *data]))
+                                  "--sampler", c.sampler, "--steps", str(c.sampler_steps), "--evaluate", "--out", str(d), *common_eval, *data], output=d))
         if c.joint:
             d = self.eval_dir(task, "nnit", "joint")
             out.append(Stage("joint", d / "results.json",
                              ["generate", "--task", task, "--checkpoint", str(T / "nnit"), "--num", str(c.num_networks), "--sampler", c.sampler,
-                              "--steps", str(c.sampler_steps), "--evaluate", "--out", str(d), *common_eval, *data]))
+                              "--steps", str(c.sampler_steps), "--evaluate", "--out", str(d), *common_eval, *data], output=d))
         out.append(Stage("memorization", self.state_dir / task / "memorization.json", func=lambda: self._memorization(task)))
         for s in out:
             base = s.name.split("-")[0] if s.name.startswith("eval-") else s.name
@@ -201,19 +220,34 @@ class Pipeline:
         tmp.write_text(json.dumps(t, indent=1))
         os.replace(tmp, self.timings_path)
 
-    def run(self, tasks: Optional[list[str]] = None, only: Optional[list[str]] = None, log: Callable[[str], None] = print) -> None:
-        if only:
-            names = {s.name for task in tasks or list(self.cfg.tasks) for s in self.stages(task)}
-            unknown = [o for o in only if not any(_selects(o, n) for n in names)]
+    def run(self, tasks: Optional[list[str]] = None, only: Optional[list[str]] = None, log: Callable[[str], None] = print,
+            rerun: Optional[list[str]] = None) -> None:
+        """Run the stages of ``tasks`` (all of the preset's) that ``only`` selects (all), skipping finished ones.
+
+        ``rerun``: stages to run again although finished; their old outputs are moved aside (:meth:`Stage.move_aside`).
+        Selected stages that depend on a rerun stage are not rerun unless named too."""
+        names = {s.name for task in tasks or list(self.cfg.tasks) for s in self.stages(task)}
+        for flag, patterns in (("--only", only), ("--rerun", rerun)):
+            unknown = [o for o in patterns or [] if not any(_selects(o, n) for n in names)]
             if unknown:
-                raise ValueError(f"--only {' '.join(unknown)}: no such stage (stages: {', '.join(sorted(names))})")
+                raise ValueError(f"{flag} {' '.join(unknown)}: no such stage (stages: {', '.join(sorted(names))})")
+        if only and rerun:
+            unselected = [r for r in rerun if not any(_selects(o, n) for n in names if _selects(r, n) for o in only)]
+            if unselected:
+                raise ValueError(f"--rerun {' '.join(unselected)}: not among the --only stages ({' '.join(only)})")
         for task in tasks or list(self.cfg.tasks):
+            fresh: set[str] = set()  # stages rerun in this call (the plan is rebuilt after each stage)
             i = 0
             while i < len(plan := self.stages(task)):  # re-planned each time: later commands read earlier outputs
                 stage = plan[i]
                 i += 1
                 if only and not any(_selects(o, stage.name) for o in only):
                     continue
+                if rerun and stage.name not in fresh and any(_selects(r, stage.name) for r in rerun):
+                    fresh.add(stage.name)
+                    old = stage.move_aside()
+                    if old is not None:
+                        log(f"[{task}] {stage.name}: rerun; the old outputs are kept in {old}")
                 if stage.done_file.exists():
                     log(f"[{task}] {stage.name}: done (cached: {stage.done_file})")
                     if stage.name not in self._timings().get(task, {}):  # made outside the pipeline: time unknown
