@@ -225,6 +225,13 @@ def test_tiny_training_run_checkpoints_and_resumes(tmp_path):
     ev = json.loads((out / "eval.json").read_text())
     assert len(ev["seeds"]) == 2 and 0.0 <= ev["metrics"]["mean_return"][0] <= 50.0
     assert (out / "tb").is_dir() and (out / "actor.safetensors").is_file()
+    # the trainer's evaluation is the protocol's: `nnit eval` of the saved actor gives the same episodes
+    from nnit.eval.harness import evaluate
+    from nnit.weights.mlp import WeightSet
+
+    again = evaluate("PushCube-v1", WeightSet.load(out / "actor.safetensors"), episodes=2, base_seed=ev["seeds"][0],
+                     backend="cpu", num_workers=1, control_mode=ev["info"]["control_mode"], progress=False)
+    assert again.per_episode["return"][0].tolist() == ev["per_episode"]["return"][0]
 
     # resume with a larger budget, in-process collection (workers=0): continues from step 200
     cfg = replace(ppo_config("tiny", "PushCube-v1"), total_steps=300)

@@ -25,9 +25,10 @@ they were the envs of one vectorized simulator. On a GPU (``physx_cuda``) the sa
 whatever the number of workers (each of W workers collects ``batch_steps // W``).
 
 **Evaluation** of the deterministic actor uses the harness's protocol and code
-(:func:`nnit.eval.harness.run_episode`: 50 steps, terminations ignored, ``success_once`` and the
-return), run in the rollout workers' own envs (an episode there is a pure function of (network,
-seed), so the numbers equal ``nnit eval``'s); on a GPU :func:`nnit.eval.harness.evaluate_gpu`.
+(:func:`nnit.eval.harness.run_network`: 50 steps, terminations ignored, ``success_once`` and the
+return; the episodes in order, the first from a rebuilt scene), run in the first rollout worker's
+env, so the numbers equal ``nnit eval``'s whatever ran in that env before (tested); on a GPU
+:func:`nnit.eval.harness.evaluate_gpu`.
 
 Outputs in the run directory: ``checkpoint.safetensors`` (the project's checkpoint format; its
 ``step`` is the env-step count), ``actor.safetensors`` (the deterministic actor as a WeightSet),
@@ -390,10 +391,10 @@ def _rollout_worker_main(wid: int, task: RobotTaskSpec, ignore_terminations: boo
     """Worker process: one ``physx_cpu`` env. Messages:
 
     ``("collect", iteration, steps, actor_msg, critic_msg, logstd)`` -> ``("rollout", wid, {name: array})``;
-    ``("eval", actor_msg, [(e, seed), ...])`` -> ``("evaluated", wid, [(e, return, once, at_end), ...])``
-    (harness episodes; the training stream restarts afterwards); ``("stop",)``.
+    ``("eval", actor_msg, [seed, ...])`` -> ``("evaluated", wid, [(return, once, at_end), ...])``
+    (the harness's episodes of one network; the training stream restarts afterwards); ``("stop",)``.
     """
-    from nnit.eval.harness import _weights_from_message, run_episode
+    from nnit.eval.harness import _weights_from_message, run_network
 
     torch.set_num_threads(1)
     try:
@@ -417,8 +418,7 @@ def _rollout_worker_main(wid: int, task: RobotTaskSpec, ignore_terminations: boo
                     roll = col.collect(actor, critic, torch.from_numpy(logstd), steps, torch.Generator().manual_seed(s))
                     outbox.put(("rollout", wid, {k: v.numpy() for k, v in roll.items()}))
                 elif msg[0] == "eval":
-                    ws = _weights_from_message(*msg[1])
-                    res = [(e, *run_episode(col.raw_env, ws, s, task.episode_steps)) for e, s in msg[2]]
+                    res = run_network(col.raw_env, _weights_from_message(*msg[1]), msg[2], task.episode_steps)
                     col.obs = None  # the eval episodes replaced the training episode: start a new one
                     outbox.put(("evaluated", wid, res))
             except Exception as err:
@@ -459,20 +459,12 @@ class CPURolloutPool(WorkerPool):
         return out
 
     def evaluate(self, ws: WeightSet, seeds: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Harness episodes of one network: (1, E) arrays return, success_once, success_at_end."""
+        """The harness's episodes of one network, on the first worker (the protocol runs a network's episodes in
+        order in one env; :func:`nnit.eval.harness.run_network`): (1, E) arrays return, success_once, success_at_end."""
         from nnit.eval.harness import _weights_message
 
-        msg = _weights_message(ws)
-        jobs = [[] for _ in self._inboxes]
-        for e, s in enumerate(seeds):
-            jobs[e % len(jobs)].append((e, int(s)))
-        for q, j in zip(self._inboxes, jobs):
-            q.put(("eval", msg, j))
-        rets, once, at_end = np.zeros((1, len(seeds))), np.zeros((1, len(seeds)), bool), np.zeros((1, len(seeds)), bool)
-        for _ in self._inboxes:
-            for e, r, o, a in self._get()[2]:
-                rets[0, e], once[0, e], at_end[0, e] = r, o, a
-        return rets, once, at_end
+        self._inboxes[0].put(("eval", _weights_message(ws), [int(s) for s in seeds]))
+        return _episode_arrays(self._get()[2])
 
 
 class InProcessRollouts:
@@ -500,16 +492,21 @@ class InProcessRollouts:
         return self.col.collect(agent.actor_mean, agent.value, agent.actor_logstd.detach(), steps, torch.Generator(dev).manual_seed(s))
 
     def evaluate(self, ws: WeightSet, seeds: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        from nnit.eval.harness import evaluate_gpu, run_episode
+        from nnit.eval.harness import evaluate_gpu, run_network
 
         if self.sim == "physx_cuda":
             r = evaluate_gpu(self.task, ws, len(seeds), base_seed=seeds[0])
             pe = r.per_episode
             return pe["return"], pe["success_once"].astype(bool), pe["success_at_end"].astype(bool)
-        res = [run_episode(self.col.raw_env, ws, s, self.task.episode_steps) for s in seeds]
+        res = run_network(self.col.raw_env, ws, seeds, self.task.episode_steps)
         self.col.obs = None
-        arr = np.asarray(res, dtype=np.float64).T[:, None, :]  # (3, 1, E)
-        return arr[0], arr[1].astype(bool), arr[2].astype(bool)
+        return _episode_arrays(res)
+
+
+def _episode_arrays(res: list[tuple[float, bool, bool]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """[(return, once, at_end)] per episode -> (1, E) arrays return, success_once, success_at_end."""
+    arr = np.asarray(res, dtype=np.float64).T[:, None, :]  # (3, 1, E)
+    return arr[0], arr[1].astype(bool), arr[2].astype(bool)
 
 
 # ============================================================================ training
