@@ -13,14 +13,12 @@ from nnit.diffusion.model import ModelError
 from nnit.diffusion.sample import NNiTSampler
 from nnit.diffusion.train import (
     CHECKPOINT_NAME,
-    CPU_STEPS,
     TRAIN_PRESETS,
     CheckpointError,
     TrainConfig,
     load_checkpoint,
     lr_at,
     train,
-    train_config,
 )
 from synthetic import smooth_weights  # noqa: E402  (tests/ is on sys.path)
 from nnit.weights import Architecture, ArchitectureError, GridError, WeightNormalizer, WeightSet
@@ -61,19 +59,6 @@ def test_presets_and_lr_schedule():
     assert TrainConfig.from_dict(p.to_dict()) == p
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.lr = 1.0  # type: ignore[misc]
-
-
-def test_train_config_per_task_steps():
-    """Only the cpu preset's grasping tasks in CPU_STEPS train longer; everything else is the preset as it is."""
-    assert train_config("cpu", "PushCube-v1") == train_config("cpu") == TRAIN_PRESETS["cpu"]
-    assert CPU_STEPS
-    for task, steps in CPU_STEPS.items():
-        cfg = train_config("cpu", task)
-        assert cfg.steps == steps > TRAIN_PRESETS["cpu"].steps
-        assert dataclasses.replace(cfg, steps=TRAIN_PRESETS["cpu"].steps) == TRAIN_PRESETS["cpu"]
-        assert train_config("paper", task) == TRAIN_PRESETS["paper"]
-    with pytest.raises(ValueError, match="unknown preset"):
-        train_config("huge", "PickCube-v1")
 
 
 def test_loss_falls_and_checkpoint_written(trained):

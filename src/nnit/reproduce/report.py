@@ -377,15 +377,6 @@ def _archs(archs) -> str:
     return ", ".join("[" + ",".join(map(str, h)) + "]" for h in archs)
 
 
-def _steps_by_task(preset: str, tasks, default: int) -> str:
-    """'15000', or '15000 (PickCube-v1 30000)' where a task's NNiT trains longer (``train_config``)."""
-    from nnit.diffusion.train import train_config
-
-    steps = {t: train_config(preset, t).steps for t in tasks}
-    other = [f"{t} {n}" for t, n in steps.items() if n != default]
-    return f"{default}" + (f" ({', '.join(other)})" if other else "")
-
-
 def _scaledowns(pipe: Pipeline) -> str:
     from nnit.diffusion.train import TRAIN_PRESETS
     from nnit.ghn.dataset import DATASET_PRESETS
@@ -399,7 +390,7 @@ def _scaledowns(pipe: Pipeline) -> str:
          f"{g.ensemble_size} GHNs, DAgger iterations x {g.updates_per_iteration} updates: "
          + ", ".join(f"{t} {ghn_config(p, t).iterations}" for t in c.tasks if is_robot(t)) + f"; hidden {g.ghn.hidden_dim}"),
         ("Dataset", "100 kept networks per architecture, 64 filter episodes", f"<= {d.keep_per_arch} kept per architecture (one candidate per GHN), {d.episodes} filter episodes"),
-        ("NNiT", "Table 7: 400k steps (1000 epochs), batch 16", f"{n.model}, {_steps_by_task(p, c.tasks, n.steps)} steps, batch {n.batch_size}, {n.token_mode} tokens, {n.normalization} normalization"),
+        ("NNiT", "Table 7: 400k steps (1000 epochs), batch 16", f"{n.model}, {n.steps} steps, batch {n.batch_size}, {n.token_mode} tokens, {n.normalization} normalization"),
         ("Evaluation", "top-10 of 100, 50 episodes", f"top-{c.top_k} of {c.num_networks}, {c.episodes} episodes"),
         ("Architectures evaluated", "all 64 seen / 8 unseen", f"{len(c.seen)} seen / {len(c.unseen)} unseen (the paper's Table 4 ones)"),
         ("Sampler", "1000-step ancestral", f"{c.sampler}, {c.sampler_steps} steps"),
