@@ -104,10 +104,10 @@ class Stage:
         src = self.output or self.done_file
         if not src.exists():
             return None
-        dst = src.with_name(f"{src.name}.old-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}")
-        n = 1
+        stamp = f"{src.name}.old-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+        dst, n = src.with_name(stamp), 1
         while dst.exists():  # two reruns within a second
-            dst, n = src.with_name(f"{src.name}.old-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{n}"), n + 1
+            dst, n = src.with_name(f"{stamp}-{n}"), n + 1
         src.rename(dst)
         return dst
 
