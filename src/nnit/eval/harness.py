@@ -191,7 +191,7 @@ def run_episode(
     ``beta`` (drawn from ``rng``) instead of the network's; with ``record``, every visited
     observation is appended to that list (as a float32 numpy row).
     """
-    obs, _ = env.reset(seed=int(seed), options={"reconfigure": True}) if rebuild else env.reset(seed=int(seed))
+    obs, _ = env.reset(seed=int(seed), options={"reconfigure": True} if rebuild else None)
     total, once, last = 0.0, False, False
     with torch.no_grad():
         for _ in range(steps):

@@ -226,15 +226,17 @@ class Pipeline:
 
         ``rerun``: stages to run again although finished; their old outputs are moved aside (:meth:`Stage.move_aside`).
         Selected stages that depend on a rerun stage are not rerun unless named too."""
-        names = {s.name for task in tasks or list(self.cfg.tasks) for s in self.stages(task)}
-        for flag, patterns in (("--only", only), ("--rerun", rerun)):
-            unknown = [o for o in patterns or [] if not any(_selects(o, n) for n in names)]
-            if unknown:
-                raise ValueError(f"{flag} {' '.join(unknown)}: no such stage (stages: {', '.join(sorted(names))})")
-        if only and rerun:
-            unselected = [r for r in rerun if not any(_selects(o, n) for n in names if _selects(r, n) for o in only)]
-            if unselected:
-                raise ValueError(f"--rerun {' '.join(unselected)}: not among the --only stages ({' '.join(only)})")
+        if only or rerun:
+            names = {s.name for task in tasks or list(self.cfg.tasks) for s in self.stages(task)}
+            for flag, patterns in (("--only", only), ("--rerun", rerun)):
+                unknown = [o for o in patterns or [] if not any(_selects(o, n) for n in names)]
+                if unknown:
+                    raise ValueError(f"{flag} {' '.join(unknown)}: no such stage (stages: {', '.join(sorted(names))})")
+            if only and rerun:
+                selected = {n for n in names if any(_selects(o, n) for o in only)}
+                unselected = [r for r in rerun if not any(_selects(r, n) for n in selected)]
+                if unselected:
+                    raise ValueError(f"--rerun {' '.join(unselected)}: not among the --only stages ({' '.join(only)})")
         for task in tasks or list(self.cfg.tasks):
             fresh: set[str] = set()  # stages rerun in this call (the plan is rebuilt after each stage)
             i = 0
