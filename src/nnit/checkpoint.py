@@ -22,6 +22,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nnit.fileio import atomic_save_safetensors
+
 FORMAT = "nnit.checkpoint/1"
 DEFAULT_NAME = "checkpoint.safetensors"
 """The file a run directory's checkpoint lives in."""
@@ -82,8 +84,6 @@ def save_checkpoint(
     names to JSON-serializable documents, each written as its own header entry (names must not clash
     with the format's own keys, e.g. ``config``, ``meta``, ``step``).
     """
-    from safetensors.torch import save_file
-
     path = resolve_path(path)
     sections = dict(sections or {})
     clash = sorted(set(sections) & set(_RESERVED))
@@ -109,10 +109,7 @@ def save_checkpoint(
         "sections": json.dumps(sorted(sections)),
     }
     metadata.update({name: json.dumps(doc, sort_keys=True) for name, doc in sections.items()})
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=metadata)
-    os.replace(tmp, path)
-    return path
+    return atomic_save_safetensors(tensors, path, metadata)
 
 
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
@@ -186,7 +183,6 @@ def export_release(src: str | os.PathLike, dst: str | os.PathLike, dtype: torch.
     meta and sections (so every reader rebuilds the model exactly as from the training checkpoint).
     Loading casts the weights back to the model's float32."""
     from safetensors import safe_open
-    from safetensors.torch import save_file
 
     ck = load_checkpoint(src)
     weights = ck.ema or ck.model
@@ -196,9 +192,4 @@ def export_release(src: str | os.PathLike, dst: str | os.PathLike, dtype: torch.
     meta = {**ck.meta, "release": {"from": str(ck.path), "step": ck.step, "dtype": str(dtype).replace("torch.", ""),
                                    "weights": "ema" if ck.ema else "model"}}
     md.update({"has_optimizer": "False", "param_groups": "[]", "meta": json.dumps(meta, sort_keys=True)})
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(dst.name + ".tmp")
-    save_file(tensors, str(tmp), metadata=md)
-    os.replace(tmp, dst)
-    return dst
+    return atomic_save_safetensors(tensors, dst, md)

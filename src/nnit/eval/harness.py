@@ -43,6 +43,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 import torch
 
+from nnit.fileio import atomic_write_text
 from nnit.eval.workers import WorkerPool, _start_method, default_num_workers  # noqa: F401  (re-exported)
 from nnit.tasks.registry import ImageTaskSpec, RobotTaskSpec, TaskSpec, check_fits, get_task, resolve_sim_backend
 from nnit.weights.mlp import WeightSet
@@ -129,20 +130,13 @@ class EvalResult:
         if extra:
             d["extra"] = extra
         csv_path = path.with_suffix(".csv")
-        _write_atomic(path, json.dumps(d, indent=1) + "\n")
-        _write_atomic(csv_path, self.to_csv())
+        atomic_write_text(path, json.dumps(d, indent=1) + "\n")
+        atomic_write_text(csv_path, self.to_csv())
         return path, csv_path
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "EvalResult":
         return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def episode_seeds(base_seed: int, episodes: int) -> list[int]:

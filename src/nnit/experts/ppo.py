@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from nnit.checkpoint import load_checkpoint, restore, save_checkpoint
+from nnit.fileio import atomic_write_text
 from nnit.eval.workers import WorkerPool
 from nnit.experts.teachers import TeacherSpec
 from nnit.tasks.registry import RobotTaskSpec, get_task, resolve_sim_backend
@@ -560,9 +561,7 @@ def _truncate_log(path: Path, step: int) -> None:
     if not path.exists():
         return
     lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("global_step", 0) <= step]
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(ln + "\n" for ln in lines))
-    tmp.replace(path)
+    atomic_write_text(path, "".join(ln + "\n" for ln in lines))
 
 
 def train_ppo(

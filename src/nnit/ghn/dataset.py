@@ -19,7 +19,6 @@ up at the next architecture. The index is rewritten atomically after every archi
 from __future__ import annotations
 
 import json
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import torch
 
+from nnit.fileio import atomic_write_text
 from nnit.tasks.registry import RobotTaskSpec, TaskSpec, get_task
 from nnit.weights.architecture import Architecture, hidden_label, paper_split
 from nnit.weights.mlp import WeightError, WeightSet
@@ -75,9 +75,7 @@ def shard_name(hidden: Iterable[int]) -> str:
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=1))
 
 
 def file_sha256(path: str | Path) -> str:

@@ -23,7 +23,6 @@ Stages per task (robot tasks; Fashion-MNIST skips ``teacher``):
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -31,6 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
+from nnit.fileio import atomic_write_text
 from nnit.config import PresetName
 from nnit.ghn.dataset import shard_name
 from nnit.weights.architecture import hidden_label
@@ -215,10 +215,7 @@ class Pipeline:
         t = self._timings()
         t.setdefault(task, {})[stage.name] = {"seconds": None if seconds is None else round(seconds, 1), "status": status,
                                               "command": ("nnit " + " ".join(stage.command)) if stage.command else "(in-process)"}
-        self.timings_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.timings_path.with_suffix(f".{os.getpid()}.tmp")  # several reproduce processes may share the file
-        tmp.write_text(json.dumps(t, indent=1))
-        os.replace(tmp, self.timings_path)
+        atomic_write_text(self.timings_path, json.dumps(t, indent=1))  # per-process tmp: several reproduce runs share it
 
     def run(self, tasks: Optional[list[str]] = None, only: Optional[list[str]] = None, log: Callable[[str], None] = print,
             rerun: Optional[list[str]] = None) -> None:
@@ -315,10 +312,7 @@ class Pipeline:
 
 
 def _write_json(path: Path, obj) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=1))
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=1))
 
 
 def config_dict(cfg: ReproduceConfig) -> dict:

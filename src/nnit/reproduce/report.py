@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Optional
 
+from nnit.fileio import atomic_write_text
 from nnit.reproduce.pipeline import Pipeline, is_robot
 from nnit.weights.architecture import hidden_label
 
@@ -348,12 +349,8 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
     add("\n## The paper's claims against these numbers\n")
     add("\n".join(_claims(data)) or "(no results yet)")
     add("")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.with_suffix(".json").write_text(json.dumps(data, indent=1, default=str))
-    tmp = path.with_suffix(".md.tmp")
-    tmp.write_text("\n".join(L) + "\n")
-    os.replace(tmp, path)
-    return path
+    atomic_write_text(path.with_suffix(".json"), json.dumps(data, indent=1, default=str))
+    return atomic_write_text(path, "\n".join(L) + "\n")
 
 
 def _gpu() -> str:

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nnit.fileio import atomic_save_safetensors
 from nnit.weights.architecture import Architecture, ArchitectureError
 
 _ACT = {"tanh": torch.tanh, "relu": F.relu, "gelu": F.gelu, "silu": F.silu}
@@ -188,10 +189,6 @@ class WeightSet:
     def save(self, path: str | os.PathLike, extra_metadata: dict | None = None) -> Path:
         """Write safetensors (``layers.{l}.weight`` (N, out, in), ``layers.{l}.bias`` (N, out))
         with the architecture in the metadata; atomic (tmp file + rename)."""
-        from safetensors.torch import save_file
-
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
         tensors = {}
         for l, (w, b) in enumerate(zip(self.weights, self.biases)):
             tensors[f"layers.{l}.weight"] = w.detach().contiguous().cpu()
@@ -199,10 +196,7 @@ class WeightSet:
         meta = {"format": "nnit.weightset/1", "architecture": self.arch.to_json(), "num_networks": str(self.n)}
         if extra_metadata:
             meta["extra"] = json.dumps(extra_metadata, sort_keys=True)
-        tmp = path.with_name(path.name + ".tmp")
-        save_file(tensors, str(tmp), metadata=meta)
-        os.replace(tmp, path)
-        return path
+        return atomic_save_safetensors(tensors, path, meta)
 
     @classmethod
     def load(cls, path: str | os.PathLike, dtype: torch.dtype = torch.float32) -> "WeightSet":

@@ -27,6 +27,7 @@ from typing import Iterable, Literal, Optional
 
 import torch
 
+from nnit.fileio import atomic_write_text
 from nnit.weights.mlp import WeightError, WeightSet
 
 NormalizationMode = Literal["global", "per_role"]
@@ -163,12 +164,7 @@ class WeightNormalizer:
             raise WeightError(f"bad normalization statistics: {err!r}") from None
 
     def save(self, path: str | os.PathLike) -> Path:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2))
-        os.replace(tmp, path)
-        return path
+        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "WeightNormalizer":
