@@ -8,7 +8,7 @@ import torch
 from safetensors.torch import load_file
 
 from nnit.checkpoint import save_checkpoint
-from nnit.fileio import atomic_save_safetensors, atomic_write_text
+from nnit.fileio import atomic_save_safetensors, atomic_write_text, truncate_jsonl_log
 from nnit.weights.architecture import Architecture
 from nnit.weights.mlp import WeightSet
 
@@ -45,3 +45,14 @@ def test_failed_write_keeps_the_old_file_and_leaves_no_temporary(tmp_path):
         atomic_write_text(path, 123)
     assert path.read_text() == "old"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_truncate_jsonl_log_keeps_records_up_to_the_checkpoint(tmp_path):
+    log = atomic_write_text(tmp_path / "log.jsonl", "".join(f'{{"step": {s}, "loss": {s / 10}}}\n' for s in (10, 20, 30, 40)) + "\n")
+    truncate_jsonl_log(log, 20)
+    assert log.read_text() == '{"step": 10, "loss": 1.0}\n{"step": 20, "loss": 2.0}\n'
+    ppo_log = atomic_write_text(tmp_path / "ppo.jsonl", "".join(f'{{"global_step": {s}}}\n' for s in (100, 200, 300)))
+    truncate_jsonl_log(ppo_log, 200, key="global_step")  # the PPO expert's log counts env steps
+    assert ppo_log.read_text() == '{"global_step": 100}\n{"global_step": 200}\n'
+    truncate_jsonl_log(tmp_path / "missing.jsonl", 5)
+    assert not (tmp_path / "missing.jsonl").exists()

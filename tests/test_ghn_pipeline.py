@@ -26,11 +26,14 @@ def test_fashion_mnist_ghn_dataset_alignment(tmp_path):
     run_cli("train-ghn", "--task", "FashionMNIST", "--preset", "tiny", "--iterations", "2", "--out", str(ghn_dir), "--no-progress")
     log = [json.loads(l) for l in (ghn_dir / "train_log.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in log] == [1, 2]
+    with (ghn_dir / "train_log.jsonl").open("a") as fh:  # a run killed after logging an iteration it never checkpointed
+        fh.write(json.dumps({"iteration": 3, "loss_mean": 99.0}) + "\n")
     # resume: asking for more iterations continues from the checkpoint (no repeated iterations)
     run_cli("train-ghn", "--task", "FashionMNIST", "--preset", "tiny", "--iterations", "4", "--out", str(ghn_dir), "--no-progress")
     log = [json.loads(l) for l in (ghn_dir / "train_log.jsonl").read_text().splitlines()]
     assert [r["iteration"] for r in log] == [1, 2, 3, 4]
     assert all(torch.isfinite(torch.tensor(r["loss_mean"])) for r in log)
+    assert log[2]["loss_mean"] != 99.0
 
     ds = tmp_path / "dataset"
     ckpt = ghn_dir / "ghn.safetensors"

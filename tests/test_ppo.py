@@ -159,15 +159,6 @@ def test_presets():
         ppo_config("huge", "PushCube-v1")
 
 
-def test_resume_drops_log_records_after_the_checkpoint(tmp_path):
-    from nnit.experts.ppo import _truncate_log
-
-    log = tmp_path / "train_log.jsonl"
-    log.write_text("".join(json.dumps({"global_step": s, "x": 1}) + "\n" for s in (100, 200, 300)))
-    _truncate_log(log, 200)
-    assert [json.loads(line)["global_step"] for line in log.read_text().splitlines()] == [100, 200]
-
-
 # ---------------------------------------------------------------------- teacher protocol
 def test_loaded_actor_is_a_teacher(tmp_path):
     torch.manual_seed(0)

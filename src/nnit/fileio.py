@@ -12,6 +12,7 @@ sets and zoo exports are as readable as every other output.
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping
@@ -41,6 +42,18 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+def truncate_jsonl_log(path: str | os.PathLike, step: int, key: str = "step") -> None:
+    """Keep only the records of a JSON-lines training log whose ``key`` is <= ``step`` (atomic rewrite).
+
+    A run resumed from a checkpoint at ``step`` calls this so that the steps it redoes are logged once:
+    the log then continues the loss curve of the killed run. A missing log is left missing."""
+    path = Path(path)
+    if not path.exists():
+        return
+    kept = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get(key, 0) <= step]
+    atomic_write_text(path, "".join(ln + "\n" for ln in kept))
 
 
 def atomic_save_safetensors(tensors: Mapping[str, "torch.Tensor"], path: str | os.PathLike,

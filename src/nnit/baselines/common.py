@@ -23,6 +23,7 @@ import torch
 from torch import nn
 
 from nnit.checkpoint import DEFAULT_NAME, CheckpointError, load_checkpoint, restore, save_checkpoint
+from nnit.fileio import truncate_jsonl_log
 from nnit.weights.architecture import Architecture, ArchitectureError, WidthVocab
 
 BASELINE_KINDS = ("d2nwg", "sane")
@@ -132,9 +133,7 @@ def train_loop(
             gen.set_state(ck.extra["rng"].to(torch.uint8))
         step = ck.step
     log_path = out / "train_log.jsonl"
-    if log_path.exists():
-        kept = [ln for ln in log_path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-        log_path.write_text("".join(ln + "\n" for ln in kept))
+    truncate_jsonl_log(log_path, step)  # a resumed run drops the lines past its checkpoint
 
     def _save(s: int) -> Path:
         return save_checkpoint(path, model, s, config, optimizer=opt, ema=ema, extra={"rng": gen.get_state()},

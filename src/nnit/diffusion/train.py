@@ -33,6 +33,7 @@ from nnit.checkpoint import load_checkpoint as load_core_checkpoint
 from nnit.diffusion.arch_codes import ArchCodec
 from nnit.diffusion.gaussian import GaussianDiffusion, linear_betas, sample_monl_timesteps
 from nnit.diffusion.model import NNiT, NNiTConfig, nnit_config
+from nnit.fileio import truncate_jsonl_log
 from nnit.weights.architecture import Architecture, WidthVocab
 from nnit.weights.mlp import WeightSet
 from nnit.weights.normalize import WeightNormalizer
@@ -362,9 +363,7 @@ def train(
     use_bf16 = config.bf16 and device.type == "cuda"
     writer = SummaryWriter(str(out / "tb"), purge_step=step)
     log_path = out / "train_log.jsonl"  # the logged steps as JSON lines; a resumed run drops lines past its checkpoint
-    if log_path.exists():
-        kept = [ln for ln in log_path.read_text().splitlines() if ln.strip() and json.loads(ln)["step"] <= step]
-        log_path.write_text("".join(ln + "\n" for ln in kept))
+    truncate_jsonl_log(log_path, step)
     (out / "train_config.json").write_text(json.dumps(config.to_dict(), indent=1))
 
     def _save(s: int) -> Path:

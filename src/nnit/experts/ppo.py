@@ -49,7 +49,7 @@ import torch
 from torch import nn
 
 from nnit.checkpoint import load_checkpoint, restore, save_checkpoint
-from nnit.fileio import atomic_write_text
+from nnit.fileio import truncate_jsonl_log
 from nnit.eval.workers import WorkerPool
 from nnit.experts.teachers import TeacherSpec
 from nnit.tasks.registry import RobotTaskSpec, get_task, resolve_sim_backend
@@ -556,13 +556,6 @@ def _check_resume(saved: PPOConfig, cfg: PPOConfig, path: Path) -> None:
         raise ValueError(f"{path} was trained with another config ({', '.join(diff)} differ); use a fresh --out directory")
 
 
-def _truncate_log(path: Path, step: int) -> None:
-    """Keep only the records of ``path`` (JSON lines) up to ``global_step == step`` (atomic rewrite)."""
-    if not path.exists():
-        return
-    lines = [ln for ln in path.read_text().splitlines() if ln.strip() and json.loads(ln).get("global_step", 0) <= step]
-    atomic_write_text(path, "".join(ln + "\n" for ln in lines))
-
 
 def train_ppo(
     task_name: str,
@@ -602,7 +595,7 @@ def train_ppo(
         restore(ck, agent, opt)
         global_step, iteration, wall = ck.step, int(ck.meta["iteration"]), float(ck.meta.get("wall_s", 0.0))
         g.set_state(ck.extra["rng"].to(torch.uint8))
-        _truncate_log(out / "train_log.jsonl", global_step)  # drop iterations redone after a kill
+        truncate_jsonl_log(out / "train_log.jsonl", global_step, key="global_step")  # drop iterations redone after a kill
     if global_step >= cfg.total_steps and (out / "eval.json").exists():
         return out
 

@@ -27,6 +27,7 @@ import torch
 from torch.nn import functional as F
 
 from nnit.checkpoint import load_checkpoint, restore, save_checkpoint
+from nnit.fileio import truncate_jsonl_log
 from nnit.ghn.dagger import StateBuffer, beta_at, clip_grad_norm_per_member, lr_at
 from nnit.ghn.model import GHNConfig, GHNEnsemble
 from nnit.tasks.registry import ImageTaskSpec, RobotTaskSpec, TaskSpec, get_task
@@ -271,6 +272,7 @@ def train_ghn_ensemble(
     writer = SummaryWriter(str(out / "tb"))
     total_updates = cfg.iterations * cfg.updates_per_iteration
     log_path = out / "train_log.jsonl"
+    truncate_jsonl_log(log_path, start_it, key="iteration")  # iterations after the checkpoint are redone: log them once
     bar = tqdm(range(start_it, cfg.iterations), desc=f"GHN x{cfg.ensemble_size} {task.name}", disable=not progress)
     try:
         for it in bar:
