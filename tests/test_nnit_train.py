@@ -5,6 +5,10 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import os
+import signal
+import threading
+import time
 
 import pytest
 import torch
@@ -16,6 +20,7 @@ from nnit.diffusion.train import (
     TRAIN_PRESETS,
     CheckpointError,
     TrainConfig,
+    TrainingStopped,
     load_checkpoint,
     lr_at,
     train,
@@ -145,6 +150,31 @@ def test_kill_and_resume_continues_the_run(tmp_path):
     b = [r["total"] for r in rest.history]
     assert [r["step"] for r in rest.history] == list(range(11, 25))
     torch.testing.assert_close(torch.tensor(b), torch.tensor(a), rtol=1e-4, atol=1e-5)
+
+
+def test_sigterm_checkpoints_the_last_step_and_resume_continues(tmp_path):
+    """Ctrl-C / SIGTERM: the step in progress finishes, is checkpointed, and a rerun resumes there."""
+    data, norm = dataset(n=4)
+    cfg = dataclasses.replace(TRAIN_PRESETS["tiny"], steps=100_000, ckpt_every=100_000, log_every=2)
+    log = tmp_path / "run" / "train_log.jsonl"
+    before = signal.getsignal(signal.SIGTERM)
+
+    def stop_after_first_records():
+        while not (log.exists() and log.read_text().count("\n") >= 3):
+            time.sleep(0.005)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=stop_after_first_records, daemon=True).start()
+    with pytest.raises(TrainingStopped) as stopped:
+        train(cfg, data, tmp_path / "run", normalizer=norm, progress=False)
+    step = stopped.value.step
+    assert 6 <= step < 100_000 and stopped.value.signum == signal.SIGTERM
+    assert load_checkpoint(tmp_path / "run").step == step
+    assert signal.getsignal(signal.SIGTERM) is before  # handlers restored
+    rest = train(dataclasses.replace(cfg, steps=step + 4), data, tmp_path / "run", normalizer=norm, progress=False)
+    assert rest.start_step == step and [r["step"] for r in rest.history] == list(range(step + 1, step + 5))
+    logged = [json.loads(line)["step"] for line in log.read_text().splitlines()]
+    assert logged == sorted(set(logged)) and logged[-1] == step + 4
 
 
 def test_checkpoint_is_not_pickle_and_errors_are_clear(trained, tmp_path):

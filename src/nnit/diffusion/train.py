@@ -8,7 +8,9 @@ lives in one checkpoint file in the project's one format (:mod:`nnit.checkpoint`
 ``checkpoint.safetensors``: model, EMA, optimizer, noise RNG; step, configs and data metadata as JSON
 in the safetensors header — no pickle), written atomically (tmp + rename).
 ``train(..., resume=True)`` rebuilds the model from the checkpoint's own config and continues the
-step count, the LR schedule, the data stream and the TensorBoard curve.
+step count, the LR schedule, the data stream and the TensorBoard curve. Ctrl-C or SIGTERM stops a run
+after the step in progress and checkpoints that step (:class:`TrainingStopped`), so a stopped run loses
+nothing; a second signal stops at once.
 
 The data are any in-memory list of normalized :class:`~nnit.weights.WeightSet` (N networks of one
 architecture each); the GHN dataset plugs in here.
@@ -19,7 +21,10 @@ from __future__ import annotations
 import json
 import math
 import os
+import signal
+import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Optional, Sequence
@@ -297,6 +302,41 @@ class TrainResult:
     """One dict per logged step: step, lr and the losses."""
 
 
+class TrainingStopped(Exception):
+    """Training was stopped by a signal (Ctrl-C / SIGTERM) after a completed step, which is checkpointed."""
+
+    def __init__(self, step: int, checkpoint: Path, signum: int) -> None:
+        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint {checkpoint}")
+        self.step, self.checkpoint, self.signum = step, checkpoint, signum
+
+
+class _StopRequests:
+    signum: Optional[int] = None
+
+
+@contextmanager
+def _stop_on_signals():
+    """While training: the first SIGINT / SIGTERM only records a stop request (the loop checkpoints and
+    stops after the step in progress); a second one raises KeyboardInterrupt at once. Outside the main
+    thread, where Python cannot install handlers, nothing changes."""
+    req = _StopRequests()
+    if threading.current_thread() is not threading.main_thread():
+        yield req
+        return
+
+    def handler(signum, frame):
+        if req.signum is not None:
+            raise KeyboardInterrupt
+        req.signum = signum
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield req
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
 def data_metadata(sets: Sequence[WeightSet], normalizer: Optional[WeightNormalizer]) -> dict:
     """Task dims, activation, training architectures, the largest |normalized weight| and the normalization
     statistics, saved with the model."""
@@ -376,35 +416,40 @@ def train(
     bar = tqdm(range(start, end), desc="nnit train", disable=not progress, initial=start, total=config.steps)
     t0 = time.perf_counter()
     model.train()
-    for step in bar:
-        lr = lr_at(step, config)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        batch = dataset.batch_at(step, config.batch_size, config.bucket_pool, config.seed).to(device)
-        ts = sample_monl_timesteps(config.batch_size, config.num_timesteps, config.p_joint, config.monl_per, gen, device)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-            losses = nnit_losses(model, diffusion, batch, ts.t_a, ts.t_w, gen, config.parameterization)
-        opt.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-        opt.step()
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1.0 - config.ema_decay)
-        done = step + 1
-        rec = {"step": done, "lr": lr, **{k: float(v.detach()) for k, v in losses.items()}}
-        history.append(rec)
-        if done % config.log_every == 0 or done == end:
-            for k, v in losses.items():
-                writer.add_scalar(f"losses/{k}", float(v.detach()), done)
-            writer.add_scalar("train/lr", lr, done)
-            writer.add_scalar("train/grad_norm", float(grad_norm), done)
-            writer.add_scalar("train/steps_per_sec", (done - start) / (time.perf_counter() - t0), done)
-            bar.set_postfix(loss=f"{rec['total']:.4f}")
-            with log_path.open("a") as fh:
-                fh.write(json.dumps(rec) + "\n")
-        if done % config.ckpt_every == 0 and done != end:
-            _save(done)
-    path = _save(end)
+    with _stop_on_signals() as stop:
+        for step in bar:
+            lr = lr_at(step, config)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            batch = dataset.batch_at(step, config.batch_size, config.bucket_pool, config.seed).to(device)
+            ts = sample_monl_timesteps(config.batch_size, config.num_timesteps, config.p_joint, config.monl_per, gen, device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+                losses = nnit_losses(model, diffusion, batch, ts.t_a, ts.t_w, gen, config.parameterization)
+            opt.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            opt.step()
+            with torch.no_grad():
+                for pe, pm in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(pm, 1.0 - config.ema_decay)
+            done = step + 1
+            rec = {"step": done, "lr": lr, **{k: float(v.detach()) for k, v in losses.items()}}
+            history.append(rec)
+            if done % config.log_every == 0 or done == end:
+                for k, v in losses.items():
+                    writer.add_scalar(f"losses/{k}", float(v.detach()), done)
+                writer.add_scalar("train/lr", lr, done)
+                writer.add_scalar("train/grad_norm", float(grad_norm), done)
+                writer.add_scalar("train/steps_per_sec", (done - start) / (time.perf_counter() - t0), done)
+                bar.set_postfix(loss=f"{rec['total']:.4f}")
+                with log_path.open("a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+            if done != end and stop.signum is not None:  # a stop request: checkpoint this step, then stop
+                bar.close()
+                writer.close()
+                raise TrainingStopped(done, _save(done), stop.signum)
+            if done % config.ckpt_every == 0 and done != end:
+                _save(done)
+        path = _save(end)
     writer.close()
     return TrainResult(path, start, end, history)
