@@ -126,6 +126,26 @@ def test_a_tasks_subset_runs_only_those_tasks_but_reports_every_task(tmp_path):
                           report=tmp_path / "REPORT.md")
 
 
+def test_default_report_is_not_shrunk_by_a_machine_with_fewer_runs(tmp_path, monkeypatch, capsys):
+    from nnit.reproduce.command import reproduce_command
+
+    monkeypatch.chdir(tmp_path)
+    committed = {"timings": {"PushCube-v1": {"ghn": {"seconds": 581}, "dataset": {"seconds": 1055}}}}
+    (tmp_path / "REPORT.json").write_text(json.dumps(committed))
+    (tmp_path / "REPORT.md").write_text("the committed report")
+    stages = tmp_path / "runs" / "cpu" / "reproduce" / "stages.json"
+    stages.parent.mkdir(parents=True)
+    stages.write_text(json.dumps({"PickCube-v1": {"eval-dataset-h32-16-64-32": {"seconds": 24}}}))
+    reproduce_command(preset="cpu", report_only=True, runs=tmp_path / "runs")
+    assert (tmp_path / "REPORT.md").read_text() == "the committed report"
+    assert "reports 2 timed stages" in capsys.readouterr().out
+    # as many timed stages as the report: it is rewritten
+    rec = {"seconds": 1.0, "status": "done", "command": "(in-process)"}
+    stages.write_text(json.dumps({"PickCube-v1": {"ghn": rec, "dataset": rec}}))
+    reproduce_command(preset="cpu", report_only=True, runs=tmp_path / "runs")
+    assert (tmp_path / "REPORT.md").read_text().startswith("# NNiT reproduction report")
+
+
 def test_no_dataset_evaluation_for_an_architecture_the_filter_kept_none_of(tmp_path):
     pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
     assert "eval-dataset-h32-16-64-32" in [s.name for s in pipe.stages("FashionMNIST")]  # not built yet: planned

@@ -40,7 +40,8 @@ def reproduce_command(
             Their old outputs are renamed to <dir>.old-<UTC time>, not deleted. Stages that read a rerun stage's
             outputs are rerun only when named too.
         report: Where REPORT.md goes (default: REPORT.md for cpu / paper, RUNS/tiny/REPORT.md for tiny);
-            figures go to docs/report/<preset>/ beside it (RUNS/tiny/report_figures for tiny).
+            figures go to docs/report/<preset>/ beside it (RUNS/tiny/report_figures for tiny). The default report
+            is left as it is when it covers more timed stages than the runs here (e.g. on a fresh machine).
         runs: Root of the run directories.
         data_dir: IDX folder for image tasks (FashionMNIST defaults to the Debian package).
         report_only: Only rewrite the report from what exists.
@@ -57,6 +58,22 @@ def reproduce_command(
         pipe.run(tasks=names, only=only, rerun=rerun)  # --tasks selects what runs; the report always covers every task of the preset
     if report is None:
         report = Path("REPORT.md") if preset != "tiny" else runs / "tiny" / "REPORT.md"
+        kept, have = _timed_stages(report.with_suffix(".json")), _timed_stages(pipe.timings_path)
+        if have < kept:  # e.g. a fresh machine holding only some tasks' runs: do not shrink the committed report
+            print(f"{report} reports {kept} timed stages, the runs under {pipe.root} only {have}: {report} left as it is "
+                  f"(--report PATH writes this report elsewhere)")
+            return
     figures = Path("docs/report") / preset if preset != "tiny" else runs / "tiny" / "report_figures"
     path = write_report(pipe, Path(report), figures)
     print(f"wrote {path}")
+
+
+def _timed_stages(path: Path) -> int:
+    """How many stages have a timing in a stages.json or in a report's JSON (its ``timings``); 0 if none."""
+    import json
+
+    if not path.is_file():
+        return 0
+    data = json.loads(path.read_text())
+    timings = data.get("timings", data) if path.name != "stages.json" else data
+    return sum(len(v) for v in timings.values() if isinstance(v, dict))
