@@ -44,6 +44,11 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     return path
 
 
+def atomic_write_json(path: str | os.PathLike, obj, indent: int = 1) -> Path:
+    """Write ``obj`` as JSON to ``path`` atomically."""
+    return atomic_write_text(path, json.dumps(obj, indent=indent))
+
+
 def truncate_jsonl_log(path: str | os.PathLike, step: int, key: str = "step") -> None:
     """Keep only the records of a JSON-lines training log whose ``key`` is <= ``step`` (atomic rewrite).
 

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 from typing import Literal
 
-from nnit.fileio import atomic_write_text
+from nnit.fileio import atomic_write_json
 from nnit.config import PresetName
 from nnit.weights.architecture import hidden_label
 
@@ -387,5 +387,5 @@ def generate_command(
             info = record_video(spec, sets[h_v], out / "best.mp4", network=i_v, seed=eval_seed)
             results["video"] = {**info, "hidden": list(h_v), "chosen": "best mean return" if best else "network 0 (no --evaluate)"}
             print(f"video: {info['path']} (network {i_v} of [{','.join(map(str, h_v))}], return {info['return']:.2f})")
-    atomic_write_text(out / "results.json", json.dumps(results, indent=1))
+    atomic_write_json(out / "results.json", results)
     print(f"wrote {out / 'results.json'}")

@@ -43,8 +43,8 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 import torch
 
-from nnit.fileio import atomic_write_text
 from nnit.eval.workers import WorkerPool, _start_method, default_num_workers  # noqa: F401  (re-exported)
+from nnit.fileio import atomic_write_text
 from nnit.tasks.registry import ImageTaskSpec, RobotTaskSpec, TaskSpec, check_fits, get_task, resolve_sim_backend
 from nnit.weights.mlp import WeightSet
 

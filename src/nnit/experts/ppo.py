@@ -49,9 +49,9 @@ import torch
 from torch import nn
 
 from nnit.checkpoint import load_checkpoint, restore, save_checkpoint
-from nnit.fileio import truncate_jsonl_log
 from nnit.eval.workers import WorkerPool
 from nnit.experts.teachers import TeacherSpec
+from nnit.fileio import truncate_jsonl_log
 from nnit.tasks.registry import RobotTaskSpec, get_task, resolve_sim_backend
 from nnit.weights.mlp import WeightSet
 
@@ -554,7 +554,6 @@ def _check_resume(saved: PPOConfig, cfg: PPOConfig, path: Path) -> None:
     diff = sorted(k for k in a if k not in _RESUMABLE and a[k] != b[k])
     if diff:
         raise ValueError(f"{path} was trained with another config ({', '.join(diff)} differ); use a fresh --out directory")
-
 
 
 def train_ppo(

@@ -27,7 +27,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import torch
 
-from nnit.fileio import atomic_write_text
+from nnit.fileio import atomic_write_json
 from nnit.tasks.registry import RobotTaskSpec, TaskSpec, get_task
 from nnit.weights.architecture import Architecture, hidden_label, paper_split
 from nnit.weights.mlp import WeightError, WeightSet
@@ -73,9 +73,6 @@ def passes_filter(task: TaskSpec, metrics: dict, cfg: DatasetConfig) -> bool:
 def shard_name(hidden: Iterable[int]) -> str:
     return hidden_label(hidden) + ".safetensors"
 
-
-def _write_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1))
 
 
 def file_sha256(path: str | Path) -> str:
@@ -168,7 +165,7 @@ def build_dataset(
                 "num_kept": len(kept),
                 "wall_s": round(time.perf_counter() - t0, 2),
             }
-            _write_json(index_path, index)
+            atomic_write_json(index_path, index)
             bar.set_postfix(arch=key, kept=len(kept))
     finally:
         if evaluator is not None:
@@ -195,7 +192,7 @@ def _finish(out: Path, index: dict, task: TaskSpec, cfg: DatasetConfig, wall: fl
             f"kept_mean_{primary}": float(np.mean([x[primary] for x in c if x["kept"]])) if rec["num_kept"] else None,
         }
     prev = json.loads((out / "summary.json").read_text()) if (out / "summary.json").exists() else {}
-    _write_json(out / "summary.json", {
+    atomic_write_json(out / "summary.json", {
         "task": task.name,
         "architectures": rows,
         "total_kept": sum(r["kept"] for r in rows.values()),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Optional
 
@@ -58,7 +59,9 @@ def reproduce_command(
         pipe.run(tasks=names, only=only, rerun=rerun)  # --tasks selects what runs; the report always covers every task of the preset
     if report is None:
         report = Path("REPORT.md") if preset != "tiny" else runs / "tiny" / "REPORT.md"
-        kept, have = _timed_stages(report.with_suffix(".json")), _timed_stages(pipe.timings_path)
+        committed = report.with_suffix(".json")
+        kept = _stage_count(json.loads(committed.read_text()).get("timings", {}) if committed.is_file() else {})
+        have = _stage_count(pipe._timings())
         if have < kept:  # e.g. a fresh machine holding only some tasks' runs: do not shrink the committed report
             print(f"{report} reports {kept} timed stages, the runs under {pipe.root} only {have}: {report} left as it is "
                   f"(--report PATH writes this report elsewhere)")
@@ -68,12 +71,6 @@ def reproduce_command(
     print(f"wrote {path}")
 
 
-def _timed_stages(path: Path) -> int:
-    """How many stages have a timing in a stages.json or in a report's JSON (its ``timings``); 0 if none."""
-    import json
-
-    if not path.is_file():
-        return 0
-    data = json.loads(path.read_text())
-    timings = data.get("timings", data) if path.name != "stages.json" else data
-    return sum(len(v) for v in timings.values() if isinstance(v, dict))
+def _stage_count(timings: dict) -> int:
+    """How many stages a ``{task: {stage: timing}}`` mapping (stages.json, a report's ``timings``) times."""
+    return sum(len(stages) for stages in timings.values())

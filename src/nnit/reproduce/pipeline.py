@@ -30,8 +30,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Callable, Optional
 
-from nnit.fileio import atomic_write_text
 from nnit.config import PresetName
+from nnit.fileio import atomic_write_json
 from nnit.ghn.dataset import shard_name
 from nnit.weights.architecture import hidden_label
 
@@ -215,7 +215,7 @@ class Pipeline:
         t = self._timings()
         t.setdefault(task, {})[stage.name] = {"seconds": None if seconds is None else round(seconds, 1), "status": status,
                                               "command": ("nnit " + " ".join(stage.command)) if stage.command else "(in-process)"}
-        atomic_write_text(self.timings_path, json.dumps(t, indent=1))  # per-process tmp: several reproduce runs share it
+        atomic_write_json(self.timings_path, t)  # per-process tmp: several reproduce runs share it
 
     def run(self, tasks: Optional[list[str]] = None, only: Optional[list[str]] = None, log: Callable[[str], None] = print,
             rerun: Optional[list[str]] = None) -> None:
@@ -277,7 +277,7 @@ class Pipeline:
             tail = "".join(logf.read_text().splitlines(keepends=True)[-15:])
             raise StageFailed(f"stage {stage.name} of {task} failed (exit {rc}); log {logf}:\n{tail}")
         if stage.name in TRAINING_STAGES + tuple(self.cfg.baselines):  # their checkpoints exist mid-run; mark the finished run
-            _write_json(stage.done_file, {"stage": stage.name, "command": "nnit " + " ".join(stage.command)})
+            atomic_write_json(stage.done_file, {"stage": stage.name, "command": "nnit " + " ".join(stage.command)})
         if not stage.done_file.exists():
             raise StageFailed(f"stage {stage.name} of {task} exited 0 but did not write {stage.done_file}; log {logf}")
 
@@ -287,7 +287,7 @@ class Pipeline:
 
         r = measure_teacher(task, episodes=self.cfg.teacher_episodes, seed=self.cfg.eval_seed)
         r.pop("per_episode", None)
-        _write_json(self.state_dir / task / "teacher.json", r)
+        atomic_write_json(self.state_dir / task / "teacher.json", r)
 
     def _memorization(self, task: str) -> None:
         import torch
@@ -308,11 +308,8 @@ class Pipeline:
                 gen = WeightSet.load(f)
                 gen = gen[torch.arange(min(gen.n, self.cfg.memorization_networks))]
                 rows.append({"generator": g, **memorization_stats(gen, WeightSet.load(shard), norm)})
-        _write_json(self.state_dir / task / "memorization.json", {"task": task, "space": "global-normalized weights", "rows": rows})
+        atomic_write_json(self.state_dir / task / "memorization.json", {"task": task, "space": "global-normalized weights", "rows": rows})
 
-
-def _write_json(path: Path, obj) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=1))
 
 
 def config_dict(cfg: ReproduceConfig) -> dict:

@@ -27,7 +27,7 @@ from typing import Iterable, Literal, Optional
 
 import torch
 
-from nnit.fileio import atomic_write_text
+from nnit.fileio import atomic_write_json
 from nnit.weights.mlp import WeightError, WeightSet
 
 NormalizationMode = Literal["global", "per_role"]
@@ -164,7 +164,7 @@ class WeightNormalizer:
             raise WeightError(f"bad normalization statistics: {err!r}") from None
 
     def save(self, path: str | os.PathLike) -> Path:
-        return atomic_write_text(path, json.dumps(self.to_dict(), indent=2))
+        return atomic_write_json(path, self.to_dict(), indent=2)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "WeightNormalizer":
