@@ -5,10 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import signal
-import threading
-import time
 
 import pytest
 import torch
@@ -26,6 +23,7 @@ from nnit.diffusion.train import (
     train,
 )
 from synthetic import smooth_weights  # noqa: E402  (tests/ is on sys.path)
+from test_stopping import sigterm_when_logged  # noqa: E402
 from nnit.weights import Architecture, ArchitectureError, GridError, WeightNormalizer, WeightSet
 
 
@@ -158,13 +156,7 @@ def test_sigterm_checkpoints_the_last_step_and_resume_continues(tmp_path):
     cfg = dataclasses.replace(TRAIN_PRESETS["tiny"], steps=100_000, ckpt_every=100_000, log_every=2)
     log = tmp_path / "run" / "train_log.jsonl"
     before = signal.getsignal(signal.SIGTERM)
-
-    def stop_after_first_records():
-        while not (log.exists() and log.read_text().count("\n") >= 3):
-            time.sleep(0.005)
-        os.kill(os.getpid(), signal.SIGTERM)
-
-    threading.Thread(target=stop_after_first_records, daemon=True).start()
+    sigterm_when_logged(log, 3)
     with pytest.raises(TrainingStopped) as stopped:
         train(cfg, data, tmp_path / "run", normalizer=norm, progress=False)
     step = stopped.value.step

@@ -25,7 +25,9 @@ from nnit.experts.ppo import (
     save_ppo_checkpoint,
 )
 from nnit.experts.teachers import Teacher, get_teacher
+from nnit.stopping import TrainingStopped
 from nnit.tasks.registry import get_task
+from test_stopping import sigterm_when_logged  # noqa: E402  (tests/ is on sys.path)
 
 torch.set_num_threads(1)
 
@@ -233,6 +235,12 @@ def test_tiny_training_run_checkpoints_and_resumes(tmp_path):
              if "losses/policy_loss" in line]
     assert steps == [100, 200, 300]
     assert not torch.equal(ck.model["actor_logstd"], ck2.model["actor_logstd"])  # it kept learning
+    # SIGTERM: the iteration in progress finishes and is checkpointed, then the run stops
+    log_path = out / "train_log.jsonl"
+    sigterm_when_logged(log_path, log_path.read_text().count("\n") + 1)
+    with pytest.raises(TrainingStopped) as stopped:
+        train_ppo("PushCube-v1", replace(cfg, total_steps=100_000), out, num_workers=0, progress=False)
+    assert stopped.value.step >= 400 and load_checkpoint(out).step == stopped.value.step
     # a changed learning setting refuses to resume into the same directory
     with pytest.raises(ValueError, match="another config"):
         train_ppo("PushCube-v1", replace(cfg, learning_rate=1e-3), out, num_workers=0, progress=False)

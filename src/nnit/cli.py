@@ -1,7 +1,8 @@
 """The ``nnit`` command: one subcommand per pipeline stage (``nnit <stage> --help``).
 
 Every subcommand is a typed function; tyro turns its signature and docstring into flags and help.
-Bad input prints one line and exits with status 2.
+Bad input prints one line and exits with status 2. A training command stopped by Ctrl-C / SIGTERM
+checkpoints its last step and exits with 128 + the signal number (:mod:`nnit.stopping`).
 """
 
 from __future__ import annotations
@@ -94,8 +95,13 @@ def main(argv: list[str] | None = None) -> None:
         "reproduce": reproduce_command,
         "export": export,
     }
+    from nnit.stopping import Stopped
+
     try:
         tyro.extras.subcommand_cli_from_dict(commands, prog="nnit", args=argv, description=__doc__.splitlines()[0])
+    except Stopped as stopped:  # Ctrl-C / SIGTERM during training: the last step is checkpointed
+        print(f"nnit: {stopped}; rerun the same command to resume", file=sys.stderr)
+        raise SystemExit(128 + stopped.signum) from None
     except CLIError as err:
         print(f"nnit: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None

@@ -24,6 +24,7 @@ from torch import nn
 
 from nnit.checkpoint import DEFAULT_NAME, CheckpointError, load_checkpoint, restore, save_checkpoint
 from nnit.fileio import truncate_jsonl_log
+from nnit.stopping import TrainingStopped, stop_on_signals
 from nnit.weights.architecture import Architecture, ArchitectureError, WidthVocab
 
 BASELINE_KINDS = ("d2nwg", "sane")
@@ -114,7 +115,8 @@ def train_loop(
     """Optimize ``loss_fn(step, generator)["total"]``; checkpoint + resume in ``out_dir``.
 
     ``on_step(step, ema)`` runs before each step and once at the end (e.g. a phase change); ``sections_fn()`` gives the JSON
-    sections stored with every checkpoint (configs, normalizer, statistics)."""
+    sections stored with every checkpoint (configs, normalizer, statistics). Ctrl-C / SIGTERM checkpoints the step
+    in progress and raises :class:`~nnit.stopping.TrainingStopped`, so a rerun resumes there."""
     from tqdm import tqdm
 
     out = Path(out_dir)
@@ -145,32 +147,36 @@ def train_loop(
     t0 = time.perf_counter()
     model.train()
     bar = tqdm(range(start, end), desc=desc, disable=not progress, initial=start, total=total_steps)
-    for step in bar:
-        if on_step is not None:
-            on_step(step, ema)
-        lr = lr_fn(step)
-        for g in opt.param_groups:
-            g["lr"] = lr
-        losses = loss_fn(step, gen)
-        opt.zero_grad(set_to_none=True)
-        losses["total"].backward()
-        params = [p for p in model.parameters() if p.grad is not None]
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        opt.step()
-        with torch.no_grad():
-            for pe, pm in zip(ema.parameters(), model.parameters()):
-                pe.lerp_(pm, 1.0 - ema_decay)
-            for be, bm in zip(ema.buffers(), model.buffers()):
-                be.copy_(bm)
-        done = step + 1
-        rec = {"step": done, "lr": lr, **{k: float(v.detach()) for k, v in losses.items()}}
-        history.append(rec)
-        if done % 10 == 0 or done == end:
-            bar.set_postfix(loss=f"{rec['total']:.4f}")
-            with log_path.open("a") as fh:
-                fh.write(json.dumps(rec) + "\n")
-        if done % ckpt_every == 0 and done != end:
-            _save(done)
+    with stop_on_signals() as stop:
+        for step in bar:
+            if on_step is not None:
+                on_step(step, ema)
+            lr = lr_fn(step)
+            for g in opt.param_groups:
+                g["lr"] = lr
+            losses = loss_fn(step, gen)
+            opt.zero_grad(set_to_none=True)
+            losses["total"].backward()
+            params = [p for p in model.parameters() if p.grad is not None]
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+            opt.step()
+            with torch.no_grad():
+                for pe, pm in zip(ema.parameters(), model.parameters()):
+                    pe.lerp_(pm, 1.0 - ema_decay)
+                for be, bm in zip(ema.buffers(), model.buffers()):
+                    be.copy_(bm)
+            done = step + 1
+            rec = {"step": done, "lr": lr, **{k: float(v.detach()) for k, v in losses.items()}}
+            history.append(rec)
+            if done % 10 == 0 or done == end:
+                bar.set_postfix(loss=f"{rec['total']:.4f}")
+                with log_path.open("a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+            if done != end and stop.signum is not None:  # a stop request: checkpoint this step, then stop
+                bar.close()
+                raise TrainingStopped(done, _save(done), stop.signum)
+            if done % ckpt_every == 0 and done != end:
+                _save(done)
     if on_step is not None:
         on_step(end, ema)
     ckpt = _save(end)

@@ -77,7 +77,7 @@ def train_command(
 
     import torch
 
-    from nnit.diffusion.train import CHECKPOINT_NAME, TRAIN_PRESETS, TrainingStopped, load_checkpoint, train
+    from nnit.diffusion.train import CHECKPOINT_NAME, TRAIN_PRESETS, load_checkpoint, train
     from nnit.ghn.dataset import dataset_normalizer, iter_dataset
     from nnit.weights.mlp import WeightError
     from nnit.weights.normalize import WeightNormalizer
@@ -116,11 +116,7 @@ def train_command(
     print(f"training NNiT ({cfg.model}, {cfg.token_mode} tokens) on {n_nets} networks of {len(sets)} {task} "
           f"architectures for {cfg.steps} steps -> {out}")
     t0 = time.perf_counter()
-    try:
-        res = train(cfg, [normalizer.apply(ws) for ws in sets], out, normalizer=normalizer, progress=progress, info=info)
-    except TrainingStopped as stopped:
-        print(f"{stopped}; rerun the same command to resume")
-        raise SystemExit(128 + stopped.signum) from None
+    res = train(cfg, [normalizer.apply(ws) for ws in sets], out, normalizer=normalizer, progress=progress, info=info)
     dt = time.perf_counter() - t0
     h = res.history
     if h:

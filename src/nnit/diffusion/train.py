@@ -21,10 +21,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import signal
-import threading
 import time
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Optional, Sequence
@@ -39,6 +36,7 @@ from nnit.diffusion.arch_codes import ArchCodec
 from nnit.diffusion.gaussian import GaussianDiffusion, linear_betas, sample_monl_timesteps
 from nnit.diffusion.model import NNiT, NNiTConfig, nnit_config
 from nnit.fileio import truncate_jsonl_log
+from nnit.stopping import TrainingStopped, stop_on_signals
 from nnit.weights.architecture import Architecture, WidthVocab
 from nnit.weights.mlp import WeightSet
 from nnit.weights.normalize import WeightNormalizer
@@ -302,41 +300,6 @@ class TrainResult:
     """One dict per logged step: step, lr and the losses."""
 
 
-class TrainingStopped(Exception):
-    """Training was stopped by a signal (Ctrl-C / SIGTERM) after a completed step, which is checkpointed."""
-
-    def __init__(self, step: int, checkpoint: Path, signum: int) -> None:
-        super().__init__(f"stopped by {signal.Signals(signum).name} at step {step}; checkpoint {checkpoint}")
-        self.step, self.checkpoint, self.signum = step, checkpoint, signum
-
-
-class _StopRequests:
-    signum: Optional[int] = None
-
-
-@contextmanager
-def _stop_on_signals():
-    """While training: the first SIGINT / SIGTERM only records a stop request (the loop checkpoints and
-    stops after the step in progress); a second one raises KeyboardInterrupt at once. Outside the main
-    thread, where Python cannot install handlers, nothing changes."""
-    req = _StopRequests()
-    if threading.current_thread() is not threading.main_thread():
-        yield req
-        return
-
-    def handler(signum, frame):
-        if req.signum is not None:
-            raise KeyboardInterrupt
-        req.signum = signum
-
-    old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield req
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
 def data_metadata(sets: Sequence[WeightSet], normalizer: Optional[WeightNormalizer]) -> dict:
     """Task dims, activation, training architectures, the largest |normalized weight| and the normalization
     statistics, saved with the model."""
@@ -416,7 +379,7 @@ def train(
     bar = tqdm(range(start, end), desc="nnit train", disable=not progress, initial=start, total=config.steps)
     t0 = time.perf_counter()
     model.train()
-    with _stop_on_signals() as stop:
+    with stop_on_signals() as stop:
         for step in bar:
             lr = lr_at(step, config)
             for g in opt.param_groups:

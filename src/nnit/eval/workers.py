@@ -24,6 +24,16 @@ def _start_method() -> str:
     return "spawn"
 
 
+def _worker_entry(target: Callable[..., None], *args) -> None:
+    """A worker ignores Ctrl-C: the terminal sends SIGINT to the whole process group, and the parent
+    decides (a training loop checkpoints and then closes the pool; anything else exits, and daemon
+    workers end with it)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    target(*args)
+
+
 def default_num_workers() -> int:
     """One worker per core available to this process."""
     try:
@@ -56,7 +66,7 @@ class WorkerPool:
         self._outbox = ctx.Queue()
         for wid in range(self.num_workers):
             inbox = ctx.Queue()
-            p = ctx.Process(target=self._target, args=(wid, *self._args, inbox, self._outbox), daemon=True)
+            p = ctx.Process(target=_worker_entry, args=(self._target, wid, *self._args, inbox, self._outbox), daemon=True)
             p.start()
             self._procs.append(p)
             self._inboxes.append(inbox)

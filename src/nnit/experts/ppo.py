@@ -52,6 +52,7 @@ from nnit.checkpoint import load_checkpoint, restore, save_checkpoint
 from nnit.eval.workers import WorkerPool
 from nnit.experts.teachers import TeacherSpec
 from nnit.fileio import truncate_jsonl_log
+from nnit.stopping import TrainingStopped, stop_on_signals
 from nnit.tasks.registry import RobotTaskSpec, get_task, resolve_sim_backend
 from nnit.weights.mlp import WeightSet
 
@@ -567,7 +568,8 @@ def train_ppo(
     """Train (or resume) a PPO expert; returns the run directory.
 
     Resumes from ``out_dir/checkpoint.safetensors`` when it exists (agent, optimizer, env-step
-    count, iteration, minibatch RNG): a killed run continues from its last checkpoint. On CPU,
+    count, iteration, minibatch RNG): a killed run continues from its last checkpoint; Ctrl-C or SIGTERM
+    finishes the iteration in progress, checkpoints it and raises :class:`~nnit.stopping.TrainingStopped`. On CPU,
     ``num_workers`` rollout processes (default one per core; 0 = in this process).
     """
     from torch.utils.tensorboard import SummaryWriter
@@ -622,45 +624,49 @@ def train_ppo(
             fh.write(json.dumps({"global_step": step, **rec}) + "\n")
 
     try:
-        while global_step < cfg.total_steps:
-            t0 = time.perf_counter()
-            if cfg.anneal_lr:
-                for group in opt.param_groups:
-                    group["lr"] = cfg.learning_rate * (1.0 - global_step / cfg.total_steps)
-            roll = collector.collect(agent, iteration, steps_per_env)  # (T, N, ...)
-            roll = {k: v.to(device) for k, v in roll.items()}
-            t_roll = time.perf_counter() - t0
-            adv, ret = gae(roll["rewards"], roll["values"], roll["dones"], roll["final_values"], roll["next_value"],
-                           cfg.gamma, cfg.gae_lambda)  # (T, N) each
-            flat = {k: roll[k].flatten(0, 1) for k in ("obs", "actions", "logprobs", "values")}  # (T*N, ...)
-            flat.update(advantages=adv.flatten(), returns=ret.flatten())
-            stats = ppo_update(agent, opt, flat, cfg, g)
-            global_step += batch
-            iteration += 1
-            dt = time.perf_counter() - t0
-            rec = {f"losses/{k}": v for k, v in stats.items()}
-            n_ep = int(roll["ep_return"].numel())
-            rec.update({
-                "train/sps": batch / dt, "train/rollout_sps": batch / t_roll, "train/rollout_s": t_roll,
-                "train/update_s": dt - t_roll, "train/learning_rate": opt.param_groups[0]["lr"], "train/episodes": n_ep,
-                "train/std": float(agent.actor_logstd.detach().exp().mean()), "train/reward": float(roll["rewards"].mean()),
-            })
-            if n_ep:
-                rec.update({"train/episode_return": float(roll["ep_return"].mean()),
-                            "train/success_once": float(roll["ep_success_once"].mean()),
-                            "train/success_at_end": float(roll["ep_success_at_end"].mean())})
-            if iteration % cfg.eval_every == 0 and global_step < cfg.total_steps:
-                r = _evaluate(collector, agent, task, cfg.eval_episodes, cfg.eval_seed)
-                rec.update({"eval/return": float(r.metrics["mean_return"][0]), "eval/return_std": float(r.metrics["std_return"][0]),
-                            "eval/success_once": float(r.metrics["success_rate"][0]),
-                            "eval/success_at_end": float(r.metrics["success_at_end_rate"][0])})
-            wall += time.perf_counter() - t0  # rollout + update + evaluation
-            log(rec, global_step)
-            bar.update(min(batch, cfg.total_steps - bar.n))
-            bar.set_postfix(ret=f"{rec.get('train/episode_return', float('nan')):.1f}",
-                            succ=f"{rec.get('train/success_once', float('nan')):.2f}", sps=f"{rec['train/sps']:.0f}")
-            if iteration % cfg.checkpoint_every == 0 or global_step >= cfg.total_steps:
-                save()
+        with stop_on_signals() as stop:
+            while global_step < cfg.total_steps:
+                t0 = time.perf_counter()
+                if cfg.anneal_lr:
+                    for group in opt.param_groups:
+                        group["lr"] = cfg.learning_rate * (1.0 - global_step / cfg.total_steps)
+                roll = collector.collect(agent, iteration, steps_per_env)  # (T, N, ...)
+                roll = {k: v.to(device) for k, v in roll.items()}
+                t_roll = time.perf_counter() - t0
+                adv, ret = gae(roll["rewards"], roll["values"], roll["dones"], roll["final_values"], roll["next_value"],
+                               cfg.gamma, cfg.gae_lambda)  # (T, N) each
+                flat = {k: roll[k].flatten(0, 1) for k in ("obs", "actions", "logprobs", "values")}  # (T*N, ...)
+                flat.update(advantages=adv.flatten(), returns=ret.flatten())
+                stats = ppo_update(agent, opt, flat, cfg, g)
+                global_step += batch
+                iteration += 1
+                dt = time.perf_counter() - t0
+                rec = {f"losses/{k}": v for k, v in stats.items()}
+                n_ep = int(roll["ep_return"].numel())
+                rec.update({
+                    "train/sps": batch / dt, "train/rollout_sps": batch / t_roll, "train/rollout_s": t_roll,
+                    "train/update_s": dt - t_roll, "train/learning_rate": opt.param_groups[0]["lr"], "train/episodes": n_ep,
+                    "train/std": float(agent.actor_logstd.detach().exp().mean()), "train/reward": float(roll["rewards"].mean()),
+                })
+                if n_ep:
+                    rec.update({"train/episode_return": float(roll["ep_return"].mean()),
+                                "train/success_once": float(roll["ep_success_once"].mean()),
+                                "train/success_at_end": float(roll["ep_success_at_end"].mean())})
+                if iteration % cfg.eval_every == 0 and global_step < cfg.total_steps:
+                    r = _evaluate(collector, agent, task, cfg.eval_episodes, cfg.eval_seed)
+                    rec.update({"eval/return": float(r.metrics["mean_return"][0]), "eval/return_std": float(r.metrics["std_return"][0]),
+                                "eval/success_once": float(r.metrics["success_rate"][0]),
+                                "eval/success_at_end": float(r.metrics["success_at_end_rate"][0])})
+                wall += time.perf_counter() - t0  # rollout + update + evaluation
+                log(rec, global_step)
+                bar.update(min(batch, cfg.total_steps - bar.n))
+                bar.set_postfix(ret=f"{rec.get('train/episode_return', float('nan')):.1f}",
+                                succ=f"{rec.get('train/success_once', float('nan')):.2f}", sps=f"{rec['train/sps']:.0f}")
+                stopping = stop.signum is not None and global_step < cfg.total_steps  # checkpoint, then stop
+                if stopping or iteration % cfg.checkpoint_every == 0 or global_step >= cfg.total_steps:
+                    save()
+                if stopping:
+                    raise TrainingStopped(global_step, ckpt_path, stop.signum, unit="env step")
         # final evaluation of the deterministic actor (>= 50 episodes at the cpu preset)
         if not ckpt_path.exists():
             save()

@@ -28,6 +28,7 @@ from torch.nn import functional as F
 
 from nnit.checkpoint import load_checkpoint, restore, save_checkpoint
 from nnit.fileio import truncate_jsonl_log
+from nnit.stopping import TrainingStopped, stop_on_signals
 from nnit.ghn.dagger import StateBuffer, beta_at, clip_grad_norm_per_member, lr_at
 from nnit.ghn.model import GHNConfig, GHNEnsemble
 from nnit.tasks.registry import ImageTaskSpec, RobotTaskSpec, TaskSpec, get_task
@@ -226,7 +227,9 @@ def train_ghn_ensemble(
     """Train (or resume) a GHN ensemble; returns the path of the final checkpoint ``ghn.safetensors``.
 
     Resumes from ``out_dir/ghn.safetensors`` when it exists (model, optimizer, iteration, DAgger
-    buffer and RNG state), so a killed run continues where its last checkpoint left off.
+    buffer and RNG state), so a killed run continues where its last checkpoint left off. Ctrl-C or
+    SIGTERM finishes the iteration in progress, checkpoints it and raises
+    :class:`~nnit.stopping.TrainingStopped` (:mod:`nnit.stopping`), so a stopped run loses nothing.
     ``teacher_checkpoint`` (robot tasks): DAgger distils the PPO expert saved there instead of the
     scripted teacher; it is stored in the checkpoint, and a resumed run given None keeps the stored one.
     """
@@ -275,53 +278,58 @@ def train_ghn_ensemble(
     truncate_jsonl_log(log_path, start_it, key="iteration")  # iterations after the checkpoint are redone: log them once
     bar = tqdm(range(start_it, cfg.iterations), desc=f"GHN x{cfg.ensemble_size} {task.name}", disable=not progress)
     try:
-        for it in bar:
-            t0 = time.perf_counter()
-            if isinstance(source, DaggerDistillation):
-                # shared rollouts: each episode is driven by one random (member, architecture) student
-                with torch.no_grad():
-                    students = []
-                    for _ in range(cfg.episodes_per_iteration):
-                        a = archs[int(torch.randint(len(archs), (1,), generator=g))]
-                        m = int(torch.randint(cfg.ensemble_size, (1,), generator=g))
-                        students.append(model.generate([a])[0][m])
-                source.collect(students, it, seed_base=10_000 + it * 1000 + cfg.seed * 7)
-            t_roll = time.perf_counter() - t0
-            losses = []
-            for u in range(cfg.updates_per_iteration):
-                step = it * cfg.updates_per_iteration + u
-                for group in opt.param_groups:
-                    group["lr"] = lr_at(step, total_updates, cfg.lr_start, cfg.lr_end)
-                pick = torch.randperm(len(archs), generator=g)[: cfg.meta_batch].tolist()
-                nets = model.generate([archs[i] for i in pick])
-                per_member = source.loss(nets, cfg.ensemble_size, cfg.batch_size, g)  # (K,)
-                opt.zero_grad(set_to_none=True)
-                per_member.sum().backward()
-                norms = clip_grad_norm_per_member(list(model.parameters()), cfg.ensemble_size, cfg.grad_clip)
-                opt.step()
-                losses.append(per_member.detach())
-            loss = torch.stack(losses).mean(0)  # (K,)
-            rec = {
-                "iteration": it + 1,
-                "loss_mean": float(loss.mean()),
-                "loss_min": float(loss.min()),
-                "loss_max": float(loss.max()),
-                "grad_norm_mean": float(norms.mean()),
-                "lr": opt.param_groups[0]["lr"],
-                "rollout_s": round(t_roll, 3),
-                "update_s": round(time.perf_counter() - t0 - t_roll, 3),
-            }
-            if isinstance(source, DaggerDistillation):
-                rec.update({"beta": source.last_rollout["beta"], "buffer": len(source.buffer),
-                            "rollout_success": source.last_rollout.get("success_rate")})
-            for key, val in rec.items():
-                if key != "iteration" and val is not None:
-                    writer.add_scalar(("losses/" if key.startswith("loss") else "train/") + key, val, it + 1)
-            with log_path.open("a") as fh:
-                fh.write(json.dumps(rec) + "\n")
-            bar.set_postfix(loss=f"{rec['loss_mean']:.4f}")
-            if (it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iterations:
-                _save(ckpt_path, model, opt, it + 1, cfg, task, g, source)
+        with stop_on_signals() as stop:
+            for it in bar:
+                t0 = time.perf_counter()
+                if isinstance(source, DaggerDistillation):
+                    # shared rollouts: each episode is driven by one random (member, architecture) student
+                    with torch.no_grad():
+                        students = []
+                        for _ in range(cfg.episodes_per_iteration):
+                            a = archs[int(torch.randint(len(archs), (1,), generator=g))]
+                            m = int(torch.randint(cfg.ensemble_size, (1,), generator=g))
+                            students.append(model.generate([a])[0][m])
+                    source.collect(students, it, seed_base=10_000 + it * 1000 + cfg.seed * 7)
+                t_roll = time.perf_counter() - t0
+                losses = []
+                for u in range(cfg.updates_per_iteration):
+                    step = it * cfg.updates_per_iteration + u
+                    for group in opt.param_groups:
+                        group["lr"] = lr_at(step, total_updates, cfg.lr_start, cfg.lr_end)
+                    pick = torch.randperm(len(archs), generator=g)[: cfg.meta_batch].tolist()
+                    nets = model.generate([archs[i] for i in pick])
+                    per_member = source.loss(nets, cfg.ensemble_size, cfg.batch_size, g)  # (K,)
+                    opt.zero_grad(set_to_none=True)
+                    per_member.sum().backward()
+                    norms = clip_grad_norm_per_member(list(model.parameters()), cfg.ensemble_size, cfg.grad_clip)
+                    opt.step()
+                    losses.append(per_member.detach())
+                loss = torch.stack(losses).mean(0)  # (K,)
+                rec = {
+                    "iteration": it + 1,
+                    "loss_mean": float(loss.mean()),
+                    "loss_min": float(loss.min()),
+                    "loss_max": float(loss.max()),
+                    "grad_norm_mean": float(norms.mean()),
+                    "lr": opt.param_groups[0]["lr"],
+                    "rollout_s": round(t_roll, 3),
+                    "update_s": round(time.perf_counter() - t0 - t_roll, 3),
+                }
+                if isinstance(source, DaggerDistillation):
+                    rec.update({"beta": source.last_rollout["beta"], "buffer": len(source.buffer),
+                                "rollout_success": source.last_rollout.get("success_rate")})
+                for key, val in rec.items():
+                    if key != "iteration" and val is not None:
+                        writer.add_scalar(("losses/" if key.startswith("loss") else "train/") + key, val, it + 1)
+                with log_path.open("a") as fh:
+                    fh.write(json.dumps(rec) + "\n")
+                bar.set_postfix(loss=f"{rec['loss_mean']:.4f}")
+                stopping = stop.signum is not None and it + 1 != cfg.iterations  # checkpoint this iteration, then stop
+                if stopping or (it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iterations:
+                    _save(ckpt_path, model, opt, it + 1, cfg, task, g, source)
+                if stopping:
+                    bar.close()
+                    raise TrainingStopped(it + 1, ckpt_path, stop.signum, unit="iteration")
     finally:
         writer.close()
         if isinstance(source, DaggerDistillation):

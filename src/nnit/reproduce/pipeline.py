@@ -4,7 +4,9 @@ A stage is one ``nnit`` command line (the same commands a user types; its output
 ``runs/<preset>/reproduce/logs/<task>/<stage>.log``) or an in-process step, plus the file that proves
 it finished. A rerun skips finished stages; an interrupted stage re-runs its command, and every
 command resumes from its own checkpoints (GHN ensemble, dataset shards, NNiT and baseline
-checkpoints). The wall time of each stage is recorded in ``runs/<preset>/reproduce/stages.json``.
+checkpoints). Ctrl-C / SIGTERM is passed on to the running command (a trainer checkpoints its step) and
+then stops the pipeline with exit 130 / 143 (:func:`nnit.stopping.call_forwarding_signals`). The wall
+time of each stage is recorded in ``runs/<preset>/reproduce/stages.json``.
 
 Stages per task (robot tasks; Fashion-MNIST skips ``teacher``):
 
@@ -23,6 +25,7 @@ Stages per task (robot tasks; Fashion-MNIST skips ``teacher``):
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
 import sys
 import time
@@ -33,6 +36,7 @@ from typing import Callable, Optional
 from nnit.config import PresetName
 from nnit.fileio import atomic_write_json
 from nnit.ghn.dataset import shard_name
+from nnit.stopping import Stopped, call_forwarding_signals
 from nnit.weights.architecture import hidden_label
 
 
@@ -259,6 +263,9 @@ class Pipeline:
                         self._run_command(task, stage)
                     else:
                         stage.func()  # type: ignore[misc]
+                except Stopped:
+                    self._record(task, stage, time.perf_counter() - t0, "stopped")
+                    raise
                 except BaseException:
                     self._record(task, stage, time.perf_counter() - t0, "failed")
                     raise
@@ -272,7 +279,10 @@ class Pipeline:
         with logf.open("a") as fh:
             fh.write(f"$ nnit {' '.join(stage.command)}\n")
             fh.flush()
-            rc = subprocess.call(self.nnit + stage.command, stdout=fh, stderr=subprocess.STDOUT)  # type: ignore[operator]
+            rc, signum = call_forwarding_signals(self.nnit + stage.command, stdout=fh, stderr=subprocess.STDOUT)  # type: ignore[operator]
+        if signum is not None and rc != 0:  # Ctrl-C / SIGTERM: the command saved its progress and stopped
+            raise Stopped(f"stopped by {signal.Signals(signum).name} during stage {stage.name} of {task} (its log: {logf})",
+                          signum)
         if rc != 0:
             tail = "".join(logf.read_text().splitlines(keepends=True)[-15:])
             raise StageFailed(f"stage {stage.name} of {task} failed (exit {rc}); log {logf}:\n{tail}")
@@ -280,6 +290,8 @@ class Pipeline:
             atomic_write_json(stage.done_file, {"stage": stage.name, "command": "nnit " + " ".join(stage.command)})
         if not stage.done_file.exists():
             raise StageFailed(f"stage {stage.name} of {task} exited 0 but did not write {stage.done_file}; log {logf}")
+        if signum is not None:  # the stage finished as the signal came: stop before the next one
+            raise Stopped(f"stopped by {signal.Signals(signum).name} after stage {stage.name} of {task}", signum)
 
     # ------------------------------------------------------------------ in-process stages
     def _teacher(self, task: str) -> None:
