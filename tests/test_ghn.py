@@ -8,7 +8,7 @@ from dataclasses import replace
 import pytest
 import torch
 
-from nnit.checkpoint import CheckpointError, load_checkpoint, restore, save_checkpoint
+from nnit.checkpoint import CheckpointError, export_release, load_checkpoint, restore, save_checkpoint
 from nnit.ghn.dagger import StateBuffer, beta_at, clip_grad_norm_per_member, lr_at
 from nnit.ghn.model import GHNConfig, GHNEnsemble
 from nnit.weights import Architecture
@@ -124,6 +124,12 @@ def test_checkpoint_round_trip_and_errors(tmp_path):
     assert opt2.state_dict()["state"][0]["exp_avg"].shape == opt.state_dict()["state"][0]["exp_avg"].shape
     with pytest.raises(CheckpointError, match="does not match"):
         restore(ck, GHNEnsemble(replace(SMALL, hidden_dim=8), seeds=[1, 2]))
+    # `nnit export --dtype float32`: the weights alone (no optimizer, no DAgger buffer), bit-identical
+    release = load_checkpoint(export_release(path, tmp_path / "r.safetensors", torch.float32))
+    assert release.step == 7 and release.config == {"a": 1} and not release.extra and release.optimizer is None
+    again = GHNEnsemble(SMALL, seeds=[5, 6])
+    restore(release, again)
+    assert all(torch.equal(p, q) for p, q in zip(ghn.parameters(), again.parameters()))
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(CheckpointError, match="cannot read"):
         load_checkpoint(path)

@@ -51,9 +51,11 @@ def info(preset: PresetName = "cpu", mode: Literal["padded", "valid", "both"] = 
 
 
 def export(checkpoint: Path, out: Path, dtype: Literal["float16", "bfloat16", "float32"] = "float16") -> None:
-    """Write a sampling-only copy of a trained NNiT / baseline checkpoint (EMA weights, no optimizer) for a model zoo.
+    """Write a sampling-only copy of a trained NNiT / baseline checkpoint (EMA weights, no optimizer) for a model zoo,
+    or of a GHN ensemble (its weights without the optimizer and DAgger buffer; nnit build-dataset reads it).
 
     Example: nnit export --checkpoint runs/cpu/PushCube-v1/nnit --out zoo/nnit_PushCube-v1.safetensors
+             nnit export --checkpoint runs/cpu/PickCube-v1/ghn/ghn.safetensors --out ghn.safetensors --dtype float32
 
     Args:
         checkpoint: A checkpoint file or run directory.
