@@ -83,6 +83,7 @@ def main(argv: list[str] | None = None) -> None:
     from nnit.diffusion.command import generate_command, train_command
     from nnit.ghn.command import build_dataset_command, train_ghn_command
     from nnit.reproduce.command import reproduce_command
+    from nnit.stopping import Stopped
 
     commands = {
         "info": info,
@@ -97,8 +98,6 @@ def main(argv: list[str] | None = None) -> None:
         "reproduce": reproduce_command,
         "export": export,
     }
-    from nnit.stopping import Stopped
-
     try:
         tyro.extras.subcommand_cli_from_dict(commands, prog="nnit", args=argv, description=__doc__.splitlines()[0])
     except Stopped as stopped:  # Ctrl-C / SIGTERM during training: the last step is checkpointed

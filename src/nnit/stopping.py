@@ -1,9 +1,9 @@
-"""Lossless stopping of long training loops (``nnit train``, ``train-ghn``, ``train-baseline``).
+"""Lossless stopping of long training loops (``nnit train``, ``train-ghn``, ``train-baseline``, ``train-expert``).
 
 Inside :func:`stop_on_signals` the first Ctrl-C (SIGINT) or SIGTERM only records a stop request; the
 loop finishes the step (or GHN iteration) in progress, checkpoints it and raises
 :class:`TrainingStopped`, so rerunning the same command resumes exactly there. A second signal raises
-KeyboardInterrupt at once. The CLI turns :class:`TrainingStopped` into a one-line message and the
+KeyboardInterrupt at once. The CLI turns any :class:`Stopped` into a one-line message and the
 conventional exit status 128 + signal number (130 for Ctrl-C, 143 for SIGTERM).
 
 :func:`call_forwarding_signals` runs such a command as a child (``nnit reproduce``'s stages): the

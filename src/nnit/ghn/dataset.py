@@ -74,7 +74,6 @@ def shard_name(hidden: Iterable[int]) -> str:
     return hidden_label(hidden) + ".safetensors"
 
 
-
 def file_sha256(path: str | Path) -> str:
     """Hex SHA-256 of a file's bytes (identifies the GHN checkpoint a dataset was built from)."""
     import hashlib

@@ -258,9 +258,10 @@ class Pipeline:
                     continue
                 log(f"[{task}] {stage.name}: running" + (f" nnit {' '.join(stage.command)}" if stage.command else ""))
                 t0 = time.perf_counter()
+                signum = None  # a signal that came while the stage's command completed anyway
                 try:
                     if stage.command is not None:
-                        self._run_command(task, stage)
+                        signum = self._run_command(task, stage)
                     else:
                         stage.func()  # type: ignore[misc]
                 except Stopped:
@@ -272,8 +273,11 @@ class Pipeline:
                 dt = time.perf_counter() - t0
                 self._record(task, stage, dt, "done")
                 log(f"[{task}] {stage.name}: done in {dt:.0f} s")
+                if signum is not None:  # stop before the next stage
+                    raise Stopped(f"stopped by {signal.Signals(signum).name} after stage {stage.name} of {task}", signum)
 
-    def _run_command(self, task: str, stage: Stage) -> None:
+    def _run_command(self, task: str, stage: Stage) -> Optional[int]:
+        """Run the stage's command; the signal that arrived while it still completed, if any."""
         logf = self.state_dir / "logs" / task / f"{stage.name}.log"
         logf.parent.mkdir(parents=True, exist_ok=True)
         with logf.open("a") as fh:
@@ -290,8 +294,7 @@ class Pipeline:
             atomic_write_json(stage.done_file, {"stage": stage.name, "command": "nnit " + " ".join(stage.command)})
         if not stage.done_file.exists():
             raise StageFailed(f"stage {stage.name} of {task} exited 0 but did not write {stage.done_file}; log {logf}")
-        if signum is not None:  # the stage finished as the signal came: stop before the next one
-            raise Stopped(f"stopped by {signal.Signals(signum).name} after stage {stage.name} of {task}", signum)
+        return signum
 
     # ------------------------------------------------------------------ in-process stages
     def _teacher(self, task: str) -> None:
@@ -321,7 +324,6 @@ class Pipeline:
                 gen = gen[torch.arange(min(gen.n, self.cfg.memorization_networks))]
                 rows.append({"generator": g, **memorization_stats(gen, WeightSet.load(shard), norm)})
         atomic_write_json(self.state_dir / task / "memorization.json", {"task": task, "space": "global-normalized weights", "rows": rows})
-
 
 
 def config_dict(cfg: ReproduceConfig) -> dict:
