@@ -21,6 +21,7 @@ from nnit.diffusion.train import (
     load_checkpoint,
     lr_at,
     train,
+    train_config,
 )
 from synthetic import smooth_weights  # noqa: E402  (tests/ is on sys.path)
 from test_stopping import sigterm_when_logged  # noqa: E402
@@ -62,6 +63,17 @@ def test_presets_and_lr_schedule():
     assert TrainConfig.from_dict(p.to_dict()) == p
     with pytest.raises(dataclasses.FrozenInstanceError):
         p.lr = 1.0  # type: ignore[misc]
+
+
+def test_cpu_preset_trains_the_grasping_tasks_longer():
+    assert train_config("cpu", "PushCube-v1") == train_config("cpu") == TRAIN_PRESETS["cpu"]
+    for task in ("PickCube-v1", "StackCubeEasy-v1"):
+        cfg = train_config("cpu", task)
+        assert cfg.steps == 60_000 > TRAIN_PRESETS["cpu"].steps
+        assert dataclasses.replace(cfg, steps=TRAIN_PRESETS["cpu"].steps) == TRAIN_PRESETS["cpu"]  # only the length differs
+    assert train_config("paper", "PickCube-v1") == TRAIN_PRESETS["paper"]
+    with pytest.raises(ValueError, match="unknown preset"):
+        train_config("huge")
 
 
 def test_loss_falls_and_checkpoint_written(trained):

@@ -63,7 +63,7 @@ def train_command(
 
     Args:
         dataset: A dataset directory from nnit build-dataset (index.json, shards/, normalization.json).
-        preset: tiny / cpu / paper: model size, steps, batch, learning-rate schedule, EMA.
+        preset: tiny / cpu / paper: model size, steps (cpu: 30,000; 60,000 for PickCube-v1 and StackCubeEasy-v1), batch, learning-rate schedule, EMA.
         out: Output directory (default: beside the dataset, in ../nnit).
         model: Override the model size preset.
         token_mode: Override the tokenization: padded (the paper's full grid) or valid (padding-free).
@@ -77,7 +77,7 @@ def train_command(
 
     import torch
 
-    from nnit.diffusion.train import CHECKPOINT_NAME, TRAIN_PRESETS, load_checkpoint, train
+    from nnit.diffusion.train import CHECKPOINT_NAME, load_checkpoint, train, train_config
     from nnit.ghn.dataset import dataset_normalizer, iter_dataset
     from nnit.weights.mlp import WeightError
     from nnit.weights.normalize import WeightNormalizer
@@ -93,7 +93,7 @@ def train_command(
     sets = [ws for _, ws in iter_dataset(dataset, roles=("train",))]
     if not sets:
         raise GenerateError(f"{dataset} holds no kept networks of train-role architectures; nothing to train on")
-    cfg = TRAIN_PRESETS[preset]
+    cfg = train_config(preset, task)
     overrides = {k: v for k, v in (("model", model), ("token_mode", token_mode), ("steps", steps),
                                    ("normalization", normalization), ("lr", lr)) if v is not None}
     cfg = replace(cfg, **overrides)

@@ -375,7 +375,7 @@ def _archs(archs) -> str:
 
 
 def _scaledowns(pipe: Pipeline) -> str:
-    from nnit.diffusion.train import TRAIN_PRESETS
+    from nnit.diffusion.train import TRAIN_PRESETS, train_config
     from nnit.ghn.dataset import DATASET_PRESETS
     from nnit.ghn.train import GHN_PRESETS, ghn_config
 
@@ -387,7 +387,7 @@ def _scaledowns(pipe: Pipeline) -> str:
          f"{g.ensemble_size} GHNs, DAgger iterations x {g.updates_per_iteration} updates: "
          + ", ".join(f"{t} {ghn_config(p, t).iterations}" for t in c.tasks if is_robot(t)) + f"; hidden {g.ghn.hidden_dim}"),
         ("Dataset", "100 kept networks per architecture, 64 filter episodes", f"<= {d.keep_per_arch} kept per architecture (one candidate per GHN), {d.episodes} filter episodes"),
-        ("NNiT", "Table 7: 400k steps (1000 epochs), batch 16", f"{n.model}, {n.steps} steps, batch {n.batch_size}, {n.token_mode} tokens, {n.normalization} normalization"),
+        ("NNiT", "Table 7: 400k steps (1000 epochs), batch 16", f"{n.model}, steps: " + ", ".join(f"{t} {train_config(p, t).steps}" for t in c.tasks) + f", batch {n.batch_size}, {n.token_mode} tokens, {n.normalization} normalization"),
         ("Evaluation", "top-10 of 100, 50 episodes", f"top-{c.top_k} of {c.num_networks}, {c.episodes} episodes"),
         ("Architectures evaluated", "all 64 seen / 8 unseen", f"{len(c.seen)} seen / {len(c.unseen)} unseen (the paper's Table 4 ones)"),
         ("Sampler", "1000-step ancestral", f"{c.sampler}, {c.sampler_steps} steps"),
