@@ -375,12 +375,12 @@ def _archs(archs) -> str:
 
 
 def _scaledowns(pipe: Pipeline) -> str:
-    from nnit.diffusion.train import TRAIN_PRESETS, train_config
+    from nnit.diffusion.train import train_config
     from nnit.ghn.dataset import DATASET_PRESETS
     from nnit.ghn.train import GHN_PRESETS, ghn_config
 
     p = pipe.preset
-    g, d, n, c = GHN_PRESETS[p], DATASET_PRESETS[p], TRAIN_PRESETS[p], pipe.cfg
+    g, d, n, c = GHN_PRESETS[p], DATASET_PRESETS[p], train_config(p), pipe.cfg
     rows = [
         ("Teacher", "PPO expert 3x256 Tanh (multi-task)", "scripted privileged-state controllers (pd_ee_delta_pos); a PPO expert drops in via --teacher-checkpoint"),
         ("GHN ensemble", "128 GHNs, 500 DAgger iterations (1500 StackCubeEasy)",
