@@ -109,6 +109,9 @@ def test_train_baseline_cli_then_generate_and_evaluate(tmp_path, capsys):
     assert (tmp_path / "generated" / "d2nwg_h64-32-16-64" / "networks.safetensors").exists()
     err = cli_error(["generate", "--task", "FashionMNIST", "--checkpoint", tmp_path / "d2nwg", "--num", "2", "--preset", "tiny"], capsys)
     assert "no joint mode" in err
+    err = cli_error(["generate", "--task", "FashionMNIST", "--checkpoint", tmp_path / "d2nwg", "--arch", "32,32,32,16", "--num", "2",
+                     "--temperature", "0.5", "--preset", "tiny"], capsys)
+    assert "--temperature applies to NNiT's sampler only" in err
     run_cli(["train-baseline", "--method", "sane", "--dataset", ds, "--preset", "tiny", "--steps", "5", "--no-progress"], capsys)
     out = run_cli(["generate", "--task", "FashionMNIST", "--checkpoint", tmp_path / "sane", "--arch", "32,32,32,16", "--num", "2",
                    "--preset", "tiny", "--no-progress"], capsys)

@@ -181,6 +181,26 @@ def test_ancestral_with_exact_eps_recovers_x0(diff):
     torch.testing.assert_close(x_a, x0_a, rtol=1e-3, atol=1e-3)
 
 
+def test_temperature_scales_the_ancestral_noise(diff):
+    """tau multiplies each step's fresh noise: the spread of the samples grows with tau; a negative tau is refused."""
+    x0_a = torch.ones(1, 6, 8)
+
+    def unit_gaussian_data(x_a, x_w, t_a, t_w, w_mask):  # the exact eps when x0 ~ N(0, 1): sqrt(1 - alpha_bar_t) x_t
+        ab = diff.alphas_cumprod[t_w].float().reshape(-1, 1, 1)
+        return torch.zeros_like(x_a), torch.zeros_like(x_a), (1 - ab).sqrt() * x_w, torch.zeros_like(x_w)
+
+    def spread(tau):
+        mask = torch.ones(1, 4000, 1, dtype=torch.bool)
+        _, x_w = sample_loop(diff.respace(20), unit_gaussian_data, x0_a.clone(), (1, 4000, 1), conditional=True, weight_mask=mask,
+                             method="ancestral", temperature=tau, generator=torch.Generator().manual_seed(7))
+        return x_w
+
+    stds = [spread(tau).std().item() for tau in (0.0, 0.5, 1.0)]
+    assert stds[0] < stds[1] - 0.05 < stds[2] - 0.1 and abs(stds[2] - 1.0) < 0.1  # tau = 1 samples the data, N(0, 1)
+    with pytest.raises(ValueError, match="temperature"):
+        spread(-0.5)
+
+
 def test_monl_modes():
     g = torch.Generator().manual_seed(6)
     ts = sample_monl_timesteps(4000, 1000, p_joint=0.5, generator=g)

@@ -112,6 +112,15 @@ def test_generate_conditional_evaluates_and_exports(fashion, capsys, tmp_path):
     assert "top-k" in text and "NNiT [64,32,16,64]" in text
 
 
+def test_generate_with_a_lower_temperature_records_it(fashion, capsys, tmp_path):
+    _, out = fashion
+    text = run_cli(["generate", "--task", "FashionMNIST", "--checkpoint", out, "--arch", "64,32,16,64", "--num", 2,
+                    "--steps", 3, "--temperature", 0.5, "--out", tmp_path / "gen", "--no-progress"], capsys)
+    assert "(ancestral, 3 steps, temperature 0.5)" in text
+    assert json.loads((tmp_path / "gen" / "results.json").read_text())["temperature"] == 0.5
+    assert WeightSet.load(tmp_path / "gen" / "networks.safetensors").n == 2
+
+
 def test_generate_joint_reports_validity_and_novelty(fashion, capsys):
     _, out = fashion
     text = run_cli(["generate", "--task", "fashionmnist", "--preset", "tiny", "--checkpoint", out, "--num", 4,
@@ -142,6 +151,8 @@ def test_generate_errors_are_one_line(fashion, capsys, tmp_path, monkeypatch):
     assert "not expressible" in err and "depth" in err
     err = cli_error(["train", "--dataset", tmp_path / "nope"], capsys)
     assert "not a dataset directory" in err
+    err = cli_error(["generate", "--task", "FashionMNIST", "--checkpoint", ck, "--arch", "32,32,32,32", "--temperature", "-1"], capsys)
+    assert "--temperature must be >= 0" in err
     bad = tmp_path / "ghn.safetensors"
     bad.write_bytes(b"not a checkpoint")
     err = cli_error(["generate", "--task", "FashionMNIST", "--checkpoint", bad, "--arch", "32,32,32,32"], capsys)

@@ -202,6 +202,7 @@ def generate_command(
     out: Path | None = None,
     sampler: Literal["ddim", "ancestral"] = "ancestral",
     steps: int | None = None,
+    temperature: float = 1.0,
     depth: int = 4,
     seed: int = 0,
     evaluate: bool = False,
@@ -238,6 +239,7 @@ def generate_command(
         out: Output directory (default: beside the checkpoint, in ../generated/<h-widths or joint>; baselines ../generated/<method>_<h-widths>).
         sampler: ancestral (the paper's, learned variance; the default: measured better than DDIM at every step count) or ddim.
         steps: Denoising steps (default: 1000 = T for ancestral, 50 for ddim; fewer = faster, worse: see README).
+        temperature: Scale of each weight step's fresh noise (1 = the model's distribution; < 1 trades diversity for fidelity; NNiT only).
         depth: Hidden layers of the sampled architectures in joint mode.
         seed: Sampling seed.
         evaluate: Evaluate every network and print the top-k table.
@@ -295,6 +297,11 @@ def generate_command(
     steps = (50 if sampler == "ddim" else _num_timesteps(s)) if steps is None else steps
     if num < 1 or steps < 1:
         raise GenerateError(f"--num and --steps must be >= 1 (got {num}, {steps})")
+    if not temperature >= 0:
+        raise GenerateError(f"--temperature must be >= 0 (got {temperature})")
+    if temperature != 1.0 and label != "NNiT":
+        raise GenerateError(f"--temperature applies to NNiT's sampler only, not to the {label} baseline")
+    extra = {"temperature": temperature} if temperature != 1.0 else {}
     activation = s.data.get("activation") or "tanh"
 
     # ------------------------------------------------------------------ sample + assemble
@@ -303,14 +310,14 @@ def generate_command(
     if arch is not None:
         a = Architecture.parse(arch, spec.input_dim, spec.output_dim, activation)
         try:
-            ws = s.conditional(a, num=num, method=sampler, steps=steps, seed=seed, progress=progress)
+            ws = s.conditional(a, num=num, method=sampler, steps=steps, seed=seed, progress=progress, **extra)
         except (GridError, ModelError, ArchitectureError) as err:
             raise GenerateError(f"architecture [{a.hidden_str()}] is not expressible by {ckpt}: {err}") from None
         sets = {a.hidden: ws}
     else:
         try:
             joint = s.joint(num=num, depth=depth, input_dim=spec.input_dim, output_dim=spec.output_dim,
-                            activation=activation, method=sampler, steps=steps, seed=seed, progress=progress)
+                            activation=activation, method=sampler, steps=steps, seed=seed, progress=progress, **extra)
         except (GridError, ModelError, ArchitectureError) as err:
             raise GenerateError(f"joint sampling of depth {depth} is not expressible by {ckpt}: {err}") from None
         sets = dict(joint.weights)
@@ -319,14 +326,15 @@ def generate_command(
     if getattr(s, "kind", None) == "sane":  # no diffusion: --sampler / --steps do not apply
         sampler, steps, how = "sane-anchors", 0, "SANE anchor sampling"
     else:
-        how = f"{sampler}, {steps} steps"
+        how = f"{sampler}, {steps} steps" + (f", temperature {temperature:g}" if extra else "")
     print(f"{mode} sampling: {num} networks ({how}) sampled and assembled in {sample_s:.2f} s")
 
     # ------------------------------------------------------------------ export
     out = Path(out) if out is not None else ckpt.parent.parent / "generated" / (
         ("" if label == "NNiT" else f"{label.lower()}_") + (hidden_label(next(iter(sets))) if joint is None else f"joint_d{depth}"))
     out.mkdir(parents=True, exist_ok=True)
-    provenance = {"task": spec.name, "checkpoint": str(ckpt), "sampler": sampler, "steps": steps, "seed": seed, "mode": mode}
+    provenance = {"task": spec.name, "checkpoint": str(ckpt), "sampler": sampler, "steps": steps, "seed": seed, "mode": mode,
+                  **extra}
     files = {}
     for h, ws in sets.items():
         name = "networks.safetensors" if joint is None else f"networks_{hidden_label(h)}.safetensors"

@@ -359,6 +359,7 @@ def sample_loop(
     eta: float = 0.0,
     arch_clip: Optional[float] = 1.0,
     weight_clip: Optional[float] = None,
+    temperature: float = 1.0,
     generator: Optional[torch.Generator] = None,
     progress: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -373,8 +374,14 @@ def sample_loop(
     estimate x0^_a (None before the first step) — joint mode uses that to crop the canvas to the
     architecture being sampled. ``arch_clip`` / ``weight_clip`` clamp each step's x0^ to [-c, c]
     (IDDPM's ``clip_denoised``; the +-1 codes use c = 1, weights e.g. the data's largest |value|): an
-    imperfect eps at t ~ T is amplified 1 / sqrt(alpha_bar_T) ~ 150x in x0^, which the clip bounds. Returns (x0_a, x0_w) with the final masked weights.
+    imperfect eps at t ~ T is amplified 1 / sqrt(alpha_bar_T) ~ 150x in x0^, which the clip bounds.
+    ``temperature`` scales the fresh noise of every weight step, x_{i-1} = mu + tau Sigma^{1/2} z (ancestral;
+    DDIM's sigma z with eta > 0 alike): tau = 1 is the model's distribution, tau < 1 trades diversity for
+    fidelity (the temperature of Glow / IDDPM-style samplers; the architecture's noise is left at 1).
+    Returns (x0_a, x0_w) with the final masked weights.
     """
+    if not temperature >= 0:
+        raise ValueError(f"temperature must be >= 0 (got {temperature})")
     device = x_a.device
     T = diffusion.num_timesteps
     B = x_a.shape[0]
@@ -397,11 +404,11 @@ def sample_loop(
         t_a = torch.zeros_like(t_orig) if conditional else t_orig
         eps_a, v_a, eps_w, v_w = (o.float() for o in denoise(x_a, x_in, t_a, t_orig, mask))
         if method == "ancestral":
-            x_new, _ = diffusion.p_sample_step(eps_w, v_w, x_in, ii, randn(w_shape), clip=weight_clip)
+            x_new, _ = diffusion.p_sample_step(eps_w, v_w, x_in, ii, temperature * randn(w_shape), clip=weight_clip)
             if not conditional:
                 x_a, x0_a_hat = diffusion.p_sample_step(eps_a, v_a, x_a, ii, randn(tuple(x_a.shape)), clip=arch_clip)
         elif method == "ddim":
-            x_new, _ = diffusion.ddim_step(eps_w, x_in, ii, randn(w_shape), eta, clip=weight_clip)
+            x_new, _ = diffusion.ddim_step(eps_w, x_in, ii, temperature * randn(w_shape), eta, clip=weight_clip)
             if not conditional:
                 x_a, x0_a_hat = diffusion.ddim_step(eps_a, x_a, ii, randn(tuple(x_a.shape)), eta, clip=arch_clip)
         else:

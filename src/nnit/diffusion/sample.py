@@ -126,14 +126,15 @@ class NNiTSampler:
     def conditional(
         self, arch: Architecture, num: int = 100, method: SamplerName = "ddim", steps: Optional[int] = 50,
         eta: float = 0.0, seed: int = 0, unknown: Optional[UnknownWidth] = None,
-        clip: Optional[float] | Literal["data"] = "data", progress: bool = False,
+        clip: Optional[float] | Literal["data"] = "data", temperature: float = 1.0, progress: bool = False,
     ) -> WeightSet:
         """``num`` networks for ``arch`` from p(w | a) (un-normalized when the checkpoint has a normalizer).
 
         Raises ``GridError`` (layer wider than the grid), ``ModelError`` (too deep for the position
         tables) or ``ArchitectureError`` (width outside the vocabulary where that is not allowed).
         ``clip`` bounds each step's x0^ of the weights: "data" = the training data's largest |value|
-        (normalized space, stored in the checkpoint), a number, or None for no clipping."""
+        (normalized space, stored in the checkpoint), a number, or None for no clipping. ``temperature``
+        scales each weight step's fresh noise (1 = the model's distribution; see ``sample_loop``)."""
         self.grid.check_fits(arch)
         unknown = unknown or ("nearest" if self.mode == "valid" else "error")
         try:
@@ -152,7 +153,7 @@ class NNiTSampler:
         gen = torch.Generator(device=dev).manual_seed(seed)
         _, x_w = sample_loop(self.schedule(method, steps), self._denoiser(positions), x_a, tuple(w_mask.shape),
                              conditional=True, weight_mask=w_mask, method=method, eta=eta, generator=gen,
-                             weight_clip=self._clip(clip),
+                             weight_clip=self._clip(clip), temperature=temperature,
                              progress=progress)
         return self._finish(arch, x_w, self.mode)
 
@@ -161,7 +162,7 @@ class NNiTSampler:
     def joint(
         self, num: int = 100, depth: int = 4, input_dim: Optional[int] = None, output_dim: Optional[int] = None,
         activation: Optional[str] = None, method: SamplerName = "ddim", steps: Optional[int] = 50, eta: float = 0.0,
-        seed: int = 0, clip: Optional[float] | Literal["data"] = "data", progress: bool = False,
+        seed: int = 0, clip: Optional[float] | Literal["data"] = "data", temperature: float = 1.0, progress: bool = False,
     ) -> JointSample:
         """Sample ``num`` (architecture, weights) pairs of ``depth`` hidden layers from p(a, w)."""
         input_dim = input_dim or self.data.get("input_dim")
@@ -187,7 +188,7 @@ class NNiTSampler:
         gen = torch.Generator(device=dev).manual_seed(seed)
         x_a, x_w = sample_loop(self.schedule(method, steps), self._denoiser(positions), x_a, tuple(full.shape),
                                conditional=False, weight_mask=weight_mask, method=method, eta=eta, generator=gen,
-                               weight_clip=self._clip(clip),
+                               weight_clip=self._clip(clip), temperature=temperature,
                                progress=progress)
         archs, valid, _ = self.codec.decode(x_a, input_dim, output_dim, activation)
         seen = {tuple(h) for h in self.data.get("train_archs", [])}
