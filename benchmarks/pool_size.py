@@ -16,7 +16,8 @@ the ranking episodes are exactly the CLI's), then reports side by side:
         --dataset runs/cpu/PushCube-v1/dataset --arch 32,32,16,64 32,16,16,16 \
         --out benchmarks/results/pool_size_pushcube.json
 
-Each architecture's ``nnit generate`` output is kept under ``--tmp`` and reused on a rerun.
+Each architecture's ``nnit generate`` output is kept under ``--tmp`` and reused on a rerun. ``--temperature``
+samples with ``nnit generate --temperature`` (its outputs get their own folders).
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ def main() -> None:
     ap.add_argument("--eval-seed", type=int, default=1000)
     ap.add_argument("--fresh-episodes", type=int, default=20)
     ap.add_argument("--fresh-seed", type=int, default=5000)
+    ap.add_argument("--temperature", type=float, default=1.0, help="nnit generate --temperature (1 = the model's distribution)")
     ap.add_argument("--control-mode", default="pd_ee_delta_pos")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--tmp", type=Path, default=Path("runs/pool_size"))
@@ -88,10 +90,11 @@ def main() -> None:
     rows = []
     for arch in a.arch:
         hidden = [int(w) for w in arch.split(",")]
-        d = a.tmp / a.task / hidden_label(hidden)
+        d = a.tmp / a.task / (hidden_label(hidden) + (f"_t{a.temperature:g}" if a.temperature != 1.0 else ""))
         if not (d / "results.json").exists():
             nnit("generate", "--task", a.task, "--checkpoint", a.checkpoint, "--arch", arch, "--num", str(a.num), "--evaluate",
-                 "--episodes", str(a.episodes), "--top-k", str(a.top_k), "--eval-seed", str(a.eval_seed), "--out", str(d))
+                 "--episodes", str(a.episodes), "--top-k", str(a.top_k), "--eval-seed", str(a.eval_seed), "--out", str(d),
+                 "--temperature", str(a.temperature))
         res = EvalResult.load(d / f"eval_{hidden_label(hidden)}.json")
         ws = WeightSet.load(d / "networks.safetensors")
         row = {"arch": arch}
