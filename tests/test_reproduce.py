@@ -211,3 +211,30 @@ def test_rerun_moves_old_outputs_aside_and_runs_the_stage_again(tmp_path):
         pipe.run(tasks=["FashionMNIST"], only=["joint"], rerun=["eval-nnit"], log=logs.append)
     with pytest.raises(ValueError, match="--rerun nope"):
         pipe.run(tasks=["FashionMNIST"], rerun=["nope"], log=logs.append)
+
+
+def test_a_new_sampling_temperature_reruns_nnits_evaluations_only(tmp_path):
+    """NNiT's samples depend on the preset's temperature: outputs made at another one are moved aside
+    and sampled again; the baselines (always temperature 1) and the dataset's evaluations stay cached."""
+    from dataclasses import replace
+
+    cfg = replace(REPRODUCE_PRESETS["tiny"], sampler_temperature=0.5)
+    pipe = Pipeline("tiny", cfg, root=tmp_path)
+    plan = {s.name: s for s in pipe.stages("FashionMNIST")}
+    nnit_eval, d2nwg_eval, joint = plan["eval-nnit-h32-16-64-32"], plan["eval-d2nwg-h32-16-64-32"], plan["joint"]
+    assert nnit_eval.command[nnit_eval.command.index("--temperature") + 1] == "0.5" and "--temperature" in joint.command
+    assert "--temperature" not in d2nwg_eval.command  # generate refuses a temperature for the baselines
+    for s in (nnit_eval, d2nwg_eval):
+        s.output.mkdir(parents=True)
+        s.done_file.write_text('{"sampler": "ancestral"}')  # made at temperature 1 (generate records it only when != 1)
+    assert "temperature 1.0 != 0.5" in nnit_eval.stale() and d2nwg_eval.stale() is None
+    writer = "import sys, pathlib; a = sys.argv[1:]; d = pathlib.Path(a[a.index('--out') + 1]); d.mkdir(parents=True, exist_ok=True); " \
+             "(d / 'results.json').write_text('{\"temperature\": ' + a[a.index('--temperature') + 1] + '}')"
+    pipe.nnit = [sys.executable, "-c", writer]
+    logs: list[str] = []
+    pipe.run(tasks=["FashionMNIST"], only=["eval-nnit-h32-16-64-32", "eval-d2nwg-h32-16-64-32"], log=logs.append)
+    assert json.loads(nnit_eval.done_file.read_text()) == {"temperature": 0.5} and nnit_eval.stale() is None
+    assert any("other settings (temperature 1.0 != 0.5)" in ln for ln in logs) and "cached" in logs[-1]
+    assert [p.name for p in nnit_eval.output.parent.iterdir() if ".old-" in p.name]  # the old samples are kept
+    back = {s.name: s for s in Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path).stages("FashionMNIST")}
+    assert back["eval-nnit-h32-16-64-32"].stale() == "temperature 0.5 != 1.0"  # and back again at the paper's 1

@@ -64,6 +64,8 @@ class ReproduceConfig:
     teacher_episodes: int = 50
     sampler: str = "ancestral"
     sampler_steps: int = 1000
+    sampler_temperature: float = 1.0
+    """NNiT's ``nnit generate --temperature`` (1 = the paper's sampler; the baselines always sample at 1)."""
     memorization_networks: int = 16
     """Generated networks per seen architecture compared with the training set."""
     stage_args: dict = field(default_factory=dict)
@@ -102,6 +104,17 @@ class Stage:
     """An in-process step (when there is no command)."""
     output: Optional[Path] = None
     """Everything the stage writes (its --out directory), moved aside by a rerun; None: just the done file."""
+    expect: dict = field(default_factory=dict)
+    """Values the done file (JSON) must hold for a cached result to count, with their defaults when absent:
+    e.g. NNiT's sampling temperature, so changing it reruns the stage instead of reusing old samples."""
+
+    def stale(self) -> Optional[str]:
+        """Why the finished outputs no longer match this stage's settings (None: they do, or none exist)."""
+        if not self.expect or not self.done_file.exists():
+            return None
+        done = json.loads(self.done_file.read_text())
+        diff = [f"{k} {done.get(k, default)} != {want}" for k, (want, default) in self.expect.items() if done.get(k, default) != want]
+        return ", ".join(diff) or None
 
     def move_aside(self) -> Optional[Path]:
         """Rename the stage's outputs to ``<name>.old-<UTC time>`` so a rerun starts fresh without losing them."""
@@ -166,6 +179,8 @@ class Pipeline:
                 mode = get_teacher(task).spec.control_mode
             control = ["--control-mode", mode]
         common_eval = ["--preset", p, "--episodes", str(c.episodes), "--top-k", str(c.top_k), "--eval-seed", str(c.eval_seed)]
+        nnit_temp = ["--temperature", f"{c.sampler_temperature:g}"] if c.sampler_temperature != 1.0 else []
+        temp_expect = {"temperature": (c.sampler_temperature, 1.0)}  # generate's results.json has it when != 1
         out: list[Stage] = []
         if robot:
             out.append(Stage("teacher", self.state_dir / task / "teacher.json", func=lambda: self._teacher(task)))
@@ -196,12 +211,15 @@ class Pipeline:
                 d = self.eval_dir(task, g, hidden_label(h))
                 out.append(Stage(f"eval-{g}-{hidden_label(h)}", d / "results.json",
                                  ["generate", "--task", task, "--checkpoint", str(ck), "--arch", arch, "--num", str(c.num_networks),
-                                  "--sampler", c.sampler, "--steps", str(c.sampler_steps), "--evaluate", "--out", str(d), *common_eval, *data], output=d))
+                                  "--sampler", c.sampler, "--steps", str(c.sampler_steps), *(nnit_temp if g == "nnit" else []),
+                                  "--evaluate", "--out", str(d), *common_eval, *data], output=d,
+                                 expect=temp_expect if g == "nnit" else {}))
         if c.joint:
             d = self.eval_dir(task, "nnit", "joint")
             out.append(Stage("joint", d / "results.json",
                              ["generate", "--task", task, "--checkpoint", str(T / "nnit"), "--num", str(c.num_networks), "--sampler", c.sampler,
-                              "--steps", str(c.sampler_steps), "--evaluate", "--out", str(d), *common_eval, *data], output=d))
+                              "--steps", str(c.sampler_steps), *nnit_temp, "--evaluate", "--out", str(d), *common_eval, *data], output=d,
+                             expect=temp_expect))
         out.append(Stage("memorization", self.state_dir / task / "memorization.json", func=lambda: self._memorization(task)))
         for s in out:
             base = s.name.split("-")[0] if s.name.startswith("eval-") else s.name
@@ -251,6 +269,11 @@ class Pipeline:
                     old = stage.move_aside()
                     if old is not None:
                         log(f"[{task}] {stage.name}: rerun; the old outputs are kept in {old}")
+                why = stage.stale()
+                if why is not None:
+                    old = stage.move_aside()
+                    log(f"[{task}] {stage.name}: its outputs were made with other settings ({why}); rerunning, the old "
+                        f"outputs are kept in {old}")
                 if stage.done_file.exists():
                     log(f"[{task}] {stage.name}: done (cached: {stage.done_file})")
                     if stage.name not in self._timings().get(task, {}):  # made outside the pipeline: time unknown

@@ -283,7 +283,7 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
     add(f"Seen = mean over {len(c.seen)} train architectures {_archs(c.seen)}; unseen = mean over {len(c.unseen)} held-out "
         f"architectures {_archs(c.unseen)}. Dataset = the kept GHN networks of the same architectures (top-{c.top_k} of those kept), "
         f"same harness and seeds ({c.eval_seed}..{c.eval_seed + c.episodes - 1}). Cells: return ± std across the top-k networks (success). "
-        f"Sampler: {c.sampler}, {c.sampler_steps} steps.\n")
+        f"Sampler: {c.sampler}, {c.sampler_steps} steps{_temperature(c)}.\n")
     robot_tasks = [t for t in data["tasks"] if is_robot(t)]
     if robot_tasks:
         add("| generator | split | " + " | ".join(robot_tasks) + " | paper " + " | paper ".join(robot_tasks) + " |")
@@ -374,6 +374,11 @@ def _archs(archs) -> str:
     return ", ".join("[" + ",".join(map(str, h)) + "]" for h in archs)
 
 
+def _temperature(c) -> str:
+    """', NNiT at temperature 0.5' when the preset lowers NNiT's sampling noise (``nnit generate --temperature``)."""
+    return f", NNiT at temperature {c.sampler_temperature:g} (baselines 1)" if c.sampler_temperature != 1.0 else ""
+
+
 def _scaledowns(pipe: Pipeline) -> str:
     from nnit.diffusion.train import train_config
     from nnit.ghn.dataset import DATASET_PRESETS
@@ -390,6 +395,6 @@ def _scaledowns(pipe: Pipeline) -> str:
         ("NNiT", "Table 7: 400k steps (1000 epochs), batch 16", f"{n.model}, steps: " + ", ".join(f"{t} {train_config(p, t).steps}" for t in c.tasks) + f", batch {n.batch_size}, {n.token_mode} tokens, {n.normalization} normalization"),
         ("Evaluation", "top-10 of 100, 50 episodes", f"top-{c.top_k} of {c.num_networks}, {c.episodes} episodes"),
         ("Architectures evaluated", "all 64 seen / 8 unseen", f"{len(c.seen)} seen / {len(c.unseen)} unseen (the paper's Table 4 ones)"),
-        ("Sampler", "1000-step ancestral", f"{c.sampler}, {c.sampler_steps} steps"),
+        ("Sampler", "1000-step ancestral", f"{c.sampler}, {c.sampler_steps} steps{_temperature(c)}"),
     ]
     return "| item | paper | here |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {x} |" for a, b, x in rows)
