@@ -64,7 +64,10 @@ def main() -> None:
                "--temperature", str(temperature)]
         cmd += ["--threads", str(a.threads)] if a.threads else []
         cmd += ["--workers", str(a.workers)] if a.workers else []
-        text = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            sys.exit(f"bench_samplers: {' '.join(cmd)} failed (exit {done.returncode}):\n{done.stderr.strip()[-2000:]}")
+        text = done.stdout
         secs = float(re.search(r"sampled and assembled in ([0-9.]+) s", text).group(1))
         res = json.loads((out / "results.json").read_text())
         top = res["top_k"][0]
