@@ -17,7 +17,7 @@ the ranking episodes are exactly the CLI's), then reports side by side:
         --out benchmarks/results/pool_size_pushcube.json
 
 Each architecture's ``nnit generate`` output is kept under ``--tmp`` and reused on a rerun. ``--temperature``
-samples with ``nnit generate --temperature`` (its outputs get their own folders).
+samples with ``nnit generate --temperature`` (default: the cpu preset's; each temperature gets its own folders).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ import torch
 # benchmarks/_results.py: a script's own folder is on sys.path
 from _results import write_results
 
+from nnit.config import EVAL
 from nnit.eval.harness import EvalResult
 from nnit.eval.protocol import top_k_indices
 from nnit.ghn.dataset import shard_name
@@ -82,7 +83,8 @@ def main() -> None:
     ap.add_argument("--eval-seed", type=int, default=1000)
     ap.add_argument("--fresh-episodes", type=int, default=20)
     ap.add_argument("--fresh-seed", type=int, default=5000)
-    ap.add_argument("--temperature", type=float, default=1.0, help="nnit generate --temperature (1 = the model's distribution)")
+    ap.add_argument("--temperature", type=float, default=EVAL["cpu"].temperature,
+                    help="nnit generate --temperature (default: the cpu preset's; 1 = the model's distribution, the paper's)")
     ap.add_argument("--control-mode", default="pd_ee_delta_pos")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--tmp", type=Path, default=Path("runs/pool_size"))
@@ -90,7 +92,7 @@ def main() -> None:
     rows = []
     for arch in a.arch:
         hidden = [int(w) for w in arch.split(",")]
-        d = a.tmp / a.task / (hidden_label(hidden) + (f"_t{a.temperature:g}" if a.temperature != 1.0 else ""))
+        d = a.tmp / a.task / f"{hidden_label(hidden)}_t{a.temperature:g}"
         if not (d / "results.json").exists():
             nnit("generate", "--task", a.task, "--checkpoint", a.checkpoint, "--arch", arch, "--num", str(a.num), "--evaluate",
                  "--episodes", str(a.episodes), "--top-k", str(a.top_k), "--eval-seed", str(a.eval_seed), "--out", str(d),

@@ -110,14 +110,15 @@ def test_generate_conditional_evaluates_and_exports(fashion, capsys, tmp_path):
     assert row["metric"] == "accuracy" and row["k"] == 2 and row["n"] == 4 and 0.0 <= row["mean"] <= 1.0
     assert (gen / "eval_h64-32-16-64.json").exists() and (gen / "eval_h64-32-16-64.csv").exists()
     assert "top-k" in text and "NNiT [64,32,16,64]" in text
+    assert "temperature 0.5)" in text and res["temperature"] == 0.5  # the preset's default
 
 
 def test_generate_with_a_lower_temperature_records_it(fashion, capsys, tmp_path):
     _, out = fashion
     text = run_cli(["generate", "--task", "FashionMNIST", "--checkpoint", out, "--arch", "64,32,16,64", "--num", 2,
-                    "--steps", 3, "--temperature", 0.5, "--out", tmp_path / "gen", "--no-progress"], capsys)
-    assert "(ancestral, 3 steps, temperature 0.5)" in text
-    assert json.loads((tmp_path / "gen" / "results.json").read_text())["temperature"] == 0.5
+                    "--steps", 3, "--temperature", 0.8, "--out", tmp_path / "gen", "--no-progress"], capsys)
+    assert "(ancestral, 3 steps, temperature 0.8)" in text
+    assert json.loads((tmp_path / "gen" / "results.json").read_text())["temperature"] == 0.8
     assert WeightSet.load(tmp_path / "gen" / "networks.safetensors").n == 2
 
 

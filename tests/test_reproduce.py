@@ -38,7 +38,7 @@ def test_cached_stages_are_skipped_and_a_failure_is_reported(tmp_path):
     pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
     for s in pipe.stages("FashionMNIST"):
         s.done_file.parent.mkdir(parents=True, exist_ok=True)
-        s.done_file.write_text("{}")
+        s.done_file.write_text('{"temperature": 0.5}')  # NNiT's samples at the preset's temperature
     logs: list[str] = []
     pipe.run(tasks=["FashionMNIST"], log=logs.append)
     assert logs and all("done (cached" in ln for ln in logs)
@@ -191,7 +191,7 @@ def test_rerun_moves_old_outputs_aside_and_runs_the_stage_again(tmp_path):
     evals = [s for s in pipe.stages("FashionMNIST") if s.name.startswith("eval-nnit-")]
     for s in evals:  # every NNiT evaluation finished
         s.output.mkdir(parents=True)
-        s.done_file.write_text('{"old": true}')
+        s.done_file.write_text('{"old": true, "temperature": 0.5}')
     stage = next(s for s in evals if s.name == "eval-nnit-h32-16-64-32")
     (stage.output / "networks.safetensors").write_text("old networks")
     calls = tmp_path / "calls.txt"
@@ -203,7 +203,7 @@ def test_rerun_moves_old_outputs_aside_and_runs_the_stage_again(tmp_path):
     assert not calls.exists() and "cached" in logs[-1]  # finished: skipped without --rerun
     pipe.run(tasks=["FashionMNIST"], only=["eval-nnit"], rerun=["eval-nnit-h32-16-64-32"], log=logs.append)
     assert calls.read_text().splitlines() == ["generate"]  # only the named stage ran again, once
-    assert all(json.loads(s.done_file.read_text()) == {"old": True} for s in evals if s is not stage)
+    assert all(json.loads(s.done_file.read_text())["old"] for s in evals if s is not stage)
     assert json.loads(stage.done_file.read_text()) == {} and not (stage.output / "networks.safetensors").exists()
     kept = [p for p in stage.output.parent.iterdir() if p.name.startswith(stage.output.name + ".old-")]
     assert len(kept) == 1 and (kept[0] / "networks.safetensors").read_text() == "old networks"  # nothing lost
@@ -236,5 +236,7 @@ def test_a_new_sampling_temperature_reruns_nnits_evaluations_only(tmp_path):
     assert json.loads(nnit_eval.done_file.read_text()) == {"temperature": 0.5} and nnit_eval.stale() is None
     assert any("other settings (temperature 1.0 != 0.5)" in ln for ln in logs) and "cached" in logs[-1]
     assert [p.name for p in nnit_eval.output.parent.iterdir() if ".old-" in p.name]  # the old samples are kept
-    back = {s.name: s for s in Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path).stages("FashionMNIST")}
+    paper_sampler = Pipeline("tiny", replace(cfg, sampler_temperature=1.0), root=tmp_path)
+    back = {s.name: s for s in paper_sampler.stages("FashionMNIST")}
     assert back["eval-nnit-h32-16-64-32"].stale() == "temperature 0.5 != 1.0"  # and back again at the paper's 1
+    assert REPRODUCE_PRESETS["cpu"].sampler_temperature == 0.5 and REPRODUCE_PRESETS["paper"].sampler_temperature == 1.0
