@@ -73,8 +73,10 @@ def main() -> None:
         top = res["top_k"][0]
         rows.append({"sampler": sampler, "steps": steps, "temperature": temperature, "sample_seconds": secs, "mean": top["mean"],
                      "std_between": top["std_between"], "success_rate": top.get("success_rate")})
+        quality = (f"accuracy {100 * top['mean']:.1f}%" if top.get("metric") == "accuracy"
+                   else f"success {100 * top['success_rate']:.0f}%")
         print(f"{sampler:>9} {steps:>5} steps, temperature {temperature:g}: {secs:7.2f} s  top-{a.top_k} {top['mean']:.3f} +- {top['std_between']:.3f}"
-              f"  success {100 * (top.get('success_rate') or 0):.0f}%", flush=True)
+              f"  {quality}", flush=True)
     write_results(a.out, a, rows)
 
 
