@@ -114,8 +114,8 @@ class Stage:
         if not self.expect or not self.done_file.exists():
             return None
         done = json.loads(self.done_file.read_text())
-        diff = [f"{k} {done.get(k, default)} != {want}" for k, (want, default) in self.expect.items() if done.get(k, default) != want]
-        return ", ".join(diff) or None
+        found = {k: done.get(k, default) for k, (_, default) in self.expect.items()}
+        return ", ".join(f"{k} {found[k]} != {want}" for k, (want, _) in self.expect.items() if found[k] != want) or None
 
     def move_aside(self) -> Optional[Path]:
         """Rename the stage's outputs to ``<name>.old-<UTC time>`` so a rerun starts fresh without losing them."""
@@ -265,16 +265,15 @@ class Pipeline:
                 i += 1
                 if only and not any(_selects(o, stage.name) for o in only):
                     continue
+                why = None  # a reason to move finished outputs aside and run the stage again
                 if rerun and stage.name not in fresh and any(_selects(r, stage.name) for r in rerun):
                     fresh.add(stage.name)
-                    old = stage.move_aside()
-                    if old is not None:
-                        log(f"[{task}] {stage.name}: rerun; the old outputs are kept in {old}")
-                why = stage.stale()
-                if why is not None:
-                    old = stage.move_aside()
-                    log(f"[{task}] {stage.name}: its outputs were made with other settings ({why}); rerunning, the old "
-                        f"outputs are kept in {old}")
+                    why = "rerun"
+                elif (stale := stage.stale()) is not None:
+                    why = f"its outputs were made with other settings ({stale}); rerunning"
+                old = stage.move_aside() if why else None
+                if old is not None:
+                    log(f"[{task}] {stage.name}: {why}; the old outputs are kept in {old}")
                 if stage.done_file.exists():
                     log(f"[{task}] {stage.name}: done (cached: {stage.done_file})")
                     if stage.name not in self._timings().get(task, {}):  # made outside the pipeline: time unknown
