@@ -45,6 +45,11 @@ def nnit(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "nnit.cli", *args, "--no-progress"], check=True, stdout=subprocess.DEVNULL)
 
 
+def _opt(flag: str, value: int | None) -> list[str]:
+    """``[flag, value]`` when the option was given, else nothing (the command's own default)."""
+    return [] if value is None else [flag, str(value)]
+
+
 def ranked(result: EvalResult, subset: int | None, k: int) -> np.ndarray:
     """Top-k indices (into the whole result) among its first ``subset`` networks, ranked like the protocol."""
     m = result.metrics
@@ -65,7 +70,7 @@ def fresh(ws: WeightSet, idx: np.ndarray, path: Path, a: argparse.Namespace) -> 
     if not out.exists():
         ws[torch.as_tensor(idx)].save(path)
         nnit("eval", "--task", a.task, "--weights", str(path), "--episodes", str(a.fresh_episodes), "--seed", str(a.fresh_seed),
-             "--top-k", str(len(idx)), "--control-mode", a.control_mode, "--out", str(out))
+             "--top-k", str(len(idx)), "--control-mode", a.control_mode, "--out", str(out), *_opt("--workers", a.workers))
     res = EvalResult.load(out)
     return summary(res, np.arange(res.n))
 
@@ -86,6 +91,8 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=EVAL["cpu"].temperature,
                     help="nnit generate --temperature (default: the cpu preset's; 1 = the model's distribution, the paper's)")
     ap.add_argument("--control-mode", default="pd_ee_delta_pos")
+    ap.add_argument("--threads", type=int, default=None, help="nnit generate --threads (torch threads while sampling)")
+    ap.add_argument("--workers", type=int, default=None, help="simulator worker processes of every evaluation (default: one per core)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--tmp", type=Path, default=Path("runs/pool_size"))
     a = ap.parse_args()
@@ -96,7 +103,7 @@ def main() -> None:
         if not (d / "results.json").exists():
             nnit("generate", "--task", a.task, "--checkpoint", a.checkpoint, "--arch", arch, "--num", str(a.num), "--evaluate",
                  "--episodes", str(a.episodes), "--top-k", str(a.top_k), "--eval-seed", str(a.eval_seed), "--out", str(d),
-                 "--temperature", str(a.temperature))
+                 "--temperature", str(a.temperature), *_opt("--threads", a.threads), *_opt("--workers", a.workers))
         res = EvalResult.load(d / f"eval_{hidden_label(hidden)}.json")
         ws = WeightSet.load(d / "networks.safetensors")
         row = {"arch": arch}
@@ -110,7 +117,7 @@ def main() -> None:
             ev = dd / "eval.json"
             if not ev.exists():
                 nnit("eval", "--task", a.task, "--weights", str(shard), "--episodes", str(a.episodes), "--seed", str(a.eval_seed),
-                     "--top-k", str(a.top_k), "--control-mode", a.control_mode, "--out", str(ev))
+                     "--top-k", str(a.top_k), "--control-mode", a.control_mode, "--out", str(ev), *_opt("--workers", a.workers))
             dres = EvalResult.load(ev)
             idx = ranked(dres, None, a.top_k)
             row["dataset"] = {"kept": dres.n, "ranking_episodes": summary(dres, idx),
