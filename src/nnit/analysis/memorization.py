@@ -59,15 +59,21 @@ def nearest_aligned_distances(generated: WeightSet, train: WeightSet) -> np.ndar
     return np.array([min(_dist(align(g, t), t) for t in tr) for g in _nets(generated)])
 
 
+def train_to_train_median(train: WeightSet) -> float | None:
+    """The yardstick: median over training networks of the aligned distance to their nearest other one
+    (None for a single network)."""
+    tr = _nets(train)
+    if len(tr) < 2:
+        return None
+    return float(np.median([min(_dist(align(t, u), u) for j, u in enumerate(tr) if j != i) for i, t in enumerate(tr)]))
+
+
 def memorization_stats(generated: WeightSet, train: WeightSet, normalizer=None) -> dict:
     """Generated->nearest-train vs train->nearest-other-train distances (in the normalizer's space if given)."""
     if normalizer is not None:
         generated, train = normalizer.apply(generated), normalizer.apply(train)
     gen = nearest_aligned_distances(generated, train)
-    tr = _nets(train)
-    within = None  # one training network: no train -> other-train distance, so that field and the ratio are None
-    if len(tr) > 1:
-        within = float(np.median([min(_dist(align(t, u), u) for j, u in enumerate(tr) if j != i) for i, t in enumerate(tr)]))
+    within = train_to_train_median(train)  # one training network: None, and so is the ratio
     return {
         "arch": list(generated.arch.hidden),
         "num_generated": generated.n,
