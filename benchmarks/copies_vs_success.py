@@ -54,6 +54,8 @@ def main() -> None:
     norm = WeightNormalizer.load(a.dataset / "normalization.json")
     rows = []
     for d in a.generated:
+        if not (d / "networks.safetensors").exists():
+            sys.exit(f"copies_vs_success: {d} holds no networks.safetensors (an `nnit generate --evaluate --arch A` output folder is needed)")
         gen = WeightSet.load(d / "networks.safetensors")
         label = hidden_label(gen.arch.hidden)
         shard = a.dataset / "shards" / shard_name(gen.arch.hidden)
