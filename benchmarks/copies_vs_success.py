@@ -15,12 +15,15 @@ quantities, ``nnit.analysis.memorization``) beside its own success (or accuracy)
         --out benchmarks/results/copies_vs_success_stackcubeeasy.json
 
 Each ``--generated`` folder is an ``nnit generate --evaluate --arch A`` output (``networks.safetensors``
-and ``eval_<arch>.json``); its architecture must have a shard in ``--dataset`` with >= 2 networks.
+and ``eval_<arch>.json``; ``benchmarks/pool_size.py``'s folders too); its architecture must have a shard in
+``--dataset`` with >= 2 networks. For a held-out architecture those networks were never shown to NNiT: a
+"copy" of one then means NNiT produced (nearly) the network the GHN made for that architecture.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -52,6 +55,7 @@ def main() -> None:
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     norm = WeightNormalizer.load(a.dataset / "normalization.json")
+    roles = {",".join(map(str, v["hidden"])): v["role"] for v in json.loads((a.dataset / "index.json").read_text())["architectures"].values()}
     rows = []
     for d in a.generated:
         if not (d / "networks.safetensors").exists():
@@ -67,7 +71,8 @@ def main() -> None:
         within = train_to_train_median(train)
         ratio = nearest_aligned_distances(norm.apply(gen), train) / within
         metric, q = quality(EvalResult.load(d / f"eval_{label}.json"))
-        row = {"arch": gen.arch.hidden_str(), "generated": gen.n, "train": train.n, "train_to_train_median": within,
+        role = roles.get(gen.arch.hidden_str(), "?")
+        row = {"arch": gen.arch.hidden_str(), "generated": gen.n, "role": role, "dataset_networks": train.n, "train_to_train_median": within,
                "metric": metric, "ratio": ratio.round(4).tolist(), metric: q.round(4).tolist(), "groups": {}}
         cells = []
         for name, lo, hi in GROUPS:
@@ -76,7 +81,7 @@ def main() -> None:
             row["groups"][name] = {"n": int(sel.sum()), f"mean_{metric}": mean}
             cells.append(f"{name} {int(sel.sum())} ({'-' if mean is None else f'{100 * mean:.0f}%'})")
         rows.append(row)
-        print(f"[{gen.arch.hidden_str()}] {gen.n} generated, {train.n} train: " + ", ".join(cells), flush=True)
+        print(f"[{gen.arch.hidden_str()}] {gen.n} generated, {train.n} dataset networks ({role}): " + ", ".join(cells), flush=True)
     write_results(a.out, a, rows)
 
 
