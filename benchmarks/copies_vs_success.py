@@ -44,8 +44,7 @@ GROUPS = (("copy", 0.0, 0.1), ("near", 0.1, 0.5), ("new", 0.5, float("inf")))
 
 def quality(result: EvalResult) -> tuple[str, np.ndarray]:
     """('success', per-network success rate) for robot tasks, ('accuracy', ...) for classifiers."""
-    m = result.metrics
-    return ("success", m["success_rate"]) if "success_rate" in m else ("accuracy", m["accuracy"])
+    return ("success", result.metrics["success_rate"]) if result.kind == "robot" else ("accuracy", result.metrics["accuracy"])
 
 
 def main() -> None:
@@ -66,9 +65,9 @@ def main() -> None:
         if not shard.exists():
             sys.exit(f"copies_vs_success: {d}: the dataset keeps no [{gen.arch.hidden_str()}] networks ({shard} is missing)")
         train = norm.apply(WeightSet.load(shard))
-        if train.n < 2:
+        within = train_to_train_median(train)  # None for a single network
+        if within is None:
             sys.exit(f"copies_vs_success: {d}: the dataset keeps {train.n} [{gen.arch.hidden_str()}] network; need >= 2 for the yardstick")
-        within = train_to_train_median(train)
         ratio = nearest_aligned_distances(norm.apply(gen), train) / within
         metric, q = quality(EvalResult.load(d / f"eval_{label}.json"))
         role = roles.get(gen.arch.hidden_str(), "?")
