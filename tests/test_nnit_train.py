@@ -235,6 +235,49 @@ def test_length_bucketed_batches_pad_little_and_stay_uniform():
     assert counts.min() > 0.4 * expected and counts.max() < 1.8 * expected, (counts.min(), counts.max(), expected)
 
 
+def test_architecture_balanced_sampling_draws_rare_architectures_as_often():
+    from nnit.diffusion.arch_codes import ArchCodec
+    from nnit.diffusion.train import NNiTDataset
+    from nnit.weights import PatchGrid, WidthVocab
+
+    rare, common = Architecture(42, (16, 16, 16, 32), 8), Architecture(42, (32, 32, 32, 64), 8)
+    sets = [WeightSet.init_random(rare, 2, torch.Generator().manual_seed(0)),
+            WeightSet.init_random(common, 18, torch.Generator().manual_seed(1))]
+    args = (sets, PatchGrid(8, 64), "valid", ArchCodec(WidthVocab((16, 32, 64)), 8))
+
+    def rare_share(ds, steps: int = 200) -> float:
+        picks = torch.tensor([j for s in range(steps) for j in ds.bucket_indices(s, 16, 8)])
+        return float((picks < 2).float().mean())  # the rare architecture's networks are indices 0 and 1
+
+    uniform, balanced, half = NNiTDataset(*args), NNiTDataset(*args, arch_balance=1.0), NNiTDataset(*args, arch_balance=0.5)
+    assert uniform.arch_shares()[rare.hidden] == pytest.approx(0.1)
+    assert balanced.arch_shares()[rare.hidden] == pytest.approx(0.5)
+    assert half.arch_shares()[rare.hidden] == pytest.approx(2**0.5 / (2**0.5 + 18**0.5))
+    assert abs(rare_share(uniform) - 0.1) < 0.03 and abs(rare_share(balanced) - 0.5) < 0.05
+    assert abs(rare_share(half) - half.arch_shares()[rare.hidden]) < 0.04
+    # within an architecture every network is still equally likely
+    picks = torch.tensor([j for s in range(200) for j in balanced.bucket_indices(s, 16, 8)])
+    counts = torch.bincount(picks, minlength=len(balanced)).float()
+    common_counts = counts[2:] / counts[2:].mean()  # ~89 draws each: Poisson noise ~10%
+    assert abs(counts[0] / counts[1] - 1) < 0.2 and common_counts.min() > 0.6 and common_counts.max() < 1.4
+    with pytest.raises(ValueError, match="arch_balance"):
+        NNiTDataset(*args, arch_balance=-1.0)
+
+
+def test_continuation_changes_the_data_stream_and_is_kept(tmp_path):
+    data, norm = dataset(n=4)
+    cfg = dataclasses.replace(TRAIN_PRESETS["tiny"], steps=6, ckpt_every=1000, log_every=2)
+    train(cfg, data, tmp_path, normalizer=norm, progress=False)
+    assert load_checkpoint(tmp_path).config.arch_balance == 0.0
+    res = train(dataclasses.replace(cfg, steps=10), data, tmp_path, normalizer=norm, progress=False,
+                continuation={"arch_balance": 1.0})
+    assert res.start_step == 6 and load_checkpoint(tmp_path).config.arch_balance == 1.0
+    train(dataclasses.replace(cfg, steps=12), data, tmp_path, normalizer=norm, progress=False)  # a plain resume keeps it
+    assert load_checkpoint(tmp_path).config.arch_balance == 1.0 and load_checkpoint(tmp_path).step == 12
+    with pytest.raises(ValueError, match="only change arch_balance"):
+        train(dataclasses.replace(cfg, steps=14), data, tmp_path, normalizer=norm, progress=False, continuation={"lr": 1.0})
+
+
 def test_checkpoint_module_sections_and_directories(tmp_path):
     from nnit.checkpoint import DEFAULT_NAME, load_checkpoint as load_core, save_checkpoint as save_core
 

@@ -47,6 +47,7 @@ def train_command(
     steps: int | None = None,
     normalization: Literal["global", "per_role"] | None = None,
     lr: float | None = None,
+    arch_balance: float | None = None,
     threads: int | None = None,
     progress: bool = True,
 ) -> None:
@@ -70,6 +71,7 @@ def train_command(
         steps: Override the total number of optimizer steps.
         normalization: Override the weight normalization: global (the paper) or per_role.
         lr: Override the peak learning rate.
+        arch_balance: Draw a network of an architecture with n training networks with weight n^-B: 0 = every network equally often (the default, the paper), 1 = every architecture equally often. Also changes a run being continued, from its checkpoint step on.
         threads: torch CPU threads (default: torch's choice).
         progress: Show a progress bar.
     """
@@ -77,7 +79,7 @@ def train_command(
 
     import torch
 
-    from nnit.diffusion.train import CHECKPOINT_NAME, load_checkpoint, train, train_config
+    from nnit.diffusion.train import CHECKPOINT_NAME, CONTINUATION_FIELDS, load_checkpoint, train, train_config
     from nnit.ghn.dataset import dataset_normalizer, iter_dataset
     from nnit.weights.mlp import WeightError
     from nnit.weights.normalize import WeightNormalizer
@@ -95,17 +97,24 @@ def train_command(
         raise GenerateError(f"{dataset} holds no kept networks of train-role architectures; nothing to train on")
     cfg = train_config(preset, task)
     overrides = {k: v for k, v in (("model", model), ("token_mode", token_mode), ("steps", steps),
-                                   ("normalization", normalization), ("lr", lr)) if v is not None}
+                                   ("normalization", normalization), ("lr", lr), ("arch_balance", arch_balance))
+                 if v is not None}
+    if arch_balance is not None and not (arch_balance >= 0 and arch_balance != float("inf")):
+        raise GenerateError(f"--arch-balance must be a number >= 0, got {arch_balance}")
     cfg = replace(cfg, **overrides)
+    continuation = {k: v for k, v in overrides.items() if k in CONTINUATION_FIELDS}
     out = Path(out) if out is not None else (dataset if dataset.name else dataset.resolve()).parent / "nnit"
     ckpt_path = out / CHECKPOINT_NAME
     if ckpt_path.exists():
         ck = load_checkpoint(ckpt_path)
         if ck.data.get("task") not in (None, task):
             raise GenerateError(f"{ckpt_path} was trained on {ck.data['task']}, not {task}; use a fresh --out")
-        ignored = {k: v for k, v in overrides.items() if k != "steps" and getattr(ck.config, k) != v}
+        ignored = {k: v for k, v in overrides.items()
+                   if k != "steps" and k not in CONTINUATION_FIELDS and getattr(ck.config, k) != v}
+        changed = {k: v for k, v in continuation.items() if getattr(ck.config, k) != v}
         print(f"resuming {ckpt_path} at step {ck.step}/{cfg.steps}"
-              + (f" (kept the checkpoint's {', '.join(f'{k}={getattr(ck.config, k)}' for k in ignored)})" if ignored else ""))
+              + (f" (kept the checkpoint's {', '.join(f'{k}={getattr(ck.config, k)}' for k in ignored)})" if ignored else "")
+              + "".join(f"; {k} {getattr(ck.config, k)} -> {v} from step {ck.step}" for k, v in changed.items()))
     try:
         normalizer = (WeightNormalizer.from_dict(ck.data["normalizer"]) if ckpt_path.exists() and "normalizer" in ck.data
                       else dataset_normalizer(dataset, cfg.normalization, sets))
@@ -115,8 +124,15 @@ def train_command(
     n_nets = sum(ws.n for ws in sets)
     print(f"training NNiT ({cfg.model}, {cfg.token_mode} tokens) on {n_nets} networks of {len(sets)} {task} "
           f"architectures for {cfg.steps} steps -> {out}")
+    balance = ck.config.arch_balance if ckpt_path.exists() and arch_balance is None else cfg.arch_balance
+    if balance:
+        share = [ws.n ** (1 - balance) for ws in sets]
+        rare = min(range(len(sets)), key=lambda i: sets[i].n)
+        print(f"architecture-balanced sampling (--arch-balance {balance:g}): {','.join(map(str, sets[rare].arch.hidden))} "
+              f"({sets[rare].n} networks) is drawn {share[rare] / sum(share):.1%} of the time (uniform: {sets[rare].n / n_nets:.1%})")
     t0 = time.perf_counter()
-    res = train(cfg, [normalizer.apply(ws) for ws in sets], out, normalizer=normalizer, progress=progress, info=info)
+    res = train(cfg, [normalizer.apply(ws) for ws in sets], out, normalizer=normalizer, progress=progress, info=info,
+                continuation=continuation)
     dt = time.perf_counter() - t0
     h = res.history
     if h:

@@ -99,6 +99,11 @@ class TrainConfig(JSONConfig):
     bucket_pool: int = 8
     """Length bucketing: networks are drawn in pools of ``bucket_pool`` batches, sorted by token count and
     cut into batches, so a batch pads little (``NNiTDataset.batch_at``); 1 = independent uniform batches."""
+    arch_balance: float = 0.0
+    """Architecture-balanced sampling: a network of an architecture holding n training networks is drawn with
+    weight n ** -arch_balance. 0 = every network equally often (the paper); 1 = every architecture equally
+    often, so architectures the GHN ensemble kept few networks of are not under-trained. A data-stream setting:
+    ``nnit train --arch-balance`` may change it when continuing a run (``train(..., continuation=...)``)."""
     log_every: int = 10
     """TensorBoard logging interval (steps)."""
     ckpt_every: int = 500
@@ -174,7 +179,9 @@ class NNiTBatch:
 class NNiTDataset:
     """Normalized weight sets (one per architecture, N networks each), tokenized once.
 
-    Two ways to draw a batch, both picking every network uniformly (with replacement):
+    Two ways to draw a batch, both picking networks independently with replacement — uniformly, or with
+    ``arch_balance = b > 0`` each network of an architecture with n networks with probability
+    proportional to n ** -b (b = 1: every architecture equally often):
 
     * :meth:`sample` — B independent uniform picks from ``generator``; the batch is padded to its
       longest network.
@@ -187,30 +194,50 @@ class NNiTDataset:
       function of the step, the stream resumes exactly without any saved state.
     """
 
-    def __init__(self, sets: Sequence[WeightSet], grid: PatchGrid, mode: str, codec: ArchCodec) -> None:
+    def __init__(self, sets: Sequence[WeightSet], grid: PatchGrid, mode: str, codec: ArchCodec,
+                 arch_balance: float = 0.0) -> None:
         if not sets:
             raise ValueError("an NNiT dataset needs at least one weight set")
+        if not math.isfinite(arch_balance) or arch_balance < 0:
+            raise ValueError(f"arch_balance must be a finite number >= 0, got {arch_balance}")
         self.grid, self.mode, self.codec = grid, mode, codec
         self.tokens = [grid.tokenize(ws.detach().to("cpu", torch.float32), mode) for ws in sets]
         self.codes = [codec.encode(ws.arch) for ws in sets]  # raises for widths outside the vocabulary
         self.index = [(i, k) for i, t in enumerate(self.tokens) for k in range(t.values.shape[0])]
         self.archs = [ws.arch for ws in sets]
         self.lengths = torch.tensor([self.tokens[i].num_tokens for i, _ in self.index])  # (N_total,)
+        self.arch_balance = float(arch_balance)
+        per_set = torch.tensor([float(t.values.shape[0]) for t in self.tokens])
+        self.pick_weights = per_set[[i for i, _ in self.index]] ** -self.arch_balance  # (N_total,) unnormalized
+
+    def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
+        """``n`` network indices drawn with replacement (uniform, or architecture-balanced; class docstring)."""
+        if self.arch_balance == 0:  # the original stream, kept bit-identical so older runs resume exactly
+            return torch.randint(len(self.index), (n,), generator=generator)
+        return torch.multinomial(self.pick_weights, n, replacement=True, generator=generator)
+
+    def arch_shares(self) -> dict[tuple[int, ...], float]:
+        """The expected share of draws of each architecture (keyed by its hidden widths)."""
+        shares: dict[tuple[int, ...], float] = {}
+        total = float(self.pick_weights.sum())
+        for (i, _), w in zip(self.index, self.pick_weights.tolist()):
+            hidden = tuple(self.archs[i].hidden)
+            shares[hidden] = shares.get(hidden, 0.0) + w / total
+        return shares
 
     def __len__(self) -> int:
         return len(self.index)
 
     def sample(self, batch_size: int, generator: torch.Generator) -> NNiTBatch:
         """B uniform picks from ``generator`` (no bucketing)."""
-        picks = torch.randint(len(self.index), (batch_size,), generator=generator).tolist()
-        return self.collate(picks)
+        return self.collate(self.draw(batch_size, generator).tolist())
 
     def bucket_indices(self, step: int, batch_size: int, pool_batches: int, seed: int = 0) -> list[int]:
         """The networks of batch ``step`` of the length-bucketed stream (see the class docstring)."""
         pool_batches = max(int(pool_batches), 1)
         pool, slot = divmod(int(step), pool_batches)
         g = torch.Generator().manual_seed((int(seed) * 1_000_003 + pool) % (2**63))
-        picks = torch.randint(len(self.index), (pool_batches * batch_size,), generator=g)  # (K*B,)
+        picks = self.draw(pool_batches * batch_size, g)  # (K*B,)
         order = torch.sort(self.lengths[picks], stable=True).indices
         batches = picks[order].view(pool_batches, batch_size)  # (K, B), rows of similar length
         return batches[torch.randperm(pool_batches, generator=g)[slot]].tolist()
@@ -331,6 +358,10 @@ def data_metadata(sets: Sequence[WeightSet], normalizer: Optional[WeightNormaliz
     return meta
 
 
+CONTINUATION_FIELDS: tuple[str, ...] = ("arch_balance",)
+"""TrainConfig fields a resumed run may change (besides ``steps``): they shape the data stream, not the model."""
+
+
 def train(
     config: TrainConfig,
     data: Sequence[WeightSet],
@@ -342,6 +373,7 @@ def train(
     progress: bool = True,
     stop_after: Optional[int] = None,
     info: Optional[dict] = None,
+    continuation: Optional[dict] = None,
 ) -> TrainResult:
     """Train (or continue) an NNiT on normalized weight sets; see the module docstring.
 
@@ -349,6 +381,8 @@ def train(
     setting come from the checkpoint; only ``config.steps`` (the total) is taken from the caller.
     ``stop_after`` ends the call after that many steps (a simulated kill; the checkpoint stays resumable).
     ``info`` (e.g. task name, control mode, dataset path) is stored in the checkpoint's ``data`` section.
+    ``continuation`` changes data-stream settings of a resumed run from its checkpoint step on (only
+    :data:`CONTINUATION_FIELDS`, e.g. ``{"arch_balance": 1.0}``); the checkpoint then stores the new values.
     """
     from torch.utils.tensorboard import SummaryWriter
     from tqdm import tqdm
@@ -358,8 +392,11 @@ def train(
     ckpt_path = out / CHECKPOINT_NAME
     device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
     ckpt = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
+    bad = set(continuation or {}) - set(CONTINUATION_FIELDS)
+    if bad:
+        raise ValueError(f"a continuation can only change {', '.join(CONTINUATION_FIELDS)}, not {', '.join(sorted(bad))}")
     if ckpt is not None:
-        config = replace(ckpt.config, steps=config.steps)
+        config = replace(ckpt.config, steps=config.steps, **(continuation or {}))
         model_cfg, codec = ckpt.model_config, ckpt.codec
     else:
         model_cfg, codec = config.model_config(), ArchCodec(WidthVocab(config.arch_widths), config.arch_dim)
@@ -377,7 +414,7 @@ def train(
             gen.set_state(ckpt.rng.to(torch.uint8))
         step = ckpt.step
     grid = PatchGrid(config.patch_size, config.max_width)
-    dataset = NNiTDataset(data, grid, config.token_mode, codec)
+    dataset = NNiTDataset(data, grid, config.token_mode, codec, config.arch_balance)
     diffusion = GaussianDiffusion(linear_betas(config.num_timesteps))
     meta = {**data_metadata(data, normalizer), **(info or {})}
     use_bf16 = config.bf16 and device.type == "cuda"
