@@ -89,6 +89,11 @@ def test_train_again_resumes(fashion, capsys, tmp_path):
     assert "resuming" in text and "at step 200/205" in text
     assert load_checkpoint(copy).step == 205
     assert [json.loads(x)["step"] for x in (copy / "train_log.jsonl").read_text().splitlines()] == [205]
+    # a continuation may switch on architecture-balanced sampling; the checkpoint keeps it
+    text = run_cli(["train", "--dataset", ds, "--preset", "tiny", "--out", copy, "--steps", 210, "--arch-balance", 1,
+                    "--no-progress"], capsys)
+    assert "arch_balance 0.0 -> 1.0 from step 205" in text and "architecture-balanced sampling" in text
+    assert load_checkpoint(copy).config.arch_balance == 1.0 and load_checkpoint(copy).step == 210
 
 
 def test_generate_conditional_evaluates_and_exports(fashion, capsys, tmp_path):
@@ -152,6 +157,8 @@ def test_generate_errors_are_one_line(fashion, capsys, tmp_path, monkeypatch):
     assert "not expressible" in err and "depth" in err
     err = cli_error(["train", "--dataset", tmp_path / "nope"], capsys)
     assert "not a dataset directory" in err
+    err = cli_error(["train", "--dataset", tmp_path / "nope", "--arch-balance", "-1"], capsys)
+    assert "--arch-balance must be a number >= 0" in err
     err = cli_error(["generate", "--task", "FashionMNIST", "--checkpoint", ck, "--arch", "32,32,32,32", "--temperature", "-1"], capsys)
     assert "--temperature must be >= 0" in err
     bad = tmp_path / "ghn.safetensors"

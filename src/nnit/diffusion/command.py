@@ -84,6 +84,8 @@ def train_command(
     from nnit.weights.mlp import WeightError
     from nnit.weights.normalize import WeightNormalizer
 
+    if arch_balance is not None and not (arch_balance >= 0 and arch_balance != float("inf")):
+        raise GenerateError(f"--arch-balance must be a number >= 0, got {arch_balance}")
     if threads:
         torch.set_num_threads(threads)
     dataset = Path(dataset)
@@ -99,8 +101,6 @@ def train_command(
     overrides = {k: v for k, v in (("model", model), ("token_mode", token_mode), ("steps", steps),
                                    ("normalization", normalization), ("lr", lr), ("arch_balance", arch_balance))
                  if v is not None}
-    if arch_balance is not None and not (arch_balance >= 0 and arch_balance != float("inf")):
-        raise GenerateError(f"--arch-balance must be a number >= 0, got {arch_balance}")
     cfg = replace(cfg, **overrides)
     continuation = {k: v for k, v in overrides.items() if k in CONTINUATION_FIELDS}
     out = Path(out) if out is not None else (dataset if dataset.name else dataset.resolve()).parent / "nnit"
