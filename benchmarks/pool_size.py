@@ -9,6 +9,8 @@ the ranking episodes are exactly the CLI's), then reports side by side:
   top-k of all N, both on the ranking episodes (the paper's protocol);
 * the same two selections re-evaluated on ``--fresh-episodes`` episodes with other seeds
   (``--fresh-seed``): what the selected networks are worth on episodes they were not chosen on;
+* a bootstrap of the top-k-of-N ranking success (the N networks resampled with replacement): how much
+  one draw of N networks can move the protocol's number;
 * the dataset's own kept networks of that architecture (when ``--dataset`` is given), ranked and
   re-evaluated the same way.
 
@@ -63,6 +65,20 @@ def summary(result: EvalResult, idx: np.ndarray) -> dict:
             "success": float(result.metrics["success_rate"][idx].mean())}
 
 
+def bootstrap(result: EvalResult, k: int, resamples: int = 2000, seed: int = 0) -> dict:
+    """How much the top-k-of-N ranking-episode success moves with the draw: the N sampled networks resampled
+    with replacement ``resamples`` times, the protocol's top k of each resample; 5th / 50th / 95th percentiles."""
+    m = result.metrics
+    ret, succ = np.asarray(m["mean_return"]), np.asarray(m["success_rate"])
+    rng = np.random.default_rng(seed)
+    vals = []
+    for _ in range(resamples):
+        draw = rng.integers(0, result.n, result.n)
+        vals.append(float(succ[draw][top_k_indices(ret[draw], k, succ[draw])].mean()))
+    p05, p50, p95 = np.percentile(vals, [5, 50, 95])
+    return {"resamples": resamples, "p05": float(p05), "median": float(p50), "p95": float(p95)}
+
+
 def fresh(ws: WeightSet, idx: np.ndarray, path: Path, a: argparse.Namespace) -> dict:
     """Re-evaluate the networks ``idx`` of ``ws`` on the fresh seeds; summary over all of them."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -110,6 +126,7 @@ def main() -> None:
         for name, subset in ((f"top{a.top_k}_of_{a.small}", a.small), (f"top{a.top_k}_of_{a.num}", None)):
             idx = ranked(res, subset, a.top_k)
             row[name] = {"ranking_episodes": summary(res, idx), "fresh_episodes": fresh(ws, idx, d / f"{name}.safetensors", a)}
+        row[f"top{a.top_k}_of_{a.num}"]["ranking_bootstrap"] = bootstrap(res, a.top_k)
         shard = a.dataset / "shards" / shard_name(hidden) if a.dataset else None
         if shard is not None and shard.exists():
             dd = a.tmp / a.task / f"dataset_{hidden_label(hidden)}"
@@ -124,6 +141,8 @@ def main() -> None:
                               "fresh_episodes": fresh(WeightSet.load(shard), idx, dd / "top.safetensors", a)}
         rows.append(row)
         cells = [f"{k}: {100 * v['ranking_episodes']['success']:.0f}% -> {100 * v['fresh_episodes']['success']:.0f}% fresh"
+                 + (f" (bootstrap 90%: {100 * v['ranking_bootstrap']['p05']:.0f}-{100 * v['ranking_bootstrap']['p95']:.0f}%)"
+                    if "ranking_bootstrap" in v else "")
                  for k, v in row.items() if k != "arch"]
         print(f"[{arch}] " + " | ".join(cells), flush=True)
     write_results(a.out, a, rows)
