@@ -19,7 +19,9 @@ the ranking episodes are exactly the CLI's), then reports side by side:
         --out benchmarks/results/pool_size_pushcube.json
 
 Each architecture's ``nnit generate`` output is kept under ``--tmp`` and reused on a rerun. ``--temperature``
-samples with ``nnit generate --temperature`` (default: the cpu preset's; each temperature gets its own folders).
+samples with ``nnit generate --temperature`` (default: the cpu preset's; each temperature gets its own folders);
+``--sample-seed`` is ``nnit generate --seed``: another seed is another independent draw of the N networks (its own
+folders), which shows how much the protocol's number moves between draws beyond what the bootstrap estimates.
 """
 
 from __future__ import annotations
@@ -104,6 +106,8 @@ def main() -> None:
     ap.add_argument("--eval-seed", type=int, default=1000)
     ap.add_argument("--fresh-episodes", type=int, default=20)
     ap.add_argument("--fresh-seed", type=int, default=5000)
+    ap.add_argument("--sample-seed", type=int, default=0,
+                    help="nnit generate --seed: another seed draws another N networks (a second, independent draw)")
     ap.add_argument("--temperature", type=float, default=EVAL["cpu"].temperature,
                     help="nnit generate --temperature (default: the cpu preset's; 1 = the model's distribution, the paper's)")
     ap.add_argument("--control-mode", default="pd_ee_delta_pos")
@@ -115,11 +119,11 @@ def main() -> None:
     rows = []
     for arch in a.arch:
         hidden = [int(w) for w in arch.split(",")]
-        d = a.tmp / a.task / f"{hidden_label(hidden)}_t{a.temperature:g}"
+        d = a.tmp / a.task / (f"{hidden_label(hidden)}_t{a.temperature:g}" + (f"_s{a.sample_seed}" if a.sample_seed else ""))
         if not (d / "results.json").exists():
             nnit("generate", "--task", a.task, "--checkpoint", a.checkpoint, "--arch", arch, "--num", str(a.num), "--evaluate",
                  "--episodes", str(a.episodes), "--top-k", str(a.top_k), "--eval-seed", str(a.eval_seed), "--out", str(d),
-                 "--temperature", str(a.temperature), *_opt("--threads", a.threads), *_opt("--workers", a.workers))
+                 "--temperature", str(a.temperature), "--seed", str(a.sample_seed), *_opt("--threads", a.threads), *_opt("--workers", a.workers))
         res = EvalResult.load(d / f"eval_{hidden_label(hidden)}.json")
         ws = WeightSet.load(d / "networks.safetensors")
         row = {"arch": arch}
