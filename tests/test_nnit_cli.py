@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from nnit.cli import main
-from nnit.diffusion.command import ModelName
+from nnit.cli.generate import ModelName
 from nnit.diffusion.model import MODEL_PRESETS
 from nnit.diffusion.train import load_checkpoint
 from nnit.ghn.dataset import iter_dataset, shard_name

@@ -116,7 +116,7 @@ def test_ppo_expert_summary_reads_a_finished_run(tmp_path):
 
 
 def test_a_tasks_subset_runs_only_those_tasks_but_reports_every_task(tmp_path):
-    from nnit.reproduce.command import reproduce_command
+    from nnit.cli.reproduce import reproduce_command
 
     reproduce_command(preset="tiny", tasks=["FashionMNIST"], report_only=True, runs=tmp_path / "runs", report=tmp_path / "REPORT.md")
     data = json.loads((tmp_path / "REPORT.json").read_text())
@@ -127,7 +127,7 @@ def test_a_tasks_subset_runs_only_those_tasks_but_reports_every_task(tmp_path):
 
 
 def test_default_report_is_not_shrunk_by_a_machine_with_fewer_runs(tmp_path, monkeypatch, capsys):
-    from nnit.reproduce.command import reproduce_command
+    from nnit.cli.reproduce import reproduce_command
 
     monkeypatch.chdir(tmp_path)
     committed = {"timings": {"PushCube-v1": {"ghn": {"seconds": 581}, "dataset": {"seconds": 1055}}}}

@@ -1,6 +1,8 @@
 """The ``nnit`` command: one subcommand per pipeline stage (``nnit <stage> --help``).
 
-Every subcommand is a typed function; tyro turns its signature and docstring into flags and help.
+Every subcommand is a thin wrapper over the Python API (:mod:`nnit.api`) or a stage's own entry point:
+either a frozen config dataclass with a ``run()`` method or a typed function; tyro turns the dataclass
+fields (or the signature) and their docstrings into flags and help.
 Bad input prints one line and exits with status 2. A training command stopped by Ctrl-C / SIGTERM
 checkpoints its last step and exits with 128 + the signal number (:mod:`nnit.stopping`).
 """
@@ -76,30 +78,32 @@ def export(checkpoint: Path, out: Path, dtype: Literal["float16", "bfloat16", "f
 def main(argv: list[str] | None = None) -> None:
     import tyro
 
-    from nnit.eval.command import eval_command
-    from nnit.experts.command import train_expert_command
-    from nnit.analysis.command import analyze_command
-    from nnit.baselines.command import train_baseline_command
-    from nnit.diffusion.command import generate_command, train_command
-    from nnit.ghn.command import build_dataset_command, train_ghn_command
-    from nnit.reproduce.command import reproduce_command
+    from nnit.cli.analyze import analyze_command
+    from nnit.cli.baselines import train_baseline_command
+    from nnit.cli.evaluate import EvalCommand
+    from nnit.cli.experts import train_expert_command
+    from nnit.cli.generate import GenerateCommand, TrainCommand
+    from nnit.cli.ghn import build_dataset_command, train_ghn_command
+    from nnit.cli.reproduce import reproduce_command
     from nnit.stopping import Stopped
 
     commands = {
         "info": info,
-        "eval": eval_command,
+        "eval": EvalCommand,
         "train-expert": train_expert_command,
         "train-ghn": train_ghn_command,
         "build-dataset": build_dataset_command,
         "analyze": analyze_command,
-        "train": train_command,
-        "generate": generate_command,
+        "train": TrainCommand,
+        "generate": GenerateCommand,
         "train-baseline": train_baseline_command,
         "reproduce": reproduce_command,
         "export": export,
     }
     try:
-        tyro.extras.subcommand_cli_from_dict(commands, prog="nnit", args=argv, description=__doc__.splitlines()[0])
+        command = tyro.extras.subcommand_cli_from_dict(commands, prog="nnit", args=argv, description=__doc__.splitlines()[0])
+        if hasattr(command, "run"):  # a config dataclass: parsing built it, run() does the work
+            command.run()
     except Stopped as stopped:  # Ctrl-C / SIGTERM during training: the last step is checkpointed
         print(f"nnit: {stopped}; rerun the same command to resume", file=sys.stderr)
         raise SystemExit(128 + stopped.signum) from None

@@ -1,0 +1,582 @@
+"""nnit's Python API: generate networks, evaluate them with the paper's protocol, train NNiT.
+
+Every ``nnit`` command is a thin wrapper over these calls, and ``nnit reproduce`` and the benchmarks
+call them in-process. Results are typed objects; nothing here prints (long calls take a ``log``
+callback and show tqdm bars only when ``progress=True``).
+
+>>> import nnit
+>>> result = nnit.generate("zoo/nnit_PushCube-v1.safetensors", task="PushCube-v1", arch="32,32,16,64", num=8)  # doctest: +SKIP
+>>> table = nnit.evaluate("PushCube-v1", result, episodes=10, seed=1000)  # doctest: +SKIP
+>>> table.top_k.success_rate  # doctest: +SKIP
+
+* :func:`generate` samples p(w | a) for a given architecture (paper Eq. 6 with t_a = 0) or the joint
+  p(a, w) (t_a = t_w) from an NNiT checkpoint, or p(w | a) from a D2NWG / SANE baseline, and
+  assembles the samples into :class:`~nnit.weights.WeightSet` s (one per architecture).
+* :func:`evaluate` runs every network on the task (robot: ManiSkill3 episodes; image: the test
+  split) and applies the paper's top-k-of-N protocol (:mod:`nnit.eval.protocol`).
+* :func:`train` trains (or resumes) NNiT with the mixture of noise levels on a GHN dataset.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable, Literal, Mapping, Optional, Sequence, Union
+
+from nnit.config import EVAL, PresetName
+from nnit.fileio import atomic_write_json
+from nnit.weights.architecture import Architecture, hidden_label
+from nnit.weights.mlp import WeightSet
+
+if TYPE_CHECKING:
+    from torch import nn
+
+    from nnit.eval.harness import EvalResult
+    from nnit.eval.protocol import TopKSummary
+
+SamplerName = Literal["ancestral", "ddim"]
+Hidden = tuple[int, ...]
+Log = Optional[Callable[[str], None]]
+
+
+class APIError(ValueError):
+    """A problem with the caller's input (a missing checkpoint, a task the model was not trained on, ...).
+
+    The ``nnit`` commands print it as one line and exit with status 2."""
+
+
+# ============================================================================ generation
+@dataclass
+class GenerationResult:
+    """Networks sampled from a generator, grouped by architecture, with how they were made."""
+
+    task: str
+    """The task the networks are for."""
+    generator: str
+    """``NNiT``, ``D2NWG`` or ``SANE``."""
+    checkpoint: Path
+    """The generator's checkpoint file."""
+    mode: Literal["conditional", "joint"]
+    """``conditional``: p(w | a) for one given architecture; ``joint``: p(a, w), architectures sampled too."""
+    sets: dict[Hidden, WeightSet]
+    """The networks, one batched :class:`WeightSet` per hidden-width tuple (one entry in conditional mode)."""
+    sampler: str
+    """Sampling method (``ancestral``, ``ddim``; ``sane-anchors`` for SANE, which has no diffusion)."""
+    steps: int
+    """Denoising steps (0 for SANE)."""
+    temperature: Optional[float]
+    """NNiT's sampling temperature (None for the baselines, which sample at 1)."""
+    seed: int
+    """Sampling seed."""
+    seconds: float
+    """Wall time of sampling and assembly."""
+    control_mode: Optional[str] = None
+    """The robot controller the generator's networks were trained for (None for image tasks)."""
+    depth: Optional[int] = None
+    """Hidden layers of the sampled architectures (joint mode)."""
+    joint: Optional[dict] = None
+    """Joint mode: how many samples decoded to a valid / novel architecture, and how many distinct ones."""
+    train_archs: list[Hidden] = field(default_factory=list)
+    """The architectures the generator was trained on (from its checkpoint)."""
+
+    @property
+    def num(self) -> int:
+        """Total networks over every architecture."""
+        return sum(ws.n for ws in self.sets.values())
+
+    @property
+    def architectures(self) -> list[Architecture]:
+        """The sampled architectures, one per weight set."""
+        return [ws.arch for ws in self.sets.values()]
+
+    @property
+    def weights(self) -> WeightSet:
+        """The networks of the one architecture (conditional mode); joint samples of several architectures
+        are in :attr:`sets`."""
+        if len(self.sets) != 1:
+            raise APIError(f"{len(self.sets)} architectures were sampled; pick one from .sets")
+        return next(iter(self.sets.values()))
+
+    @property
+    def networks(self) -> list["nn.Sequential"]:
+        """Every network as a plain ``torch.nn.Sequential`` (architecture by architecture)."""
+        return [ws.to_sequential(i) for ws in self.sets.values() for i in range(ws.n)]
+
+    def provenance(self) -> dict:
+        """What every exported weight file records about how it was made."""
+        extra = {"temperature": self.temperature} if self.temperature is not None else {}
+        return {"task": self.task, "checkpoint": str(self.checkpoint), "sampler": self.sampler, "steps": self.steps,
+                "seed": self.seed, "mode": self.mode, **extra}
+
+    def save(self, out: Path) -> dict[str, str]:
+        """Write the weight files (``networks.safetensors``; joint: ``networks_h<widths>.safetensors`` each), the
+        loading note ``README.md`` and ``heatmap.png`` to ``out``; returns {architecture label: file}."""
+        out = Path(out)
+        out.mkdir(parents=True, exist_ok=True)
+        files = {}
+        for h, ws in self.sets.items():
+            name = "networks.safetensors" if self.mode == "conditional" else f"networks_{hidden_label(h)}.safetensors"
+            files[hidden_label(h)] = str(ws.save(out / name, extra_metadata=self.provenance()))
+        first = self.architectures[0]
+        (out / "README.md").write_text(LOADING_NOTE.format(file=next(iter(files.values())), act=first.activation.capitalize(),
+                                                           inp=first.input_dim, out=first.output_dim, task=self.task))
+        weight_heatmap(sorted(self.sets.values(), key=lambda w: -w.n)[:2], out / "heatmap.png")
+        return files
+
+
+LOADING_NOTE = """\
+# Loading the generated networks
+
+`{file}` is a WeightSet file: safetensors tensors `layers.<l>.weight` (N, out, in) and
+`layers.<l>.bias` (N, out) with the architecture as JSON in the header (no pickle).
+
+```python
+from nnit.weights import WeightSet
+
+ws = WeightSet.load("{file}")       # all N networks, batched
+net = ws.to_sequential(0)           # network 0 as a plain torch nn.Sequential(Linear, {act}, ...)
+y = net(x)                          # x: (batch, {inp}) -> (batch, {out})
+ys = ws(x)                          # every network at once: (N, batch, {out})
+```
+
+Evaluate them again with `nnit eval --task {task} --weights {file}`.
+"""
+
+
+def load_generator(checkpoint: Union[str, Path], ema: bool = True):
+    """NNiT's sampler or a baseline's, by the checkpoint's kind (both offer ``conditional(arch, ...)``).
+
+    Raises :class:`APIError` for a missing or unreadable checkpoint."""
+    from nnit.baselines.train import METHODS, BaselineSampler
+    from nnit.checkpoint import CheckpointError, checkpoint_kind, resolve_path
+    from nnit.diffusion.sample import NNiTSampler
+
+    path = resolve_path(checkpoint)
+    if not path.exists():
+        raise APIError(f"no checkpoint at {path}")
+    try:
+        if checkpoint_kind(path) in METHODS:  # header only: the chosen reader loads the tensors once
+            return BaselineSampler.from_checkpoint(path, use_ema=ema)
+        return NNiTSampler.from_checkpoint(path, use_ema=ema)
+    except CheckpointError as err:
+        raise APIError(str(err)) from None
+
+
+def generate(
+    checkpoint: Union[str, Path],
+    task: str,
+    arch: Union[str, Sequence[int], Architecture, None] = None,
+    num: int = 100,
+    *,
+    sampler: SamplerName = "ancestral",
+    steps: Optional[int] = None,
+    temperature: float = 1.0,
+    depth: int = 4,
+    seed: int = 0,
+    ema: bool = True,
+    progress: bool = False,
+) -> GenerationResult:
+    """Sample ``num`` networks for ``task`` from a trained NNiT (or D2NWG / SANE) checkpoint.
+
+    ``arch`` (hidden widths, e.g. ``"32,16,64,32"`` or ``(32, 16, 64, 32)``) samples p(w | a); ``None``
+    samples the joint p(a, w) with ``depth`` hidden layers (NNiT only). ``steps`` defaults to the model's
+    T (1000) for ``ancestral`` and 50 for ``ddim``. ``temperature`` scales each weight step's fresh noise
+    (1 = the model's distribution, the paper's sampler); the baselines sample at 1.
+    """
+    from nnit.diffusion.model import ModelError
+    from nnit.tasks.registry import get_task
+    from nnit.weights.architecture import ArchitectureError
+    from nnit.weights.tokenize import GridError
+
+    from nnit.checkpoint import resolve_path
+
+    spec = get_task(task)
+    gen = load_generator(checkpoint, ema)
+    gen_path = resolve_path(checkpoint)
+    label = getattr(gen, "label", "NNiT")
+    if arch is None and label != "NNiT":
+        raise APIError(f"{label} has no joint mode p(a, w); pass an architecture")
+    trained_on = gen.data.get("task")
+    if trained_on is not None and trained_on.lower() != spec.name.lower():
+        raise APIError(f"checkpoint {gen_path} was trained on {trained_on}, not {spec.name}")
+    control_mode = gen.data.get("control_mode")
+    if spec.kind == "robot":
+        control_mode = control_mode or _default_control_mode(spec.name)
+        spec = get_task(spec.name, control_mode=control_mode)
+    in_dim, out_dim = gen.data.get("input_dim"), gen.data.get("output_dim")
+    if (in_dim, out_dim) != (None, None) and (in_dim, out_dim) != (spec.input_dim, spec.output_dim):
+        raise APIError(f"checkpoint {gen_path} makes {in_dim} -> {out_dim} networks but {spec.name} needs "
+                       f"{spec.input_dim} -> {spec.output_dim}")
+    num_timesteps = getattr(getattr(gen, "diffusion", None), "num_timesteps", None) or getattr(gen, "num_timesteps", 1000)
+    steps = (50 if sampler == "ddim" else num_timesteps) if steps is None else steps
+    if num < 1 or steps < 1:
+        raise APIError(f"num and steps must be >= 1 (got {num}, {steps})")
+    if not temperature >= 0:
+        raise APIError(f"temperature must be >= 0 (got {temperature})")
+    if label != "NNiT" and temperature != 1.0:
+        raise APIError(f"temperature applies to NNiT's sampler only, not to the {label} baseline")
+    extra = {"temperature": temperature} if label == "NNiT" else {}
+    activation = gen.data.get("activation") or "tanh"
+
+    joint = None
+    t0 = time.perf_counter()
+    if arch is not None:
+        a = arch if isinstance(arch, Architecture) else (
+            Architecture.parse(arch, spec.input_dim, spec.output_dim, activation) if isinstance(arch, str)
+            else Architecture(spec.input_dim, tuple(int(w) for w in arch), spec.output_dim, activation))
+        try:
+            ws = gen.conditional(a, num=num, method=sampler, steps=steps, seed=seed, progress=progress, **extra)
+        except (GridError, ModelError, ArchitectureError) as err:
+            raise APIError(f"architecture [{a.hidden_str()}] is not expressible by {gen_path}: {err}") from None
+        sets = {a.hidden: ws}
+    else:
+        try:
+            joint = gen.joint(num=num, depth=depth, input_dim=spec.input_dim, output_dim=spec.output_dim,
+                              activation=activation, method=sampler, steps=steps, seed=seed, progress=progress, **extra)
+        except (GridError, ModelError, ArchitectureError) as err:
+            raise APIError(f"joint sampling of depth {depth} is not expressible by {gen_path}: {err}") from None
+        sets = dict(joint.weights)
+    seconds = time.perf_counter() - t0
+    if getattr(gen, "kind", None) == "sane":  # no diffusion: sampler / steps do not apply
+        sampler, steps = "sane-anchors", 0  # type: ignore[assignment]
+    return GenerationResult(
+        task=spec.name, generator=label, checkpoint=gen_path, mode="conditional" if joint is None else "joint", sets=sets,
+        sampler=sampler, steps=steps, temperature=extra.get("temperature"), seed=seed, seconds=seconds,
+        control_mode=control_mode if spec.kind == "robot" else None, depth=None if joint is None else depth,
+        joint=None if joint is None else joint.summary(), train_archs=[tuple(h) for h in gen.data.get("train_archs", [])])
+
+
+def _default_control_mode(task: str) -> str:
+    """The controller a robot task's networks use when a checkpoint does not record one."""
+    from nnit.experts.teachers import get_teacher
+
+    return get_teacher(task).spec.control_mode
+
+
+# ============================================================================ evaluation
+@dataclass
+class EvalTable:
+    """Per-network results of every evaluated architecture and the paper's top-k rows."""
+
+    task: str
+    """Task name."""
+    results: dict[Hidden, "EvalResult"]
+    """Per-network (and per-episode) results, by hidden widths."""
+    rows: list["TopKSummary"]
+    """The top-k protocol row of each architecture, in the order of :attr:`results`."""
+    joint_row: Optional["TopKSummary"] = None
+    """Joint samples: the top-k over all networks of every architecture together."""
+    episodes: int = 0
+    """Episodes per network (0 for image tasks)."""
+    seed: int = 0
+    """Seed of episode 0."""
+
+    @property
+    def top_k(self) -> "TopKSummary":
+        """The headline row: the joint row for joint samples, else the one architecture's row."""
+        if self.joint_row is not None:
+            return self.joint_row
+        if len(self.rows) != 1:
+            raise APIError(f"{len(self.rows)} architectures were evaluated; see .rows")
+        return self.rows[0]
+
+    @property
+    def merged(self) -> "EvalResult":
+        """One result over the networks of every architecture (in the order of :attr:`results`)."""
+        return merge_results(list(self.results.values()), "joint")
+
+    def best(self) -> tuple[Hidden, int]:
+        """The architecture and index of the network with the best primary metric."""
+        h, r = max(self.results.items(), key=lambda kv: float(kv[1].metrics[kv[1].primary].max()))
+        return h, int(r.metrics[r.primary].argmax())
+
+    def table(self, per_architecture_limit: int = 8) -> str:
+        """The paper's table: one row per architecture (up to ``per_architecture_limit``) and the joint row."""
+        from nnit.eval.protocol import protocol_table
+
+        shown = list(self.rows)
+        if self.joint_row is not None:
+            shown = (shown if len(shown) <= per_architecture_limit else []) + [self.joint_row]
+        return protocol_table(shown)
+
+    def __str__(self) -> str:
+        from nnit.eval.protocol import results_table
+
+        per_net = [f"[{','.join(map(str, h))}]\n{results_table(r, limit=10)}" for h, r in list(self.results.items())[:2]]
+        return "\n\n".join(per_net + [self.table()])
+
+
+def merge_results(results: Sequence["EvalResult"], label: str) -> "EvalResult":
+    """One :class:`EvalResult` over the networks of several evaluations (e.g. every architecture of a joint sample)."""
+    import numpy as np
+
+    from nnit.eval.harness import EvalResult
+
+    first = results[0]
+    metrics = {k: np.concatenate([r.metrics[k] for r in results]) for k in first.metrics}
+    per_ep = {k: np.concatenate([r.per_episode[k] for r in results]) for k in first.per_episode}
+    return EvalResult(first.task, first.kind, {"hidden": [], "label": label}, metrics, per_ep, first.seeds, {"merged": len(results)})
+
+
+def evaluate(
+    task: str,
+    weights: Union[WeightSet, GenerationResult, Mapping[Hidden, WeightSet]],
+    episodes: Optional[int] = None,
+    seed: Optional[int] = None,
+    *,
+    top_k: Optional[int] = None,
+    preset: PresetName = "cpu",
+    control_mode: Optional[str] = None,
+    backend: Literal["auto", "cpu", "cuda"] = "auto",
+    workers: Optional[int] = None,
+    data_dir: Union[str, Path, None] = None,
+    label: Optional[str] = None,
+    progress: bool = False,
+) -> EvalTable:
+    """Evaluate every network and apply the paper's top-k protocol.
+
+    ``weights``: one :class:`WeightSet`, a :class:`GenerationResult` (every architecture it holds; joint
+    samples also get a top-k row over all of them) or a mapping of weight sets. Robot tasks run
+    ``episodes`` episodes per network with seeds ``seed + e``; ``episodes`` / ``seed`` / ``top_k`` default to
+    the preset's evaluation settings. ``control_mode`` defaults to the generator's (a GenerationResult),
+    else to the controller whose action size matches the networks' output.
+    """
+    from nnit.eval.harness import evaluate as run_eval
+    from nnit.eval.protocol import top_k as top_k_fn
+    from nnit.tasks.registry import get_task
+
+    ecfg = EVAL[preset]
+    episodes = ecfg.episodes if episodes is None else episodes
+    seed = ecfg.base_seed if seed is None else seed
+    top_k = ecfg.top_k if top_k is None else top_k
+    if episodes < 1 or top_k < 1:
+        raise APIError(f"episodes and top_k must be >= 1 (got {episodes}, {top_k})")
+    gen_label, joint = "", False
+    if isinstance(weights, GenerationResult):
+        control_mode = control_mode or weights.control_mode
+        gen_label, joint, sets = weights.generator, weights.mode == "joint", dict(weights.sets)
+    elif isinstance(weights, WeightSet):
+        sets = {weights.arch.hidden: weights}
+    else:
+        sets = dict(weights)
+    if not sets:
+        raise APIError("no networks to evaluate")
+    spec = get_task(task)
+    if spec.kind == "robot" and control_mode is None:
+        control_mode = _control_mode_for(spec, next(iter(sets.values())).arch.output_dim)
+    results, rows = {}, []
+    for h, ws in sets.items():
+        r = run_eval(spec, ws, episodes=episodes, base_seed=seed, backend=backend, num_workers=workers,
+                     control_mode=control_mode if spec.kind == "robot" else None,
+                     data_dir=None if data_dir is None else str(data_dir), progress=progress)
+        results[h] = r
+        row_label = label or (f"{gen_label} [{','.join(map(str, h))}]" if gen_label else "")
+        rows.append(top_k_fn(r, top_k, label=row_label))
+    table = EvalTable(spec.name, results, rows, episodes=episodes if spec.kind == "robot" else 0, seed=seed)
+    if joint:
+        table.joint_row = top_k_fn(table.merged, top_k, label=f"NNiT joint d{weights.depth}")  # type: ignore[union-attr]
+    return table
+
+
+def _control_mode_for(spec, output_dim: int) -> str:
+    """The robot controller whose action size is ``output_dim`` (the task's own default when it matches)."""
+    from nnit.tasks.registry import ACTION_DIMS
+
+    if spec.output_dim == output_dim:
+        return spec.control_mode
+    modes = [m for m, d in ACTION_DIMS.items() if d == output_dim]
+    if not modes:
+        raise APIError(f"networks with {output_dim} outputs fit no controller of {spec.name} "
+                       f"({', '.join(f'{m}: {d}' for m, d in ACTION_DIMS.items())})")
+    return modes[0]
+
+
+def record_best_video(table: Optional[EvalTable], generation: GenerationResult, path: Path) -> dict:
+    """Render one episode of the best evaluated network (network 0 without a table) to ``path`` (robot tasks)."""
+    from nnit.eval.harness import record_video
+    from nnit.tasks.registry import get_task
+
+    h, i = table.best() if table is not None else (next(iter(generation.sets)), 0)
+    spec = get_task(generation.task, control_mode=generation.control_mode)
+    info = record_video(spec, generation.sets[h], path, network=i, seed=table.seed if table is not None else 0)
+    return {**info, "network": i, "hidden": list(h), "chosen": "best mean return" if table is not None else "network 0 (not evaluated)"}
+
+
+def generation_record(generation: GenerationResult, files: dict[str, str], heatmap: Path,
+                      table: Optional[EvalTable] = None) -> dict:
+    """The ``results.json`` of ``nnit generate``: provenance, files, architectures, joint summary and top-k rows."""
+    rec: dict = {**generation.provenance(), "num": generation.num, "sample_seconds": generation.seconds, "files": files,
+                 "heatmap": str(heatmap),
+                 "architectures": {hidden_label(h): {"hidden": list(h), "num": ws.n} for h, ws in generation.sets.items()}}
+    if generation.joint is not None:
+        rec["joint"] = generation.joint
+    if table is not None:
+        if table.joint_row is not None:
+            rec["joint_top_k"] = table.joint_row.to_dict()  # its indices count the networks in this order:
+            rec["joint_networks"] = [[hidden_label(h), i] for h, r in table.results.items() for i in range(r.n)]
+        rec["top_k"] = [r.to_dict() for r in table.rows]
+        rec["episodes"], rec["eval_seed"] = table.episodes, table.seed
+    return rec
+
+
+def save_generation(generation: GenerationResult, out: Path, table: Optional[EvalTable] = None,
+                    video: bool = False) -> dict:
+    """Everything ``nnit generate`` writes to ``out``: weight files, README.md, heatmap.png, per-architecture
+    ``eval_<arch>.json`` (with ``table``), ``best.mp4`` (``video``, robot tasks) and ``results.json``; returns the
+    results.json record."""
+    out = Path(out)
+    files = generation.save(out)
+    if table is not None:
+        for (h, r), row in zip(table.results.items(), table.rows):
+            r.info.update(generation.provenance())
+            r.save(out / f"eval_{hidden_label(h)}.json", extra={"top_k": row.to_dict()})
+    rec = generation_record(generation, files, out / "heatmap.png", table)
+    if video and generation.control_mode is not None:
+        rec["video"] = record_best_video(table, generation, out / "best.mp4")
+    atomic_write_json(out / "results.json", rec)
+    return rec
+
+
+def weight_heatmap(sets: list[WeightSet], path: Path, per_set: int = 4) -> Path:
+    """|W| of every layer (columns) for the first few networks (rows) of each weight set, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [(ws, i) for ws in sets for i in range(min(per_set, ws.n))][: max(per_set, 1) * 2]
+    cols = max(ws.arch.num_layers for ws, _ in rows)
+    fig, axes = plt.subplots(len(rows), cols, figsize=(2.2 * cols, 2.0 * len(rows)), squeeze=False)
+    for r, (ws, i) in enumerate(rows):
+        for c in range(cols):
+            ax = axes[r][c]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if c >= ws.arch.num_layers:
+                ax.axis("off")
+                continue
+            w = ws.weights[c][i].detach().abs().numpy()
+            ax.imshow(w, cmap="viridis", aspect="auto", interpolation="nearest")
+            if r == 0 or rows[r - 1][0] is not ws:
+                ax.set_title(f"W{c + 1} {w.shape[0]}x{w.shape[1]}", fontsize=8)
+            if c == 0:
+                ax.set_ylabel(f"[{ws.arch.hidden_str()}] #{i}", fontsize=7)
+    fig.suptitle("|W| per layer of generated networks", fontsize=10)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# ============================================================================ training
+@dataclass(frozen=True)
+class TrainOverrides:
+    """Settings of ``nnit train`` that replace the preset's (None keeps the preset's)."""
+
+    model: Optional[Literal["NNiT-XS", "NNiT-Ti", "NNiT-S", "NNiT-B"]] = None
+    """Model size preset (``nnit.diffusion.model.MODEL_PRESETS``)."""
+    token_mode: Optional[Literal["padded", "valid"]] = None
+    """Tokenization: padded (the paper's full grid) or valid (padding-free)."""
+    steps: Optional[int] = None
+    """Total number of optimizer steps."""
+    normalization: Optional[Literal["global", "per_role"]] = None
+    """Weight normalization: global (the paper) or per_role."""
+    lr: Optional[float] = None
+    """Peak learning rate."""
+    arch_balance: Optional[float] = None
+    """Draw a network of an architecture with n training networks with weight n^-B: 0 = every network equally
+    often (the paper), 1 = every architecture equally often. Also changes a run being continued, from its
+    checkpoint step on."""
+
+
+@dataclass
+class TrainRun:
+    """What a call of :func:`train` did."""
+
+    checkpoint: Path
+    """The checkpoint file (model, EMA, optimizer, step, config)."""
+    task: Optional[str]
+    """The dataset's task."""
+    start_step: int
+    """Step the call started from (> 0 when it resumed)."""
+    end_step: int
+    """Step it ended at."""
+    history: list[dict]
+    """Per-step losses and learning rate of this call."""
+    seconds: float
+    """Wall time of the training loop."""
+
+
+def train(
+    dataset: Union[str, Path],
+    preset: PresetName = "cpu",
+    out: Union[str, Path, None] = None,
+    overrides: TrainOverrides = TrainOverrides(),
+    *,
+    progress: bool = False,
+    log: Log = None,
+) -> TrainRun:
+    """Train NNiT (MoNL, paper Sec. 5.2) on the train-role networks of a GHN dataset, or resume it.
+
+    ``out`` defaults to ``<dataset>/../nnit``; an existing checkpoint there is continued (its model and
+    settings win; ``overrides.steps`` raises the total, ``overrides.arch_balance`` changes the data stream).
+    ``log`` receives one-line status messages (what is trained, resume notes)."""
+    from nnit.diffusion.train import CHECKPOINT_NAME, CONTINUATION_FIELDS, load_checkpoint, train as train_loop, train_config
+    from nnit.ghn.dataset import dataset_normalizer, iter_dataset
+    from nnit.weights.mlp import WeightError
+    from nnit.weights.normalize import WeightNormalizer
+
+    say = log or (lambda _msg: None)
+    ab = overrides.arch_balance
+    if ab is not None and not (ab >= 0 and ab != float("inf")):
+        raise APIError(f"--arch-balance must be a number >= 0, got {ab}")
+    dataset = Path(dataset)
+    index_path = dataset / "index.json"
+    if not index_path.is_file():
+        raise APIError(f"{dataset} is not a dataset directory (no index.json); build one with nnit build-dataset")
+    index = json.loads(index_path.read_text())
+    task = index.get("task")
+    sets = [ws for _, ws in iter_dataset(dataset, roles=("train",))]
+    if not sets:
+        raise APIError(f"{dataset} holds no kept networks of train-role architectures; nothing to train on")
+    given = {k: v for k, v in vars(overrides).items() if v is not None}
+    cfg = replace(train_config(preset, task), **given)
+    continuation = {k: v for k, v in given.items() if k in CONTINUATION_FIELDS}
+    out = Path(out) if out is not None else (dataset if dataset.name else dataset.resolve()).parent / "nnit"
+    ckpt_path = out / CHECKPOINT_NAME
+    ck = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
+    if ck is not None:
+        if ck.data.get("task") not in (None, task):
+            raise APIError(f"{ckpt_path} was trained on {ck.data['task']}, not {task}; use a fresh --out")
+        ignored = {k: v for k, v in given.items()
+                   if k != "steps" and k not in CONTINUATION_FIELDS and getattr(ck.config, k) != v}
+        changed = {k: v for k, v in continuation.items() if getattr(ck.config, k) != v}
+        say(f"resuming {ckpt_path} at step {ck.step}/{cfg.steps}"
+            + (f" (kept the checkpoint's {', '.join(f'{k}={getattr(ck.config, k)}' for k in ignored)})" if ignored else "")
+            + "".join(f"; {k} {getattr(ck.config, k)} -> {v} from step {ck.step}" for k, v in changed.items()))
+    try:
+        normalizer = (WeightNormalizer.from_dict(ck.data["normalizer"]) if ck is not None and "normalizer" in ck.data
+                      else dataset_normalizer(dataset, cfg.normalization, sets))
+    except WeightError as err:
+        raise APIError(str(err)) from None
+    info = {"task": task, "control_mode": index.get("control_mode"), "dataset": str(dataset)}
+    n_nets = sum(ws.n for ws in sets)
+    say(f"training NNiT ({cfg.model}, {cfg.token_mode} tokens) on {n_nets} networks of {len(sets)} {task} "
+        f"architectures for {cfg.steps} steps -> {out}")
+    balance = ck.config.arch_balance if ck is not None and ab is None else cfg.arch_balance
+    if balance:
+        share = [ws.n ** (1 - balance) for ws in sets]
+        rare = min(range(len(sets)), key=lambda i: sets[i].n)
+        say(f"architecture-balanced sampling (--arch-balance {balance:g}): {','.join(map(str, sets[rare].arch.hidden))} "
+            f"({sets[rare].n} networks) is drawn {share[rare] / sum(share):.1%} of the time (uniform: {sets[rare].n / n_nets:.1%})")
+    t0 = time.perf_counter()
+    res = train_loop(cfg, [normalizer.apply(ws) for ws in sets], out, normalizer=normalizer, progress=progress, info=info,
+                     continuation=continuation)
+    return TrainRun(Path(res.checkpoint), task, res.start_step, res.end_step, res.history, time.perf_counter() - t0)
+
+
+__all__ = ["APIError", "EvalTable", "GenerationResult", "TrainOverrides", "TrainRun", "evaluate", "generate",
+           "load_generator", "merge_results", "save_generation", "train"]

@@ -1,0 +1,5 @@
+"""``python -m nnit.cli``: the ``nnit`` command."""
+
+from nnit.cli import main
+
+main()

@@ -1,0 +1,203 @@
+"""``nnit train`` and ``nnit generate``: thin command-line wrappers over :func:`nnit.api.train`,
+:func:`nnit.api.generate` and :func:`nnit.api.evaluate`. Each command is a frozen dataclass that tyro
+turns into flags (one docstring per field); ``run()`` calls the API and prints what it returns."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Literal, Optional
+
+import tyro
+
+from nnit.api import TrainOverrides
+from nnit.config import EVAL, PresetName
+
+ModelName = Literal["NNiT-XS", "NNiT-Ti", "NNiT-S", "NNiT-B"]
+"""The size presets of ``nnit.diffusion.model.MODEL_PRESETS`` (kept equal by a test)."""
+
+
+class GenerateError(ValueError):
+    """A user-facing ``nnit train`` / ``nnit generate`` problem (one line, exit status 2)."""
+
+
+def _set_threads(threads: Optional[int]) -> None:
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
+# ============================================================================ nnit train
+@dataclass(frozen=True)
+class TrainCommand:
+    """Train NNiT (MoNL diffusion transformer) on the train-role networks of a GHN dataset; resumable.
+
+    Loads DATASET/shards (raw weights of the train architectures), normalizes them (the dataset's global
+    statistics, or per-role statistics fitted on them; see --normalization) and trains; re-running the same
+    command continues from OUT/checkpoint.safetensors (model size and settings then come from the checkpoint;
+    --steps raises the total). Losses go to TensorBoard (OUT/tb). Python: nnit.api.train.
+
+    Example: nnit train --dataset runs/cpu/PushCube-v1/dataset --preset cpu
+
+    Example: nnit train --dataset runs/tiny/FashionMNIST/dataset --preset tiny --steps 300
+    """
+
+    dataset: Path
+    """A dataset directory from nnit build-dataset (index.json, shards/, normalization.json)."""
+    preset: PresetName = "cpu"
+    """tiny / cpu / paper: model size, steps, batch, learning-rate schedule, EMA (nnit presets lists them)."""
+    out: Optional[Path] = None
+    """Output directory (default: beside the dataset, in ../nnit)."""
+    overrides: Annotated[TrainOverrides, tyro.conf.arg(name="")] = TrainOverrides()
+    threads: Optional[int] = None
+    """torch CPU threads (default: torch's choice)."""
+    progress: bool = True
+    """Show a progress bar."""
+
+    def run(self) -> None:
+        from nnit.api import train
+        from nnit.baselines.common import summarize_history
+
+        _set_threads(self.threads)
+        res = train(self.dataset, self.preset, self.out, self.overrides, progress=self.progress, log=print)
+        if res.history:
+            first, last = summarize_history(res.history)
+            k = max(1, min(50, len(res.history) // 5))
+            print(f"steps {res.start_step} -> {res.end_step} in {res.seconds:.0f} s "
+                  f"({len(res.history) / max(res.seconds, 1e-9):.2f} steps/s); loss {first:.4f} -> {last:.4f} (mean of {k} steps)")
+        else:
+            print(f"already trained to step {res.end_step}; raise --steps to continue")
+        print(f"checkpoint: {res.checkpoint}")
+        if res.task:
+            print(f"next: nnit generate --task {res.task} --checkpoint {res.checkpoint} --arch 32,16,64,32 --evaluate")
+
+
+# ============================================================================ nnit generate
+@dataclass(frozen=True)
+class SamplingOptions:
+    """How networks are drawn from the generator."""
+
+    num: Optional[int] = None
+    """Networks to sample (default: the preset's, 100 at cpu/paper)."""
+    sampler: Literal["ddim", "ancestral"] = "ancestral"
+    """ancestral (the paper's, learned variance; the default) or ddim."""
+    steps: Optional[int] = None
+    """Denoising steps (default: 1000 = T for ancestral, 50 for ddim; fewer = faster, worse)."""
+    temperature: Optional[float] = None
+    """NNiT's sampling temperature, the scale of each weight step's fresh noise (default: the preset's; 1 = the
+    model's distribution, the paper's). Baselines sample at 1."""
+    depth: int = 4
+    """Hidden layers of the sampled architectures in joint mode."""
+    seed: int = 0
+    """Sampling seed."""
+    ema: bool = True
+    """Sample with the EMA weights (else the raw training weights)."""
+
+
+@dataclass(frozen=True)
+class EvaluationOptions:
+    """How the generated networks are evaluated (with --evaluate)."""
+
+    episodes: Optional[int] = None
+    """Episodes per network (robot tasks); default from the preset."""
+    top_k: Optional[int] = None
+    """Networks kept by the top-k protocol; default from the preset."""
+    eval_seed: Optional[int] = None
+    """Seed of episode 0; default from the preset."""
+    workers: Optional[int] = None
+    """Simulator worker processes (default: one per core)."""
+    data_dir: Optional[Path] = None
+    """IDX folder for image tasks."""
+
+
+@dataclass(frozen=True)
+class GenerateCommand:
+    """Sample networks from a trained NNiT (p(w|a) with --arch, else joint p(a,w)) or baseline, export and evaluate them.
+
+    Writes OUT/networks.safetensors (all N networks of one architecture; joint mode: one
+    networks_h<widths>.safetensors per sampled architecture), OUT/README.md (how to load one as an
+    nn.Sequential), OUT/heatmap.png (|W| per layer of a few networks) and OUT/results.json. With
+    --evaluate it runs the harness and prints the paper's top-k table; --video renders the best
+    network's rollout (robot tasks). Python: nnit.api.generate / nnit.api.evaluate.
+
+    Example: nnit generate --task PushCube-v1 --arch 32,16,64,32 --num 100 --evaluate
+
+    Example: nnit generate --task PushCube-v1 --num 100 --evaluate   (joint mode: architectures sampled too)
+
+    Example: nnit generate --task FashionMNIST --preset tiny --arch 64,32,16,64 --num 8 --sampler ancestral --steps 100
+    """
+
+    task: str
+    """PickCube-v1, PushCube-v1, StackCubeEasy-v1, FashionMNIST or MNIST (must match the checkpoint)."""
+    arch: Optional[str] = None
+    """Hidden widths, e.g. 32,16,64,32 (conditional p(w|a)); omitted = joint p(a,w)."""
+    preset: PresetName = "cpu"
+    """tiny / cpu / paper: default checkpoint path, number of networks, temperature and evaluation settings."""
+    checkpoint: Optional[Path] = None
+    """NNiT (or D2NWG / SANE baseline) checkpoint file or run directory (default runs/<preset>/<task>/nnit/checkpoint.safetensors)."""
+    out: Optional[Path] = None
+    """Output directory (default: beside the checkpoint, in ../generated/<h-widths or joint_d<depth>>; baselines ../generated/<method>_<h-widths>)."""
+    sampling: Annotated[SamplingOptions, tyro.conf.arg(name="")] = SamplingOptions()
+    evaluate: bool = False
+    """Evaluate every network and print the top-k table."""
+    evaluation: Annotated[EvaluationOptions, tyro.conf.arg(name="")] = EvaluationOptions()
+    video: bool = False
+    """Render one episode of the best network to OUT/best.mp4 (robot tasks)."""
+    threads: Optional[int] = None
+    """torch CPU threads (default: torch's choice)."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def run(self) -> None:
+        from nnit import api
+        from nnit.baselines.train import METHODS
+        from nnit.checkpoint import DEFAULT_NAME, checkpoint_kind, resolve_path
+        from nnit.tasks.registry import get_task
+        from nnit.weights.architecture import hidden_label
+
+        s, e = self.sampling, self.evaluation
+        _set_threads(self.threads)
+        spec = get_task(self.task)
+        ckpt = resolve_path(self.checkpoint) if self.checkpoint is not None else Path("runs") / self.preset / spec.name / "nnit" / DEFAULT_NAME
+        if not ckpt.exists():
+            raise GenerateError(f"no NNiT checkpoint at {ckpt}; train one with 'nnit train --dataset runs/{self.preset}/{spec.name}/dataset "
+                                f"--preset {self.preset}' (after train-ghn and build-dataset) or pass --checkpoint PATH")
+        ecfg = EVAL[self.preset]
+        num = ecfg.num_networks if s.num is None else s.num
+        if num < 1 or (s.steps is not None and s.steps < 1):
+            raise GenerateError(f"--num and --steps must be >= 1 (got {num}, {s.steps})")
+        if s.temperature is not None and not s.temperature >= 0:
+            raise GenerateError(f"--temperature must be >= 0 (got {s.temperature})")
+        is_nnit = checkpoint_kind(ckpt) not in METHODS  # header only
+        if not is_nnit and s.temperature not in (None, 1.0):
+            raise GenerateError(f"--temperature applies to NNiT's sampler only, not to the baseline in {ckpt}")
+        temperature = (ecfg.temperature if s.temperature is None else s.temperature) if is_nnit else 1.0
+        gen = api.generate(ckpt, spec.name, self.arch, num, sampler=s.sampler, steps=s.steps, temperature=temperature,
+                           depth=s.depth, seed=s.seed, ema=s.ema, progress=self.progress)
+        how = ("SANE anchor sampling" if gen.sampler == "sane-anchors" else
+               f"{gen.sampler}, {gen.steps} steps" + (f", temperature {gen.temperature:g}" if gen.temperature is not None else ""))
+        print(f"{gen.mode} sampling: {num} networks ({how}) sampled and assembled in {gen.seconds:.2f} s")
+        out = Path(self.out) if self.out is not None else ckpt.parent.parent / "generated" / (
+            ("" if gen.generator == "NNiT" else f"{gen.generator.lower()}_")
+            + (hidden_label(gen.architectures[0].hidden) if gen.mode == "conditional" else f"joint_d{s.depth}"))
+        if gen.joint is not None:
+            j = gen.joint
+            print(f"joint: {j['valid']}/{num} sampled architectures valid, {j['novel']}/{num} novel "
+                  f"(not among the {len(gen.train_archs)} train architectures), {j['distinct_archs']} distinct")
+        table = None
+        if self.evaluate:
+            table = api.evaluate(spec.name, gen, e.episodes, e.eval_seed, top_k=e.top_k, preset=self.preset, workers=e.workers,
+                                 data_dir=e.data_dir, progress=self.progress)
+        video = self.video and spec.kind == "robot"
+        rec = api.save_generation(gen, out, table, video=video)
+        print(f"wrote {len(rec['files'])} weight file(s) to {out} (load: WeightSet.load(f).to_sequential(i); see {out / 'README.md'})")
+        if table is not None:
+            print()
+            print(table.table())
+        if self.video and not video:
+            print("--video: skipped (videos are for robot tasks)")
+        elif video:
+            v = rec["video"]
+            print(f"video: {v['path']} (network {v['network']} of [{','.join(map(str, v['hidden']))}], return {v['return']:.2f})")
+        print(f"wrote {out / 'results.json'}")
