@@ -179,7 +179,7 @@ def main() -> None:
     ap.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--repeats", type=int, default=1, help="repeat each measurement; medians are reported")
     ap.add_argument("--arch", default="32,16,64,32")
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_eval.json"))
+    ap.add_argument("--out", type=Path, default=Path("results/benchmarks/bench_eval.json"))
     args = ap.parse_args()
 
     rows = []

@@ -28,7 +28,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=128)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_ghn.json"))
+    ap.add_argument("--out", type=Path, default=Path("results/benchmarks/bench_ghn.json"))
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     cfg: GHNConfig = GHN_PRESETS[args.preset].ghn

@@ -1,7 +1,7 @@
 """NNiT speed on CPU: training steps/s of the two token modes at equal model size, and the time to
 sample + assemble 100 networks with the 1000-step ancestral sampler vs few-step DDIM.
 
-    .venv/bin/python benchmarks/bench_nnit.py --out benchmarks/results/bench_nnit.json
+    .venv/bin/python benchmarks/bench_nnit.py --out results/benchmarks/bench_nnit.json
     .venv/bin/python benchmarks/bench_nnit.py --quick      # fewer repeats, 100-step ancestral stand-in
 
 Training uses the paper's 72 architectures (64 train + 8 held-out; input 42, output 8, p = 8, M = 64)
@@ -106,7 +106,7 @@ def main() -> None:
     ap.add_argument("--ddim-steps", default="10,25,50")
     ap.add_argument("--quick", action="store_true", help="3 timed steps, ancestral with 100 steps")
     ap.add_argument("--no-sample", action="store_true", help="time training only")
-    ap.add_argument("--out", default="benchmarks/results/bench_nnit.json")
+    ap.add_argument("--out", default="results/benchmarks/bench_nnit.json")
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)

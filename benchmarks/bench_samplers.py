@@ -2,7 +2,7 @@
 (sampler, steps), all on the same architecture, networks and evaluation seeds.
 
     .venv/bin/python benchmarks/bench_samplers.py --checkpoint runs/cpu/PushCube-v1/nnit --task PushCube-v1 \
-        --arch 32,16,64,32 --num 32 --out benchmarks/results/bench_samplers_pushcube.json
+        --arch 32,16,64,32 --num 32 --out results/benchmarks/bench_samplers_pushcube.json
 
 Each setting runs ``nnit generate --evaluate`` (so the numbers are exactly the CLI's) and records the
 "sampled and assembled in X s" time and the top-k row. ``--settings`` picks other (sampler, steps,
@@ -10,7 +10,7 @@ temperature) triples, e.g. the noise-temperature sweep of the README:
 
     .venv/bin/python benchmarks/bench_samplers.py --checkpoint runs/cpu/PickCube-v1/nnit --task PickCube-v1 \
         --arch 16,16,16,32 --settings ancestral:1000:1 ancestral:1000:0.5 ancestral:1000:0 \
-        --out benchmarks/results/bench_temperature_pickcube.json
+        --out results/benchmarks/bench_temperature_pickcube.json
 """
 
 from __future__ import annotations
@@ -52,7 +52,7 @@ def main() -> None:
                     help="SAMPLER:STEPS[:TEMPERATURE] triples (default: %s)" % " ".join(SETTINGS))
     ap.add_argument("--threads", type=int, default=None)
     ap.add_argument("--workers", type=int, default=None)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/bench_samplers.json"))
+    ap.add_argument("--out", type=Path, default=Path("results/benchmarks/bench_samplers.json"))
     ap.add_argument("--tmp", type=Path, default=Path("runs/bench_samplers"))
     a = ap.parse_args()
     rows = []

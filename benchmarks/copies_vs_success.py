@@ -12,7 +12,7 @@ quantities, ``nnit.analysis.memorization``) beside its own success (or accuracy)
 
     .venv/bin/python benchmarks/copies_vs_success.py --dataset runs/cpu/StackCubeEasy-v1/dataset \
         --generated runs/cpu/StackCubeEasy-v1/eval/nnit/h32-16-64-32 runs/cpu/StackCubeEasy-v1/eval/nnit/h32-64-16-32 \
-        --out benchmarks/results/copies_vs_success_stackcubeeasy.json
+        --out results/benchmarks/copies_vs_success_stackcubeeasy.json
 
 Each ``--generated`` folder is an ``nnit generate --evaluate --arch A`` output (``networks.safetensors``
 and ``eval_<arch>.json``; ``benchmarks/pool_size.py``'s folders too); its architecture must have a shard in

@@ -55,7 +55,7 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1000)
     ap.add_argument("--workers", type=int, nargs="+", default=[2, 1, 2], help="one evaluation per entry")
     ap.add_argument("--reset-repeats", type=int, default=20)
-    ap.add_argument("--out", type=Path, default=Path("benchmarks/results/eval_determinism.json"))
+    ap.add_argument("--out", type=Path, default=Path("results/benchmarks/eval_determinism.json"))
     a = ap.parse_args()
     torch.set_num_threads(1)
     spec = get_task(a.task, control_mode=a.control_mode)

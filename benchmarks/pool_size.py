@@ -16,7 +16,7 @@ the ranking episodes are exactly the CLI's), then reports side by side:
 
     .venv/bin/python benchmarks/pool_size.py --task PushCube-v1 --checkpoint runs/cpu/PushCube-v1/nnit \
         --dataset runs/cpu/PushCube-v1/dataset --arch 32,32,16,64 32,16,16,16 \
-        --out benchmarks/results/pool_size_pushcube.json
+        --out results/benchmarks/pool_size_pushcube.json
 
 Each architecture's ``nnit generate`` output is kept under ``--tmp`` and reused on a rerun. ``--temperature``
 samples with ``nnit generate --temperature`` (default: the cpu preset's; each temperature gets its own folders);

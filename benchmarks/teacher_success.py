@@ -6,7 +6,7 @@ rendering, ``normalized_dense`` reward, 50 steps, one env) for all 50 steps of e
 writes a JSON report.
 
     .venv/bin/python benchmarks/teacher_success.py --episodes 50 --seed 0 \
-        --out benchmarks/results/teacher_success.json
+        --out results/benchmarks/teacher_success.json
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ class Args:
     """First reset seed."""
     max_steps: int = 50
     """Control steps per episode (all are run, success or not; the env itself truncates at 50)."""
-    out: Path = Path("benchmarks/results/teacher_success.json")
+    out: Path = Path("results/benchmarks/teacher_success.json")
     """Where the JSON report goes."""
 
 
