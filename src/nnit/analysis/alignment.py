@@ -30,6 +30,12 @@ from torch.nn import functional as F
 from nnit.weights.architecture import Architecture
 from nnit.weights.mlp import WeightSet
 
+ALIGNMENT_PRESETS: dict[str, dict[str, int]] = {
+    "tiny": {"sgd_steps": 50, "networks": 2, "episodes": 1},
+    "cpu": {"sgd_steps": 3000, "networks": 16, "episodes": 8},
+    "paper": {"sgd_steps": 20000, "networks": 35, "episodes": 64},
+}
+"""``nnit analyze alignment`` per preset: SGD behaviour-cloning steps, networks per set, evaluation episodes."""
 
 @dataclass(frozen=True)
 class SGDConfig:

@@ -84,11 +84,13 @@ def main(argv: list[str] | None = None) -> None:
     from nnit.cli.experts import train_expert_command
     from nnit.cli.generate import GenerateCommand, TrainCommand
     from nnit.cli.ghn import build_dataset_command, train_ghn_command
+    from nnit.cli.presets import presets_command
     from nnit.cli.reproduce import reproduce_command
     from nnit.stopping import Stopped
 
     commands = {
         "info": info,
+        "presets": presets_command,
         "eval": EvalCommand,
         "train-expert": train_expert_command,
         "train-ghn": train_ghn_command,

@@ -8,13 +8,9 @@ from typing import Literal
 
 import tyro
 
+from nnit.analysis.alignment import ALIGNMENT_PRESETS
 from nnit.config import PresetName
 
-ALIGNMENT_PRESETS = {
-    "tiny": {"sgd_steps": 50, "networks": 2, "episodes": 1},
-    "cpu": {"sgd_steps": 3000, "networks": 16, "episodes": 8},
-    "paper": {"sgd_steps": 20000, "networks": 35, "episodes": 64},
-}
 
 
 def analyze_command(
