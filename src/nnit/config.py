@@ -1,9 +1,10 @@
-"""Scale presets shared by every stage: ``tiny`` (tests / CI), ``cpu`` (2-core reference run),
-``paper`` (the paper's hyper-parameters, for a GPU).
+"""Settings shared by every stage: the preset names, the token grid, the evaluation protocol, and the
+JSON mixin of the config dataclasses.
 
-Each stage owns a frozen config dataclass (one docstring per field) and registers its three
-presets here, so ``--preset`` means the same thing on every subcommand and a newcomer can read
-all the scales in one file.
+The presets are ``tiny`` (tests / CI), ``cpu`` (2-core reference run) and ``paper`` (the paper's
+hyper-parameters, for a GPU). Each stage owns a frozen config dataclass (one docstring per field) with its
+preset table beside it; ``nnit presets`` (:mod:`nnit.cli.presets`) shows all of them in one table, and
+``docs/reference/presets.md`` is that table.
 """
 
 from __future__ import annotations
@@ -27,7 +28,6 @@ class JSONConfig:
         tuples = {f.name for f in fields(cls) if isinstance(f.default, tuple)}  # type: ignore[arg-type]
         known = {f.name for f in fields(cls)}  # type: ignore[arg-type]
         return cls(**{k: tuple(v) if k in tuples and isinstance(v, list) else v for k, v in data.items() if k in known})
-PRESET_NAMES: tuple[str, ...] = ("tiny", "cpu", "paper")
 
 
 @dataclass(frozen=True)
@@ -49,13 +49,6 @@ TOKENS: dict[str, TokenConfig] = {
 }
 
 
-def check_preset(name: str) -> str:
-    """Return ``name`` if it is a preset, else raise ValueError listing the presets."""
-    if name not in PRESET_NAMES:
-        raise ValueError(f"unknown preset {name!r}; choose one of {', '.join(PRESET_NAMES)}")
-    return name
-
-
 @dataclass(frozen=True)
 class EvalConfig:
     """How generated networks are judged (``nnit eval``, issue 3; paper Sec. 6 protocol)."""
@@ -70,8 +63,8 @@ class EvalConfig:
     """Seed of episode 0; reported with the results."""
     temperature: float = 1.0
     """NNiT's sampling temperature (``nnit generate --temperature``): the scale of each weight step's fresh
-    noise. 1 samples the model's distribution (the paper); the cpu preset's 0.5 was measured better on every
-    task (README, "Sampling temperature")."""
+    noise. 1 samples the model's distribution (the paper); the tiny and cpu presets sample at 0.5
+    (the comparison: docs/studies/temperature.md)."""
 
 
 EVAL: dict[str, EvalConfig] = {
