@@ -25,7 +25,7 @@ def reproduce_command(
     Cached: a rerun skips finished stages; a killed run resumes (each stage's own checkpoints).
     Stage logs: RUNS/<preset>/reproduce/logs/; timings: RUNS/<preset>/reproduce/stages.json.
 
-    Example: nnit reproduce --preset cpu            (about 3 h or more on 2 cores; see README)
+    Example: nnit reproduce --preset cpu            (hours on 2 cores; stage times: docs/reference/reproduce.md)
 
     Example: nnit reproduce --preset tiny           (minutes: plumbing only, numbers meaningless)
 

@@ -16,11 +16,10 @@ Paper Sec. 4 / Appendix A, following GHN-2 (Knyazev et al., 2021):
 * **GHN-2 scaling.** ``W = exp(s) * standardize(crop) / sqrt(in)`` and ``b = tanh(0.2 * raw)``: the
   cropped block is standardised to zero mean and unit std (so a fresh GHN emits LeCun-scale
   weights whatever its seed, and the decoder can neither shrink a layer by moving its energy
-  outside the crop nor collapse it to a constant — both measured failure modes) and
+  outside the crop nor collapse it to a constant) and
   ``s = tanh(.)`` is a bounded scalar predicted from the weight node's embedding (the GHN keeps
-  control of each layer's magnitude within [1/e, e] x LeCun, so no layer can collapse to zero —
-  measured: without the bound, members "solved" the large initial loss by shrinking the output
-  layer to ~0 and never recovered).
+  control of each layer's magnitude within [1/e, e] x LeCun, so no layer can collapse to zero, e.g. a
+  member "solving" the large initial loss by shrinking the output layer to ~0).
 
 Ensemble: the K members are *independent networks* (own initialisation seeds, own parameters,
 own gradients), but they are stored stacked along a leading K axis and run together — linear
@@ -104,10 +103,9 @@ class EnsembleCNNDecoder(nn.Module):
     conv + SiLU) up to ``C / shuffle`` -> a 3x3 conv to ``1 + shuffle^2`` channels: the first is
     bilinearly upsampled (a smooth field), the others are pixel-shuffled (detail), their sum is the
     ``C x C`` canvas. Resize-convolutions rather than strided transposed convolutions, which
-    paint checkerboard artefacts (measured: negative lag-1 correlation of neighbouring weights);
-    the pixel-shuffle head keeps every convolution at <= C/4 resolution (measured ~4x cheaper
-    than convolving at full resolution on CPU) while neighbouring weights still come from shared
-    features.
+    paint checkerboard artefacts (anti-correlated neighbouring weights); the pixel-shuffle head keeps
+    every convolution at <= C/4 resolution (cheaper than convolving at full resolution on CPU) while
+    neighbouring weights still come from shared features.
     """
 
     def __init__(self, k: int, cfg: GHNConfig, generator: torch.Generator | None = None) -> None:

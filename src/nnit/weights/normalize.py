@@ -7,10 +7,10 @@ Two modes, both exact affine maps with an inverse (up to float rounding):
   ``x -> (x - mean) / std * target_std``.
 * ``"per_role"`` — one mean / std per *parameter role*: the weight matrix and the bias of the first
   layer, of the hidden layers and of the output layer (6 roles; an MLP with one layer uses the output
-  roles). Roles exist for every width and depth, so the map stays width-agnostic. Measured reason
-  (README, NNiT results): GHN policies' output layer has a std 3-8x smaller than the other layers, so
-  under global normalization a generator's error, uniform in normalized space, is 3-8x larger *relative*
-  to the output layer — the layer a policy is most sensitive to.
+  roles). Roles exist for every width and depth, so the map stays width-agnostic. Why: GHN policies' output layer has a
+  smaller std than the other layers, so under global normalization a generator's error, uniform in
+  normalized space, is larger *relative* to the output layer — the layer a policy is most sensitive to
+  (the measurement: docs/reference/weights-and-tokens.md).
 
 ``fit`` measures the statistics on a dataset; they travel with the dataset (or a checkpoint) as JSON,
 so generated tokens can be un-normalized later.
