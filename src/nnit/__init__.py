@@ -9,6 +9,10 @@ Pipeline (one subpackage per stage):
     diffusion/  the NNiT diffusion transformer, Gaussian diffusion, MoNL training, samplers
     baselines/  D2NWG and SANE
     eval/       the evaluation harness and the paper's top-k protocol
+
+Imports go one way, from the command line down to the base modules (``weights``, ``checkpoint``,
+``config``, ``stopping``, ``fileio``): cli > reproduce > api > baselines > diffusion > analysis > ghn >
+experts > eval > tasks > base; the contract is ``[tool.importlinter]`` in pyproject.toml.
 """
 
 __version__ = "0.1.0"
