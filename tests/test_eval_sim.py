@@ -9,6 +9,7 @@ import torch
 
 from nnit.eval.harness import evaluate, run_episode
 from nnit.tasks.registry import get_task
+from nnit.tasks.rollout import mlp_policy
 from nnit.weights import Architecture, WeightSet
 
 pytestmark = [pytest.mark.sim, pytest.mark.filterwarnings("ignore::DeprecationWarning")]
@@ -81,20 +82,21 @@ def test_episodes_do_not_depend_on_what_ran_before():
     env's whatever ran before."""
     from nnit.eval.harness import run_network
     from nnit.experts.teachers import get_teacher
+    from nnit.ghn.collect import dagger_episode
     from nnit.tasks.maniskill import make_env
 
     teacher = get_teacher("PickCube-v1")
-    spec = get_task("PickCube-v1", control_mode=teacher.spec.control_mode)
+    spec = get_task("PickCube-v1").with_default_control_mode()
     ws = WeightSet.init_random(Architecture(spec.input_dim, (32, 16), spec.output_dim), 1, generator=torch.Generator().manual_seed(0))
     fresh, used = (make_env("PickCube-v1", control_mode=spec.control_mode) for _ in range(2))
     try:
         first_fresh = fresh.reset(seed=3)[0]
         ref = run_network(fresh, ws, [3, 4], steps=50)
         teach = dict(steps=50, teacher=teacher, beta=1.0, rng=np.random.default_rng(0))
-        assert run_episode(used, ws, seed=7, **teach)[2]  # the teacher picked the cube up and holds it at the goal
+        assert dagger_episode(used, ws, seed=7, **teach)[2]  # the teacher picked the cube up and holds it at the goal
         assert not torch.equal(used.reset(seed=3)[0], first_fresh)  # stale contact state leaks into the observation
         assert run_episode(used, ws, seed=3, steps=50) != ref[0]  # ... and into the episode
-        run_episode(used, ws, seed=7, **teach)
+        dagger_episode(used, ws, seed=7, **teach)
         assert run_network(used, ws, [3, 4], steps=50) == ref
     finally:
         fresh.close()
@@ -152,16 +154,17 @@ def _ppo_checkpoint(out_dir, task: str = "PushCube-v1"):
 
 def test_dagger_collect_with_a_ppo_teacher(tmp_path):
     """With beta = 1 every step executes the PPO teacher: the visited states are the actor's own episode."""
-    from nnit.eval.harness import CPUEvaluator
+    from nnit.ghn.collect import DaggerCollector
+    from nnit.tasks.rollout import run_episode as rollout_episode
 
     actor = _ppo_checkpoint(tmp_path)
     student = _nets("PushCube-v1", 1)
-    with CPUEvaluator("PushCube-v1", num_workers=0) as ev:
+    with DaggerCollector("PushCube-v1", num_workers=0) as ev:
         states, stats = ev.collect([student, student], [5, 6], beta=1.0, mix_seed=0, teacher_checkpoint=tmp_path)
         assert len(states) == 2 and states[0].shape == (50, 35) and stats["episodes"] == 2
         assert list(ev._teachers) == [("PushCube-v1", str(tmp_path))]  # loaded once, cached by (task, checkpoint)
         ref: list = []
-        ret, _, _ = run_episode(ev._env, actor, seed=5, steps=50, record=ref)
+        rollout_episode(ev._env, mlp_policy(actor), seed=5, steps=50, on_step=lambda step: ref.append(step.obs[0].numpy().copy()))
         np.testing.assert_allclose(states[0], np.stack(ref), atol=1e-5)
         mixed, _ = ev.collect([student], [5], beta=0.0, mix_seed=0, teacher_checkpoint=tmp_path)  # the student alone
     assert np.abs(mixed[0] - states[0]).max() > 1e-3

@@ -19,6 +19,10 @@ Pipeline (one subpackage per stage, each layer importing only the ones above it 
     api.py      generate / evaluate / train
     reproduce/  every stage of the paper's pipeline and REPORT.md
     cli/        the ``nnit`` command, a thin wrapper over the API
+
+Imports go one way, from the command line down to the base modules (``weights``, ``checkpoint``,
+``config``, ``stopping``, ``fileio``): cli > reproduce > api > baselines > diffusion > analysis > ghn >
+experts > eval > tasks > base; the contract is ``[tool.importlinter]`` in pyproject.toml.
 """
 
 __version__ = "0.1.0"

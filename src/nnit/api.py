@@ -33,8 +33,8 @@ from nnit.weights.mlp import WeightSet
 if TYPE_CHECKING:
     from torch import nn
 
-    from nnit.eval.harness import EvalResult
     from nnit.eval.protocol import TopKSummary
+    from nnit.eval.results import EvalResult
 
 SamplerName = Literal["ancestral", "ddim"]
 Hidden = tuple[int, ...]
@@ -250,9 +250,9 @@ def generate(
 
 def _default_control_mode(task: str) -> str:
     """The controller a robot task's networks use when a checkpoint does not record one."""
-    from nnit.experts.teachers import get_teacher
+    from nnit.tasks.registry import default_control_mode
 
-    return get_teacher(task).spec.control_mode
+    return default_control_mode(task)
 
 
 # ============================================================================ evaluation
@@ -285,7 +285,9 @@ class EvalTable:
     @property
     def merged(self) -> "EvalResult":
         """One result over the networks of every architecture (in the order of :attr:`results`)."""
-        return merge_results(list(self.results.values()), "joint")
+        from nnit.eval.results import EvalResult
+
+        return EvalResult.merge(list(self.results.values()), "joint")
 
     def best(self) -> tuple[Hidden, int]:
         """The architecture and index of the network with the best primary metric."""
@@ -306,18 +308,6 @@ class EvalTable:
 
         per_net = [f"[{','.join(map(str, h))}]\n{results_table(r, limit=10)}" for h, r in list(self.results.items())[:2]]
         return "\n\n".join(per_net + [self.table()])
-
-
-def merge_results(results: Sequence["EvalResult"], label: str) -> "EvalResult":
-    """One :class:`EvalResult` over the networks of several evaluations (e.g. every architecture of a joint sample)."""
-    import numpy as np
-
-    from nnit.eval.harness import EvalResult
-
-    first = results[0]
-    metrics = {k: np.concatenate([r.metrics[k] for r in results]) for k in first.metrics}
-    per_ep = {k: np.concatenate([r.per_episode[k] for r in results]) for k in first.per_episode}
-    return EvalResult(first.task, first.kind, {"hidden": [], "label": label}, metrics, per_ep, first.seeds, {"merged": len(results)})
 
 
 def evaluate(
@@ -579,4 +569,4 @@ def train(
 
 
 __all__ = ["APIError", "EvalTable", "GenerationResult", "TrainOverrides", "TrainRun", "evaluate", "generate",
-           "load_generator", "merge_results", "save_generation", "train"]
+           "load_generator", "save_generation", "train"]

@@ -26,26 +26,28 @@ Protocol (robot tasks):
   is not bitwise batch-invariant and this path is untested on the CPU-only dev machines).
 
 Image tasks are evaluated in one batched forward over the test split (:mod:`nnit.tasks.images`).
+
+The episode loop itself is :mod:`nnit.tasks.rollout` (shared with videos, teachers, PPO and DAgger);
+results are built by :class:`nnit.eval.results.EvalResult` (re-exported here).
 """
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
 import os
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Literal, Sequence
 
 import numpy as np
 import torch
 
+from nnit.eval.results import POLICY, EvalResult, aggregate, episode_seeds  # noqa: F401  (re-exported)
 from nnit.eval.workers import WorkerPool, _start_method, default_num_workers  # noqa: F401  (re-exported)
-from nnit.fileio import atomic_write_text
-from nnit.tasks.registry import ImageTaskSpec, RobotTaskSpec, TaskSpec, check_fits, get_task, resolve_sim_backend
+from nnit.eval.workers import weights_from_message as _weights_from_message  # noqa: F401  (old private names)
+from nnit.eval.workers import weights_message as _weights_message  # noqa: F401
+from nnit.tasks.registry import ImageTaskSpec, RobotTaskSpec, TaskError, TaskSpec, check_fits, get_task, resolve_sim_backend
+from nnit.tasks.rollout import _broadcast_env0, mlp_policy, plain_reset, policy_action, reset_from_env0, run_episodes  # noqa: F401
+from nnit.tasks.rollout import run_episode as _rollout_episode
 from nnit.weights.mlp import WeightSet
 
 Backend = Literal["auto", "cpu", "cuda"]
@@ -53,179 +55,18 @@ EnvFactory = Callable[[RobotTaskSpec], Any]
 """Builds one single-env (CPU) gym env for a task; must be picklable (a top-level function)."""
 
 
-# ============================================================================ results
-@dataclass
-class EvalResult:
-    """Per-network results of one evaluation (and, for robot tasks, per episode)."""
-
-    task: str
-    """Task name."""
-    kind: Literal["robot", "image"]
-    """Task family."""
-    arch: dict
-    """The evaluated architecture (``Architecture.to_dict()``)."""
-    metrics: dict[str, np.ndarray]
-    """Per-network metrics, each shape (N,): robot ``mean_return``, ``std_return``, ``success_rate``,
-    ``success_at_end_rate``; image ``accuracy``, ``loss``."""
-    per_episode: dict[str, np.ndarray] = field(default_factory=dict)
-    """Robot tasks: ``return``, ``success_once``, ``success_at_end``, each shape (N, E)."""
-    seeds: list[int] = field(default_factory=list)
-    """Episode e of every network used seed ``seeds[e]`` (robot tasks)."""
-    info: dict = field(default_factory=dict)
-    """How it ran: backend, workers, control mode, wall time, env steps, ..."""
-
-    @property
-    def n(self) -> int:
-        """Number of networks."""
-        return int(len(next(iter(self.metrics.values()))))
-
-    @property
-    def primary(self) -> str:
-        """The metric networks are ranked by: ``mean_return`` (robot) or ``accuracy`` (image)."""
-        return "mean_return" if self.kind == "robot" else "accuracy"
-
-    # ------------------------------------------------------------------ serialization
-    def to_dict(self) -> dict:
-        return {
-            "format": "nnit.eval/1",
-            "task": self.task,
-            "kind": self.kind,
-            "arch": self.arch,
-            "num_networks": self.n,
-            "seeds": list(self.seeds),
-            "info": self.info,
-            "metrics": {k: v.tolist() for k, v in self.metrics.items()},
-            "per_episode": {k: v.tolist() for k, v in self.per_episode.items()},
-        }
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "EvalResult":
-        return cls(
-            task=d["task"],
-            kind=d["kind"],
-            arch=d["arch"],
-            metrics={k: np.asarray(v, dtype=np.float64) for k, v in d["metrics"].items()},
-            per_episode={k: np.asarray(v, dtype=np.float64) for k, v in d.get("per_episode", {}).items()},
-            seeds=[int(s) for s in d.get("seeds", [])],
-            info=d.get("info", {}),
-        )
-
-    def to_csv(self) -> str:
-        """One row per network: ``network`` then every metric."""
-        buf = io.StringIO()
-        names = list(self.metrics)
-        w = csv.writer(buf, lineterminator="\n")
-        w.writerow(["network", *names])
-        for i in range(self.n):
-            w.writerow([i, *(f"{float(self.metrics[k][i]):.6g}" for k in names)])
-        return buf.getvalue()
-
-    def save(self, path: str | os.PathLike, extra: dict | None = None) -> tuple[Path, Path]:
-        """Write ``path`` (JSON) and the same stem ``.csv``, each atomically (tmp + rename).
-
-        ``extra`` (e.g. the top-k protocol summary) is stored under the JSON key ``"extra"``.
-        """
-        path = Path(path)
-        d = self.to_dict()
-        if extra:
-            d["extra"] = extra
-        csv_path = path.with_suffix(".csv")
-        atomic_write_text(path, json.dumps(d, indent=1) + "\n")
-        atomic_write_text(csv_path, self.to_csv())
-        return path, csv_path
-
-    @classmethod
-    def load(cls, path: str | os.PathLike) -> "EvalResult":
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-
-def episode_seeds(base_seed: int, episodes: int) -> list[int]:
-    """The reset seed of each episode: ``base_seed + e`` (the same for every network)."""
-    if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
-    return [int(base_seed) + e for e in range(episodes)]
-
-
-def aggregate(returns: np.ndarray, success_once: np.ndarray, success_at_end: np.ndarray) -> dict[str, np.ndarray]:
-    """Per-network metrics from (N, E) episode arrays: mean / std (population, ddof=0) of the return,
-    success rates (fractions of episodes)."""
-    returns = np.asarray(returns, dtype=np.float64)
-    return {
-        "mean_return": returns.mean(axis=1),
-        "std_return": returns.std(axis=1),
-        "success_rate": np.asarray(success_once, dtype=np.float64).mean(axis=1),
-        "success_at_end_rate": np.asarray(success_at_end, dtype=np.float64).mean(axis=1),
-    }
-
-
-# ============================================================================ one episode
-def policy_action(ws: WeightSet, obs: torch.Tensor) -> torch.Tensor:
-    """``clamp(mlp(obs), -1, 1)`` for every network: obs (B, in) or (N, B, in) -> (N, B, out)."""
-    return ws(obs).clamp_(-1.0, 1.0)
-
-
-def run_episode(
-    env,
-    ws1: WeightSet,
-    seed: int,
-    steps: int,
-    teacher: Callable[[torch.Tensor], torch.Tensor] | None = None,
-    beta: float = 0.0,
-    rng: np.random.Generator | None = None,
-    record: list | None = None,
-    rebuild: bool = False,
-) -> tuple[float, bool, bool]:
-    """Run one network (a WeightSet of one) for ``steps`` steps from ``reset(seed=seed)``
-    (with ``rebuild``, from a rebuilt scene: ``reset(seed=seed, options={"reconfigure": True})``).
-
-    Terminations and truncations are ignored (the episode always runs ``steps`` steps).
-    Returns (return, success_once, success_at_end).
-
-    DAgger rollouts: with a ``teacher``, each step executes the teacher's action with probability
-    ``beta`` (drawn from ``rng``) instead of the network's; with ``record``, every visited
-    observation is appended to that list (as a float32 numpy row).
-    """
-    obs, _ = env.reset(seed=int(seed), options={"reconfigure": True} if rebuild else None)
-    total, once, last = 0.0, False, False
-    with torch.no_grad():
-        for _ in range(steps):
-            x = torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1)  # (1, in)
-            if record is not None:
-                record.append(x[0].numpy().copy())
-            if teacher is not None and rng is not None and rng.random() < beta:
-                act = teacher(x).clamp(-1.0, 1.0)  # (1, out)
-            else:
-                act = policy_action(ws1, x)[0]  # (1, out)
-            obs, reward, _term, _trunc, info = env.step(act)
-            total += float(torch.as_tensor(reward).reshape(-1)[0])
-            last = bool(torch.as_tensor(info.get("success", False)).reshape(-1)[0])
-            once = once or last
-    return total, once, last
+# ============================================================================ one network's episodes
+def run_episode(env, ws1: WeightSet, seed: int, steps: int, rebuild: bool = False) -> tuple[float, bool, bool]:
+    """One episode of one network (a WeightSet of one) in ``env``: ``steps`` steps from ``reset(seed=seed)``
+    (with ``rebuild``, from a rebuilt scene), terminations ignored (:func:`nnit.tasks.rollout.run_episode`).
+    Returns (return, success_once, success_at_end)."""
+    return _rollout_episode(env, mlp_policy(ws1), seed, steps, rebuild=rebuild).outcome()
 
 
 def run_network(env, ws1: WeightSet, seeds: Sequence[int], steps: int) -> list[tuple[float, bool, bool]]:
     """The evaluation protocol's episodes of one network: ``seeds`` in order, the first from a rebuilt scene,
     so the result does not depend on what ran in ``env`` before (see the module docstring)."""
-    return [run_episode(env, ws1, s, steps, rebuild=e == 0) for e, s in enumerate(seeds)]
-
-
-def run_dagger_job(env, task: RobotTaskSpec, job: tuple, teachers: dict) -> tuple:
-    """One beta-mixed, recorded episode: ``job = (arch_dict, arrays, seed, beta, mix_seed, teacher_checkpoint)``.
-
-    The teacher is the task's scripted one, or with ``teacher_checkpoint`` (a path; may be left off
-    the tuple) the PPO actor saved there; ``teachers`` caches them by (task, checkpoint).
-    Returns (return, success_once, success_at_end, states (steps, obs_dim) float32)."""
-    from nnit.experts.teachers import get_teacher
-
-    arch, arrays, seed, beta, mix_seed, *rest = job
-    checkpoint = rest[0] if rest else None
-    key = (task.name, checkpoint)
-    if key not in teachers:
-        teachers[key] = get_teacher(task.name, checkpoint=checkpoint)
-    states: list = []
-    ret, once, at_end = run_episode(env, _weights_from_message(arch, arrays), seed, task.episode_steps,
-                                    teacher=teachers[key], beta=beta, rng=np.random.default_rng(mix_seed), record=states)
-    return ret, once, at_end, np.stack(states)
+    return [ep.outcome() for ep in run_episodes(env, mlp_policy(ws1), seeds, steps)]
 
 
 def default_env_factory(task: RobotTaskSpec):
@@ -240,9 +81,7 @@ def _worker_main(wid: int, task: RobotTaskSpec, env_factory: EnvFactory, inbox, 
     """Worker process: build one env, then serve messages until ``("stop",)``.
 
     ``("weights", arch_dict, [arrays])`` replaces the networks; ``("run", net, seeds)`` runs that
-    network's episodes (:func:`run_network`) and answers ``("done", net, [(return, once, at_end), ...])``;
-    ``("collect", job_id, job)`` runs a DAgger episode (:func:`run_dagger_job`) and answers
-    ``("collected", job_id, return, once, at_end, states)``.
+    network's episodes (:func:`run_network`) and answers ``("done", net, [(return, once, at_end), ...])``.
     """
     torch.set_num_threads(1)
     try:
@@ -252,18 +91,11 @@ def _worker_main(wid: int, task: RobotTaskSpec, env_factory: EnvFactory, inbox, 
         return
     outbox.put(("ready", wid))
     nets: list[WeightSet] = []
-    teachers: dict = {}
     try:
         while True:
             msg = inbox.get()
             if msg[0] == "stop":
                 break
-            if msg[0] == "collect":
-                try:
-                    outbox.put(("collected", msg[1], *run_dagger_job(env, task, msg[2], teachers)))
-                except Exception as err:
-                    outbox.put(("error", wid, f"worker {wid}, DAgger job {msg[1]}: {type(err).__name__}: {err}"))
-                continue
             if msg[0] == "weights":
                 ws = _weights_from_message(msg[1], msg[2])
                 nets = [ws[i] for i in range(ws.n)]  # per-network views, built once
@@ -277,21 +109,6 @@ def _worker_main(wid: int, task: RobotTaskSpec, env_factory: EnvFactory, inbox, 
             outbox.put(("done", net, episodes))
     finally:
         env.close()
-
-
-def _weights_message(ws: WeightSet) -> tuple[dict, list[np.ndarray]]:
-    arrays = []
-    for w, b in zip(ws.weights, ws.biases):
-        arrays += [w.detach().cpu().float().numpy(), b.detach().cpu().float().numpy()]
-    return ws.arch.to_dict(), arrays
-
-
-def _weights_from_message(arch_dict: dict, arrays: list[np.ndarray]) -> WeightSet:
-    from nnit.weights.architecture import Architecture
-
-    arch = Architecture.from_dict(arch_dict)
-    t = [torch.from_numpy(a) for a in arrays]
-    return WeightSet(arch, t[0::2], t[1::2])
 
 
 class CPUEvaluator(WorkerPool):
@@ -312,7 +129,6 @@ class CPUEvaluator(WorkerPool):
         super().__init__(default_num_workers() if num_workers is None else int(num_workers), _worker_main,
                          (self.task, self.env_factory), label="evaluation")
         self._env = None  # the in-process env when num_workers == 0
-        self._teachers: dict = {}  # the in-process DAgger teachers, by (task, checkpoint)
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "CPUEvaluator":
@@ -378,42 +194,6 @@ class CPUEvaluator(WorkerPool):
         finally:
             bar.close()
 
-    def collect(self, students: Sequence[WeightSet], seeds: Sequence[int], beta: float, mix_seed: int,
-                teacher_checkpoint: str | os.PathLike | None = None) -> tuple[list[np.ndarray], dict]:
-        """DAgger rollouts: episode j runs ``students[j]`` (a WeightSet of one) from ``seeds[j]``,
-        executing the teacher's action with probability ``beta`` at each step. The teacher is the
-        task's scripted one, or the PPO expert saved at ``teacher_checkpoint`` (checkpoint file or
-        run directory; see :func:`nnit.experts.teachers.get_teacher`).
-
-        Returns the visited states of every episode, (steps, obs_dim) each, in job order, and
-        rollout statistics (mean return, success rate of the mixed policy). Rollouts use plain resets, so
-        an episode carries some contact state over from the worker's previous one (module docstring);
-        they are training data, and episode j always runs on worker j % W in order, so a run with the
-        same worker count repeats exactly."""
-        self.start()
-        ckpt = None if teacher_checkpoint is None else str(teacher_checkpoint)
-        jobs = []
-        for j, (ws1, s) in enumerate(zip(students, seeds)):
-            check_weights(self.task, ws1)
-            arch, arrays = _weights_message(ws1)
-            jobs.append((arch, arrays, int(s), float(beta), int(mix_seed) * 1009 + j, ckpt))
-        results: list = [None] * len(jobs)
-        if self._env is not None:
-            for j, job in enumerate(jobs):
-                results[j] = run_dagger_job(self._env, self.task, job, self._teachers)
-        else:
-            for j, job in enumerate(jobs):
-                self._inboxes[j % len(self._inboxes)].put(("collect", j, job))
-            for _ in jobs:
-                msg = self._get()  # an ("error", ...) message raises
-                results[msg[1]] = msg[2:]
-        stats = {
-            "rollout_return": float(np.mean([r[0] for r in results])),
-            "success_rate": float(np.mean([r[1] for r in results])),
-            "episodes": len(results),
-        }
-        return [r[3] for r in results], stats
-
     def evaluate(self, ws: WeightSet, episodes: int = 10, base_seed: int = 0, progress: bool = False) -> EvalResult:
         """Evaluate every network of ``ws`` for ``episodes`` episodes (seeds ``base_seed + e``)."""
         check_weights(self.task, ws)
@@ -421,27 +201,8 @@ class CPUEvaluator(WorkerPool):
         t0 = time.perf_counter()
         rets, once, at_end = self.run_episodes(ws, seeds, progress=progress)
         wall = time.perf_counter() - t0
-        steps = ws.n * episodes * self.task.episode_steps
-        return EvalResult(
-            task=self.task.name,
-            kind="robot",
-            arch=ws.arch.to_dict(),
-            metrics=aggregate(rets, once, at_end),
-            per_episode={"return": rets, "success_once": once.astype(np.float64), "success_at_end": at_end.astype(np.float64)},
-            seeds=seeds,
-            info={
-                "backend": "physx_cpu",
-                "num_workers": self.num_workers,
-                "control_mode": self.task.control_mode,
-                "episode_steps": self.task.episode_steps,
-                "policy": "clamp(mlp(obs), -1, 1)",
-                "base_seed": int(base_seed),
-                "episodes": int(episodes),
-                "env_steps": int(steps),
-                "wall_s": round(wall, 3),
-                "env_steps_per_s": round(steps / wall, 1) if wall > 0 else math.nan,
-            },
-        )
+        return EvalResult.from_episodes(self.task, ws.arch.to_dict(), rets, once, at_end, seeds, wall,
+                                        run={"backend": "physx_cpu", "num_workers": self.num_workers})
 
 
 # ============================================================================ GPU (physx_cuda)
@@ -463,50 +224,40 @@ def evaluate_gpu(task: RobotTaskSpec, ws: WeightSet, episodes: int, base_seed: i
     for lo in range(0, n, max_envs):
         sub = ws[lo : lo + max_envs].to(device)  # (n_sub networks)
         env = make_env(task.name, sim_backend="physx_cuda", num_envs=sub.n, control_mode=task.control_mode)
-        u = env.unwrapped
         try:
             for e, s in enumerate(seeds):
-                env.reset(seed=s)
-                state = _broadcast_env0(u.get_state_dict())
-                u.set_state_dict(state)
-                obs = u.get_obs()  # (n_sub, obs)
-                r_sum = torch.zeros(sub.n, device=device)
-                o_any = torch.zeros(sub.n, dtype=torch.bool, device=device)
-                last = o_any
-                with torch.no_grad():
-                    for _ in range(task.episode_steps):
-                        act = policy_action(sub, obs.float().unsqueeze(1))[:, 0]  # (n_sub, act)
-                        obs, reward, _t, _tr, info = env.step(act)
-                        r_sum += reward.float()
-                        last = info["success"].bool()
-                        o_any |= last
-                rets[lo : lo + sub.n, e] = r_sum.cpu().numpy()
-                once[lo : lo + sub.n, e] = o_any.cpu().numpy()
-                at_end[lo : lo + sub.n, e] = last.cpu().numpy()
+                ep = _rollout_episode(env, mlp_policy(sub), s, task.episode_steps, reset=reset_from_env0)  # (n_sub,) each
+                rets[lo : lo + sub.n, e] = ep.returns
+                once[lo : lo + sub.n, e] = ep.success_once
+                at_end[lo : lo + sub.n, e] = ep.success_at_end
                 bar.update(sub.n)
         finally:
             env.close()
     bar.close()
-    wall = time.perf_counter() - t0
-    steps = n * episodes * task.episode_steps
-    return EvalResult(
-        task=task.name,
-        kind="robot",
-        arch=ws.arch.to_dict(),
-        metrics=aggregate(rets, once, at_end),
-        per_episode={"return": rets, "success_once": once.astype(np.float64), "success_at_end": at_end.astype(np.float64)},
-        seeds=seeds,
-        info={"backend": "physx_cuda", "control_mode": task.control_mode, "episode_steps": task.episode_steps,
-              "policy": "clamp(mlp(obs), -1, 1)", "base_seed": int(base_seed), "episodes": int(episodes),
-              "env_steps": int(steps), "wall_s": round(wall, 3), "env_steps_per_s": round(steps / wall, 1)},
-    )
+    return EvalResult.from_episodes(task, ws.arch.to_dict(), rets, once, at_end, seeds, time.perf_counter() - t0,
+                                    run={"backend": "physx_cuda"})
 
 
-def _broadcast_env0(state):
-    """Copy env 0's entry of every (num_envs, ...) tensor in a nested state dict to all envs."""
-    if isinstance(state, dict):
-        return {k: _broadcast_env0(v) for k, v in state.items()}
-    return state[:1].expand_as(state).clone()
+# ============================================================================ image tasks
+def evaluate_image_task(task: ImageTaskSpec | str, ws: WeightSet, data_dir: str | os.PathLike | None = None, split: str = "test") -> EvalResult:
+    """Accuracy and loss of every network on the task's ``split`` (:mod:`nnit.tasks.images`), one batched forward."""
+    from nnit.tasks.images import classify, load_split
+
+    spec = get_task(task)
+    if not isinstance(spec, ImageTaskSpec):
+        raise TaskError(f"{spec.name} is not an image task")
+    check_weights(spec, ws)
+    t0 = time.perf_counter()
+    x, y = load_split(spec, split, data_dir)
+    acc, loss = classify(ws.detach().to(torch.float32), x, y)
+    return EvalResult.from_classification(spec, ws.arch.to_dict(), acc.numpy(), loss.numpy(), info={
+        "split": split,
+        "num_examples": int(len(y)),
+        "downsample": spec.downsample,
+        "input": f"pixels/255, {spec.downsample}x{spec.downsample} average pool -> {spec.side}x{spec.side}",
+        "data_dir": str(data_dir or spec.default_dir),
+        "wall_s": round(time.perf_counter() - t0, 3),
+    })
 
 
 # ============================================================================ the one entry point
@@ -539,8 +290,6 @@ def evaluate(
     spec = get_task(task, control_mode=control_mode)  # type: ignore[arg-type]
     check_weights(spec, weights)
     if isinstance(spec, ImageTaskSpec):
-        from nnit.tasks.images import evaluate_image_task
-
         return evaluate_image_task(spec, weights, data_dir=data_dir)
     sim = resolve_sim_backend(backend)
     if sim == "physx_cuda" and env_factory is None:
@@ -581,20 +330,14 @@ def record_video(
         raise ValueError(f"video path must end in .mp4 or .gif, got {path.name}")
     env = make_env(spec.name, sim_backend="physx_cpu", control_mode=spec.control_mode, render=True)
     net = weights[network].detach().to(torch.float32)
-    frames = []
-    total, once = 0.0, False
+    frames: list[np.ndarray] = []
     try:
-        obs, _ = env.reset(seed=int(seed))
-        frames.append(_frame(env.render()))
-        with torch.no_grad():
-            for _ in range(spec.episode_steps):
-                act = policy_action(net, torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1))[0]
-                obs, reward, _t, _tr, info = env.step(act)
-                total += float(torch.as_tensor(reward).reshape(-1)[0])
-                once = once or bool(torch.as_tensor(info.get("success", False)).reshape(-1)[0])
-                frames.append(_frame(env.render()))
+        (ep,) = run_episodes(env, mlp_policy(net), [seed], spec.episode_steps,
+                             on_reset=lambda obs: frames.append(_frame(env.render())),
+                             on_step=lambda step: frames.append(_frame(env.render())))
     finally:
         env.close()
+    total, once, _ = ep.outcome()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.stem + ".tmp" + path.suffix)
     if path.suffix.lower() == ".gif":

@@ -20,7 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
-from nnit.eval.harness import EvalResult
+from nnit.eval.results import EvalResult
 
 
 @dataclass(frozen=True)

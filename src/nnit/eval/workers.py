@@ -4,13 +4,21 @@
 own inbox queue and one outbox shared by all. A worker first answers ``("ready", wid)`` or
 ``("error", wid, text)``; afterwards any ``("error", wid, text)`` it sends makes :meth:`WorkerPool._get`
 raise ``RuntimeError(text)``. ``("stop",)`` ends a worker. Used by the evaluation harness
-(:class:`nnit.eval.harness.CPUEvaluator`) and the PPO collector (:class:`nnit.experts.ppo.CPURolloutPool`).
+(:class:`nnit.eval.harness.CPUEvaluator`), the PPO collector (:class:`nnit.experts.ppo.CPURolloutPool`)
+and the DAgger collector (:class:`nnit.ghn.collect.DaggerCollector`). :func:`weights_message` /
+:func:`weights_from_message` carry a :class:`~nnit.weights.mlp.WeightSet` to a worker as plain arrays.
 """
 
 from __future__ import annotations
 
 import os
 from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from nnit.weights.architecture import Architecture
+from nnit.weights.mlp import WeightSet
 
 
 def _start_method() -> str:
@@ -32,6 +40,21 @@ def _worker_entry(target: Callable[..., None], *args) -> None:
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     target(*args)
+
+
+def weights_message(ws: WeightSet) -> tuple[dict, list[np.ndarray]]:
+    """A weight set as ``(arch_dict, [W_0, b_0, W_1, b_1, ...])`` float32 CPU arrays (cheap to pickle)."""
+    arrays = []
+    for w, b in zip(ws.weights, ws.biases):
+        arrays += [w.detach().cpu().float().numpy(), b.detach().cpu().float().numpy()]
+    return ws.arch.to_dict(), arrays
+
+
+def weights_from_message(arch_dict: dict, arrays: list[np.ndarray]) -> WeightSet:
+    """Inverse of :func:`weights_message`."""
+    arch = Architecture.from_dict(arch_dict)
+    t = [torch.from_numpy(a) for a in arrays]
+    return WeightSet(arch, t[0::2], t[1::2])
 
 
 def default_num_workers() -> int:

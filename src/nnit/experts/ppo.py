@@ -50,7 +50,7 @@ from torch import nn
 
 from nnit.checkpoint import load_checkpoint, restore, save_checkpoint
 from nnit.eval.workers import WorkerPool
-from nnit.experts.teachers import TeacherSpec
+from nnit.experts.interface import TeacherSpec
 from nnit.fileio import truncate_jsonl_log
 from nnit.stopping import TrainingStopped, stop_on_signals
 from nnit.tasks.registry import RobotTaskSpec, get_task, resolve_sim_backend
@@ -396,7 +396,8 @@ def _rollout_worker_main(wid: int, task: RobotTaskSpec, ignore_terminations: boo
     ``("eval", actor_msg, [seed, ...])`` -> ``("evaluated", wid, [(return, once, at_end), ...])``
     (the harness's episodes of one network; the training stream restarts afterwards); ``("stop",)``.
     """
-    from nnit.eval.harness import _weights_from_message, run_network
+    from nnit.eval.harness import run_network
+    from nnit.eval.workers import weights_from_message as _weights_from_message
 
     torch.set_num_threads(1)
     try:
@@ -442,7 +443,7 @@ class CPURolloutPool(WorkerPool):
 
     def collect(self, agent: PPOAgent, iteration: int, steps: int) -> dict[str, torch.Tensor]:
         """Every worker collects ``steps`` steps with the current agent; streams stacked as N."""
-        from nnit.eval.harness import _weights_message
+        from nnit.eval.workers import weights_message as _weights_message
 
         a_msg = _weights_message(actor_weight_set(agent))
         c_msg = _weights_message(WeightSet.from_sequential(agent.critic, "tanh").to("cpu"))
@@ -463,7 +464,7 @@ class CPURolloutPool(WorkerPool):
     def evaluate(self, ws: WeightSet, seeds: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The harness's episodes of one network, on the first worker (the protocol runs a network's episodes in
         order in one env; :func:`nnit.eval.harness.run_network`): (1, E) arrays return, success_once, success_at_end."""
-        from nnit.eval.harness import _weights_message
+        from nnit.eval.workers import weights_message as _weights_message
 
         self._inboxes[0].put(("eval", _weights_message(ws), [int(s) for s in seeds]))
         return _episode_arrays(self._get()[2])
@@ -513,19 +514,13 @@ def _episode_arrays(res: list[tuple[float, bool, bool]]) -> tuple[np.ndarray, np
 
 # ============================================================================ training
 def _evaluate(collector, agent: PPOAgent, task: RobotTaskSpec, episodes: int, base_seed: int):
-    from nnit.eval.harness import EvalResult, aggregate, episode_seeds
+    from nnit.eval.results import EvalResult, episode_seeds
 
     ws = actor_weight_set(agent)
     seeds = episode_seeds(base_seed, episodes)
     t0 = time.perf_counter()
     rets, once, at_end = collector.evaluate(ws, seeds)
-    return EvalResult(
-        task=task.name, kind="robot", arch=ws.arch.to_dict(), metrics=aggregate(rets, once, at_end),
-        per_episode={"return": rets, "success_once": once.astype(np.float64), "success_at_end": at_end.astype(np.float64)},
-        seeds=seeds,
-        info={"control_mode": task.control_mode, "episode_steps": task.episode_steps, "policy": "clamp(mlp(obs), -1, 1)",
-              "base_seed": int(base_seed), "episodes": int(episodes), "wall_s": round(time.perf_counter() - t0, 3)},
-    )
+    return EvalResult.from_episodes(task, ws.arch.to_dict(), rets, once, at_end, seeds, time.perf_counter() - t0, throughput=False)
 
 
 def save_ppo_checkpoint(

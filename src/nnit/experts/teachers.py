@@ -12,7 +12,7 @@ Every teacher is **memoryless**: the phase (approach / descend / grasp / carry /
 push) is re-derived from each observation, because DAgger asks for labels on arbitrary states
 visited by a student. ``teacher(obs)`` with a batch of B observations equals B single calls.
 
-Interface (:class:`Teacher`): ``teacher(obs: (B, obs_dim) tensor) -> (B, act_dim) tensor`` plus a
+Interface (:class:`Teacher`, defined in :mod:`nnit.experts.interface`): ``teacher(obs: (B, obs_dim) tensor) -> (B, act_dim) tensor`` plus a
 ``spec`` (:class:`TeacherSpec`: task, control mode, obs/act sizes). A PPO actor that exposes the
 same two things (``spec`` attribute and a deterministic ``__call__``) drops in unchanged; see
 :func:`get_teacher` for the registry.
@@ -27,40 +27,10 @@ import os
 import time
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Protocol, runtime_checkable
 
 import torch
 
-# ====================================================================== interface
-
-
-@dataclass(frozen=True)
-class TeacherSpec:
-    """What a teacher expects and emits; the student is evaluated with the same settings."""
-
-    task: str
-    """ManiSkill environment id, e.g. ``"PickCube-v1"``."""
-    control_mode: str
-    """ManiSkill controller the actions are meant for, e.g. ``"pd_ee_delta_pos"``."""
-    obs_dim: int
-    """Length of the flat ``obs_mode="state"`` observation."""
-    act_dim: int
-    """Length of the action vector (every entry in [-1, 1])."""
-
-
-@runtime_checkable
-class Teacher(Protocol):
-    """An observation -> action labeller. Scripted teachers and PPO actors both satisfy it.
-
-    ``__call__`` must be deterministic and stateless: the same observation always gives the same
-    action, and a batch of B observations gives the same actions as B single calls.
-    """
-
-    spec: TeacherSpec
-
-    def __call__(self, obs: torch.Tensor) -> torch.Tensor:  # (B, obs_dim) -> (B, act_dim)
-        ...
-
+from nnit.experts.interface import Teacher, TeacherSpec  # noqa: F401  (the interface; re-exported)
 
 # ====================================================================== observation layouts
 
@@ -511,28 +481,31 @@ def _teacher_env(task: str, control_mode: str):
     return _make_env(task, control_mode=control_mode)
 
 
-def teacher_rollout(env, teacher: Teacher, seed: int, max_steps: int = 50) -> dict:
-    """One episode of ``max_steps`` steps; returns success_once, success_at_end, return, first success step."""
-    obs, _ = env.reset(seed=seed)
-    ret, once, first, success = 0.0, False, -1, False
-    for t in range(max_steps):
-        with torch.no_grad():
-            action = teacher(torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1))
-        obs, reward, _, _, info = env.step(action)
-        ret += float(reward)
-        success = bool(info["success"])
-        if success and not once:
-            once, first = True, t + 1
-    return {"seed": seed, "success_once": once, "success_at_end": success, "return": ret, "first_success_step": first}
+def _episode_record(ep) -> dict:
+    once, end = bool(ep.success_once[0]), bool(ep.success_at_end[0])
+    return {"seed": ep.seed, "success_once": once, "success_at_end": end, "return": float(ep.returns[0]),
+            "first_success_step": int(ep.first_success_step[0])}
+
+
+def teacher_rollout(env, teacher: Teacher, seed: int, max_steps: int = 50, rebuild: bool = False) -> dict:
+    """One episode of ``max_steps`` steps (:func:`nnit.tasks.rollout.run_episode`; with ``rebuild`` from a
+    rebuilt scene); returns success_once, success_at_end, return, first success step."""
+    from nnit.tasks.rollout import run_episode
+
+    return _episode_record(run_episode(env, teacher, seed, max_steps, rebuild=rebuild))
 
 
 def measure_teacher(task: str, episodes: int = 50, seed: int = 0, max_steps: int = 50, teacher: "Teacher | None" = None) -> dict:
-    """Success of a teacher in the harness's settings (state obs, physx_cpu, all 50 steps run): aggregate metrics of ``teacher`` (default: the scripted one) over seeds seed..seed+episodes-1."""
+    """Success of a teacher in the harness's settings and protocol (state obs, physx_cpu, all steps run, the
+    episodes in order in one env, the first from a rebuilt scene; :func:`nnit.tasks.rollout.run_episodes`):
+    aggregate metrics of ``teacher`` (default: the scripted one) over seeds seed..seed+episodes-1."""
+    from nnit.tasks.rollout import run_episodes
+
     teacher = teacher if teacher is not None else get_teacher(task)
     env = _teacher_env(task, teacher.spec.control_mode)
     try:
         t0 = time.perf_counter()
-        eps = [teacher_rollout(env, teacher, seed + i, max_steps) for i in range(episodes)]
+        eps = [_episode_record(ep) for ep in run_episodes(env, teacher, [seed + i for i in range(episodes)], max_steps)]
         wall = time.perf_counter() - t0
     finally:
         env.close()

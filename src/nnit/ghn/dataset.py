@@ -144,7 +144,7 @@ def build_dataset(
             if evaluator is not None:
                 res = evaluator.evaluate(cands, episodes=cfg.episodes, base_seed=cfg.eval_seed)
             else:
-                from nnit.tasks.images import evaluate_image_task
+                from nnit.eval.harness import evaluate_image_task
 
                 res = evaluate_image_task(task, cands, data_dir=data_dir, split="val")  # never the test split
             metric_names = list(res.metrics)

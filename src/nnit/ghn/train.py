@@ -172,8 +172,8 @@ class DaggerDistillation:
 
     def __init__(self, task: RobotTaskSpec, cfg: GHNTrainConfig, num_workers: int | None = None,
                  teacher_checkpoint: str | None = None) -> None:
-        from nnit.eval.harness import CPUEvaluator
         from nnit.experts.teachers import get_teacher
+        from nnit.ghn.collect import DaggerCollector
 
         self.task = task
         self.teacher_checkpoint = None if teacher_checkpoint is None else str(teacher_checkpoint)
@@ -184,7 +184,7 @@ class DaggerDistillation:
                 f"{task.control_mode}; pass the teacher's control mode"
             )
         self.buffer = StateBuffer(cfg.buffer_size, task.obs_dim, task.action_dim)
-        self.collector = CPUEvaluator(task, num_workers=num_workers)
+        self.collector = DaggerCollector(task, num_workers=num_workers)
         self.cfg = cfg
         self.last_rollout: dict = {}
 

@@ -10,7 +10,8 @@
   holds layers up to 64 wide; see :data:`nnit.tasks.registry.DEFAULT_DOWNSAMPLE`), flattened
   row-major.
 * **Metric.** Top-1 accuracy and mean cross-entropy of the logits on the test split, for all N
-  networks in one batched forward.
+  networks in one batched forward (:func:`classify`; the harness's
+  :func:`nnit.eval.harness.evaluate_image_task` wraps it into an evaluation result).
 
 Files are parsed by hand (the IDX header is 4 bytes of magic + one 4-byte size per dimension); no pickle.
 """
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from nnit.tasks.registry import ImageTaskSpec, TaskError, check_fits, get_task
+from nnit.tasks.registry import ImageTaskSpec, TaskError, get_task
 from nnit.weights.mlp import WeightSet
 
 IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}
@@ -137,33 +138,3 @@ def classify(ws: WeightSet, x: torch.Tensor, y: torch.Tensor, batch: int = 2048)
             ce = F.cross_entropy(logits.flatten(0, 1), yb.repeat(ws.n), reduction="none")  # (N*B,)
             loss += ce.view(ws.n, -1).sum(1).double()
     return correct / len(x), loss / len(x)
-
-
-def evaluate_image_task(task: ImageTaskSpec | str, ws: WeightSet, data_dir: str | os.PathLike | None = None, split: str = "test"):
-    """Accuracy and loss of every network on the task's ``split``, as an :class:`~nnit.eval.harness.EvalResult`."""
-    import time
-
-    from nnit.eval.harness import EvalResult
-
-    spec = get_task(task)
-    if not isinstance(spec, ImageTaskSpec):
-        raise TaskError(f"{spec.name} is not an image task")
-    check_fits(spec, ws.arch)
-    ws.check_finite()
-    t0 = time.perf_counter()
-    x, y = load_split(spec, split, data_dir)
-    acc, loss = classify(ws.detach().to(torch.float32), x, y)
-    return EvalResult(
-        task=spec.name,
-        kind="image",
-        arch=ws.arch.to_dict(),
-        metrics={"accuracy": acc.numpy(), "loss": loss.numpy()},
-        info={
-            "split": split,
-            "num_examples": int(len(y)),
-            "downsample": spec.downsample,
-            "input": f"pixels/255, {spec.downsample}x{spec.downsample} average pool -> {spec.side}x{spec.side}",
-            "data_dir": str(data_dir or spec.default_dir),
-            "wall_s": round(time.perf_counter() - t0, 3),
-        },
-    )

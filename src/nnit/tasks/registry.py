@@ -69,12 +69,21 @@ class RobotTaskSpec:
     """Control steps per episode; every evaluation episode runs all of them (terminations ignored)."""
     kind: Literal["robot"] = "robot"
     """Task family: the harness dispatches on it."""
+    default_control_mode: ControlMode = "pd_ee_delta_pos"
+    """The controller the pipeline's networks use for this task when no checkpoint, dataset or option
+    names one (the scripted teachers act in it, so the GHN students, the dataset and the generators
+    do too). ``get_task(name)`` keeps ``control_mode`` at ``pd_joint_delta_pos``; use
+    :func:`default_control_mode` / :meth:`with_default_control_mode` for the pipeline's."""
 
     def with_control_mode(self, control_mode: ControlMode) -> "RobotTaskSpec":
         """The same task under another controller (the action size follows it)."""
         if control_mode not in ACTION_DIMS:
             raise TaskError(f"unknown control mode {control_mode!r}; choose one of {', '.join(ACTION_DIMS)}")
         return replace(self, control_mode=control_mode, action_dim=ACTION_DIMS[control_mode])
+
+    def with_default_control_mode(self) -> "RobotTaskSpec":
+        """The same task under its :attr:`default_control_mode`."""
+        return self.with_control_mode(self.default_control_mode)
 
     @property
     def input_dim(self) -> int:
@@ -159,6 +168,23 @@ def get_task(name: str | TaskSpec, control_mode: ControlMode | None = None, down
             spec = replace(spec, downsample=downsample)
         return spec
     raise TaskError(f"unknown task {name!r}; valid tasks: {', '.join(task_names())}")
+
+
+def task_kind(name: str | TaskSpec) -> Literal["robot", "image"]:
+    """``"robot"`` or ``"image"``: the family of task ``name`` (raises :class:`TaskError` for unknown names)."""
+    return get_task(name).kind
+
+
+def is_robot_task(name: str | TaskSpec) -> bool:
+    """Whether ``name`` is a ManiSkill robot task (raises :class:`TaskError` for unknown names)."""
+    return task_kind(name) == "robot"
+
+
+def default_control_mode(name: str | TaskSpec) -> ControlMode | None:
+    """The controller the pipeline uses for robot task ``name`` (:attr:`RobotTaskSpec.default_control_mode`);
+    None for image tasks. Raises :class:`TaskError` for unknown names."""
+    spec = get_task(name)
+    return spec.default_control_mode if isinstance(spec, RobotTaskSpec) else None
 
 
 def check_fits(task: TaskSpec, arch) -> None:
