@@ -80,7 +80,7 @@ def _cell(by_task: dict[str, object]) -> str:
     """One value, or the most common one with the tasks that differ in parentheses."""
     texts = {t: _fmt(v) for t, v in by_task.items()}
     values = list(texts.values())
-    common = max(set(values), key=values.count)
+    common = max(values, key=values.count)  # ties: the first task's value (deterministic)
     others = [f"{t}: {v}" for t, v in texts.items() if v != common]
     return common + (f" ({'; '.join(others)})" if others else "")
 
