@@ -120,3 +120,23 @@ def test_example_script_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "top-4 of 4: success" in proc.stdout
     assert WeightSet.load(tmp_path / "ex" / "networks.safetensors").n == 4
+
+
+# ---------------------------------------------------------------------------- support: depth and widths seen in training
+@pytest.mark.parametrize("arch,why", [("32,32,32", "depth 3 was never trained on"), ("32,32,32,32,32", "depth 5 was never trained on"),
+                                      ("32,24,32,32", "width 24 never seen in training"),
+                                      ("16,48,64,8", "widths 8, 48 never seen in training")])
+def test_an_architecture_outside_the_training_support_is_flagged_and_strict_refuses_it(trained, arch, why):
+    _, run, _ = trained  # trained on depth 4, widths {16, 32, 64}
+    with pytest.warns(nnit.api.SupportWarning, match=why):
+        res = nnit.generate(run.checkpoint, task="FashionMNIST", arch=arch, num=2, steps=2)
+    assert not res.in_support and any(why in w for w in res.support_warnings) and res.num == 2
+    with pytest.raises(APIError, match=f"outside what .* was trained on: .*{why}.*strict"):
+        nnit.generate(run.checkpoint, task="FashionMNIST", arch=arch, num=2, steps=2, strict=True)
+
+
+def test_an_architecture_inside_the_support_gets_no_warning(trained, recwarn):
+    _, run, _ = trained
+    res = nnit.generate(run.checkpoint, task="FashionMNIST", arch="64,32,16,64", num=2, steps=2, strict=True)  # held out, seen widths
+    assert res.in_support and res.support_warnings == []
+    assert not [w for w in recwarn if issubclass(w.category, nnit.api.SupportWarning)]

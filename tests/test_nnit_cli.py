@@ -179,3 +179,21 @@ def test_robot_task_train_and_generate_without_evaluation(tmp_path, capsys):
     assert ws.arch == Architecture(35, (24, 32, 64, 16), 4) and ws.n == 4
     assert torch.isfinite(ws.to_sequential(3)(torch.randn(2, 35))).all()
     assert "sampled and assembled" in text
+
+
+def test_generate_says_when_an_architecture_is_outside_the_training_support(fashion, capsys, tmp_path):
+    _, out = fashion  # trained on depth 4, widths {16, 32, 64}
+    text = run_cli(["generate", "--task", "FashionMNIST", "--checkpoint", out, "--arch", "32,32,32", "--num", 2, "--steps", 2,
+                    "--out", tmp_path / "d3", "--no-progress"], capsys)
+    (line,) = [ln for ln in text.splitlines() if ln.startswith("warning:")]
+    assert "[32,32,32] is outside what this model was trained on: depth 3 was never trained on" in line and "--strict" in line
+    support = json.loads((tmp_path / "d3" / "results.json").read_text())["support"]
+    assert support["in_support"] is False and support["train_depths"] == [4] and support["train_widths"] == [16, 32, 64]
+    text = run_cli(["generate", "--task", "FashionMNIST", "--checkpoint", out, "--arch", "64,32,16,64", "--num", 2, "--steps", 2,
+                    "--out", tmp_path / "ok", "--no-progress"], capsys)
+    assert "warning" not in text and json.loads((tmp_path / "ok" / "results.json").read_text())["support"]["in_support"] is True
+    for arch, why in (("32,32,32", "depth 3"), ("32,24,32,32", "width 24")):
+        err = cli_error(["generate", "--task", "FashionMNIST", "--checkpoint", out, "--arch", arch, "--num", 2, "--steps", 2,
+                         "--out", tmp_path / "strict", "--strict"], capsys)
+        assert why in err and "strict" in err
+    assert not (tmp_path / "strict").exists()  # refused before anything is written

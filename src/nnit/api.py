@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import time
+import warnings
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal, Mapping, Optional, Sequence, Union
@@ -39,6 +40,10 @@ if TYPE_CHECKING:
 SamplerName = Literal["ancestral", "ddim"]
 Hidden = tuple[int, ...]
 Log = Optional[Callable[[str], None]]
+
+
+class SupportWarning(UserWarning):
+    """A generator was asked for an architecture outside what it was trained on (its networks may not work)."""
 
 
 class APIError(ValueError):
@@ -80,6 +85,14 @@ class GenerationResult:
     """Joint mode: how many samples decoded to a valid / novel architecture, and how many distinct ones."""
     train_archs: list[Hidden] = field(default_factory=list)
     """The architectures the generator was trained on (from its checkpoint)."""
+    support_warnings: list[str] = field(default_factory=list)
+    """Conditional mode: why the requested architecture lies outside what the generator was trained on
+    (a depth or a width it never saw); empty when it lies inside (:func:`support_warnings`)."""
+
+    @property
+    def in_support(self) -> bool:
+        """Whether the requested architecture's depth and widths were all seen in training."""
+        return not self.support_warnings
 
     @property
     def num(self) -> int:
@@ -145,6 +158,23 @@ Evaluate them again with `nnit eval --task {task} --weights {file}`.
 """
 
 
+def support_warnings(hidden: Sequence[int], train_archs: Sequence[Sequence[int]]) -> list[str]:
+    """Why hidden widths ``hidden`` lie outside the support of a generator trained on ``train_archs``: a depth
+    it never saw, or widths no training architecture had. Empty when inside (or when nothing is recorded)."""
+    if not train_archs:
+        return []
+    depths = sorted({len(h) for h in train_archs})
+    widths = sorted({int(w) for h in train_archs for w in h})
+    out = []
+    if len(hidden) not in depths:
+        out.append(f"depth {len(hidden)} was never trained on (trained depths: {', '.join(map(str, depths))})")
+    unseen = sorted({int(w) for w in hidden} - set(widths))
+    if unseen:
+        out.append(f"width{'s' if len(unseen) > 1 else ''} {', '.join(map(str, unseen))} never seen in training "
+                   f"(trained widths: {', '.join(map(str, widths))})")
+    return out
+
+
 def load_generator(checkpoint: Union[str, Path], ema: bool = True):
     """NNiT's sampler or a baseline's, by the checkpoint's kind (both offer ``conditional(arch, ...)``).
 
@@ -176,6 +206,7 @@ def generate(
     depth: int = 4,
     seed: int = 0,
     ema: bool = True,
+    strict: bool = False,
     progress: bool = False,
 ) -> GenerationResult:
     """Sample ``num`` networks for ``task`` from a trained NNiT (or D2NWG / SANE) checkpoint.
@@ -183,7 +214,9 @@ def generate(
     ``arch`` (hidden widths, e.g. ``"32,16,64,32"`` or ``(32, 16, 64, 32)``) samples p(w | a); ``None``
     samples the joint p(a, w) with ``depth`` hidden layers (NNiT only). ``steps`` defaults to the model's
     T (1000) for ``ancestral`` and 50 for ``ddim``. ``temperature`` scales each weight step's fresh noise
-    (1 = the model's distribution, the paper's sampler); the baselines sample at 1.
+    (1 = the model's distribution, the paper's sampler); the baselines sample at 1. An architecture
+    outside what the model was trained on (:func:`support_warnings`) is sampled with the reasons in
+    ``support_warnings``, or refused with ``strict``.
     """
     from nnit.diffusion.model import ModelError
     from nnit.tasks.registry import get_task
@@ -219,6 +252,8 @@ def generate(
         raise APIError(f"temperature applies to NNiT's sampler only, not to the {label} baseline")
     extra = {"temperature": temperature} if label == "NNiT" else {}
     activation = gen.data.get("activation") or "tanh"
+    train_archs = [tuple(h) for h in gen.data.get("train_archs", [])]
+    outside: list[str] = []
 
     joint = None
     t0 = time.perf_counter()
@@ -226,6 +261,13 @@ def generate(
         a = arch if isinstance(arch, Architecture) else (
             Architecture.parse(arch, spec.input_dim, spec.output_dim, activation) if isinstance(arch, str)
             else Architecture(spec.input_dim, tuple(int(w) for w in arch), spec.output_dim, activation))
+        outside = support_warnings(a.hidden, train_archs)
+        if outside and strict:
+            raise APIError(f"architecture [{a.hidden_str()}] is outside what {gen_path} was trained on: {'; '.join(outside)} "
+                           "(strict mode refuses it)")
+        if outside:
+            warnings.warn(f"architecture [{a.hidden_str()}] is outside what {gen_path} was trained on: {'; '.join(outside)}",
+                          SupportWarning, stacklevel=2)
         try:
             ws = gen.conditional(a, num=num, method=sampler, steps=steps, seed=seed, progress=progress, **extra)
         except (GridError, ModelError, ArchitectureError) as err:
@@ -245,7 +287,7 @@ def generate(
         task=spec.name, generator=label, checkpoint=gen_path, mode="conditional" if joint is None else "joint", sets=sets,
         sampler=sampler, steps=steps, temperature=extra.get("temperature"), seed=seed, seconds=seconds,
         control_mode=control_mode if spec.kind == "robot" else None, depth=None if joint is None else depth,
-        joint=None if joint is None else joint.summary(), train_archs=[tuple(h) for h in gen.data.get("train_archs", [])])
+        joint=None if joint is None else joint.summary(), train_archs=train_archs, support_warnings=outside)
 
 
 def _default_control_mode(task: str) -> str:
@@ -402,6 +444,10 @@ def generation_record(generation: GenerationResult, files: dict[str, str], heatm
                  "architectures": {hidden_label(h): {"hidden": list(h), "num": ws.n} for h, ws in generation.sets.items()}}
     if generation.joint is not None:
         rec["joint"] = generation.joint
+    if generation.mode == "conditional" and generation.train_archs:
+        rec["support"] = {"in_support": generation.in_support, "warnings": generation.support_warnings,
+                          "train_depths": sorted({len(h) for h in generation.train_archs}),
+                          "train_widths": sorted({w for h in generation.train_archs for w in h})}
     if table is not None:
         if table.joint_row is not None:
             rec["joint_top_k"] = table.joint_row.to_dict()  # its indices count the networks in this order:
@@ -568,5 +614,5 @@ def train(
     return TrainRun(Path(res.checkpoint), task, res.start_step, res.end_step, res.history, time.perf_counter() - t0)
 
 
-__all__ = ["APIError", "EvalTable", "GenerationResult", "TrainOverrides", "TrainRun", "evaluate", "generate",
-           "load_generator", "save_generation", "train"]
+__all__ = ["APIError", "SupportWarning", "EvalTable", "GenerationResult", "TrainOverrides", "TrainRun", "evaluate", "generate",
+           "load_generator", "save_generation", "support_warnings", "train"]

@@ -4,6 +4,7 @@ turns into flags (one docstring per field); ``run()`` calls the API and prints w
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal, Optional
@@ -144,6 +145,9 @@ class GenerateCommand:
     evaluation: Annotated[EvaluationOptions, tyro.conf.arg(name="")] = EvaluationOptions()
     video: bool = False
     """Render one episode of the best network to OUT/best.mp4 (robot tasks)."""
+    strict: bool = False
+    """Refuse an architecture whose depth or widths the model never saw in training (default: warn, sample it
+    anyway and record the warning in results.json)."""
     threads: Optional[int] = None
     """torch CPU threads (default: torch's choice)."""
     progress: bool = True
@@ -173,8 +177,13 @@ class GenerateCommand:
         if not is_nnit and s.temperature not in (None, 1.0):
             raise GenerateError(f"--temperature applies to NNiT's sampler only, not to the baseline in {ckpt}")
         temperature = (ecfg.temperature if s.temperature is None else s.temperature) if is_nnit else 1.0
-        gen = api.generate(ckpt, spec.name, self.arch, num, sampler=s.sampler, steps=s.steps, temperature=temperature,
-                           depth=s.depth, seed=s.seed, ema=s.ema, progress=self.progress)
+        with warnings.catch_warnings():  # the support warning is printed below, as one line
+            warnings.simplefilter("ignore", api.SupportWarning)
+            gen = api.generate(ckpt, spec.name, self.arch, num, sampler=s.sampler, steps=s.steps, temperature=temperature,
+                               depth=s.depth, seed=s.seed, ema=s.ema, strict=self.strict, progress=self.progress)
+        for w in gen.support_warnings:
+            print(f"warning: [{gen.architectures[0].hidden_str()}] is outside what this model was trained on: {w}; "
+                  "its networks may not work (--strict refuses such architectures)")
         how = ("SANE anchor sampling" if gen.sampler == "sane-anchors" else
                f"{gen.sampler}, {gen.steps} steps" + (f", temperature {gen.temperature:g}" if gen.temperature is not None else ""))
         print(f"{gen.mode} sampling: {num} networks ({how}) sampled and assembled in {gen.seconds:.2f} s")
