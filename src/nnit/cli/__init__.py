@@ -81,9 +81,9 @@ def main(argv: list[str] | None = None) -> None:
     from nnit.cli.analyze import analyze_command
     from nnit.cli.baselines import train_baseline_command
     from nnit.cli.evaluate import EvalCommand
-    from nnit.cli.experts import train_expert_command
+    from nnit.cli.experts import TrainExpertCommand
     from nnit.cli.generate import GenerateCommand, TrainCommand
-    from nnit.cli.ghn import build_dataset_command, train_ghn_command
+    from nnit.cli.ghn import BuildDatasetCommand, TrainGHNCommand
     from nnit.cli.presets import presets_command
     from nnit.cli.reproduce import reproduce_command
     from nnit.stopping import Stopped
@@ -92,9 +92,9 @@ def main(argv: list[str] | None = None) -> None:
         "info": info,
         "presets": presets_command,
         "eval": EvalCommand,
-        "train-expert": train_expert_command,
-        "train-ghn": train_ghn_command,
-        "build-dataset": build_dataset_command,
+        "train-expert": TrainExpertCommand,
+        "train-ghn": TrainGHNCommand,
+        "build-dataset": BuildDatasetCommand,
         "analyze": analyze_command,
         "train": TrainCommand,
         "generate": GenerateCommand,
