@@ -99,6 +99,51 @@ def run_ghn(out: Path, data_dir: Path) -> dict:
     return {"loss_mean": [r["loss_mean"] for r in log], "lr": [r["lr"] for r in log], **ckpt_sums(out / "ghn.safetensors")}
 
 
+DDP_NNIT_STEPS = 8
+DDP_D2NWG = {"vae_steps": 4, "diffusion_steps": 4, "warmup_steps": 2, "ema_decay": 0.9}
+
+
+def ddp_runs(out: Path, resume_split: bool = False) -> dict:
+    """Short NNiT and D2NWG runs in ``out`` (one process, or one rank of a torchrun-like group). With
+    ``resume_split`` the NNiT run is stopped half-way and resumed. Returns the loss curves and final weights."""
+    from nnit.baselines.d2nwg import D2NWG_PRESETS
+    from nnit.baselines.train import train_d2nwg
+    from nnit.checkpoint import load_checkpoint
+    from nnit.diffusion.train import TRAIN_PRESETS, train
+
+    data, norm = weight_sets()
+    cfg = dataclasses.replace(TRAIN_PRESETS["tiny"], steps=DDP_NNIT_STEPS, warmup_steps=2, ckpt_every=1000, log_every=2)
+    if resume_split:
+        first = train(cfg, data, out / "nnit", normalizer=norm, progress=False, stop_after=DDP_NNIT_STEPS // 2)
+        rest = train(cfg, data, out / "nnit", normalizer=norm, progress=False)
+        hist = first.history + rest.history
+    else:
+        hist = train(cfg, data, out / "nnit", normalizer=norm, progress=False).history
+    d_data, d_norm = weight_sets(10, 4)
+    d_cfg = dataclasses.replace(D2NWG_PRESETS["tiny"], **DDP_D2NWG)
+    _, d_res = train_d2nwg(d_cfg, d_data, out / "d2nwg", normalizer=d_norm, progress=False)
+    ck, d_ck = load_checkpoint(out / "nnit"), load_checkpoint(out / "d2nwg")
+    return {"nnit": [r["total"] for r in hist], "d2nwg": [r["total"] for r in d_res.history],
+            "nnit_model": ck.model, "nnit_ema": ck.ema, "d2nwg_model": d_ck.model}
+
+
+def ddp_worker(rank: int, world: int, port: int, out: str) -> None:
+    """One rank of a data-parallel group (gloo on CPU), set up the way torchrun sets up its workers."""
+    import os
+
+    torch.set_num_threads(1)
+    os.environ.update({"WORLD_SIZE": str(world), "RANK": str(rank), "LOCAL_RANK": str(rank),
+                       "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
+    from safetensors.torch import save_file
+
+    res = ddp_runs(Path(out), resume_split=True)
+    curves = {"nnit": res["nnit"], "d2nwg": res["d2nwg"]}
+    (Path(out) / f"curves.{rank}.json").write_text(json.dumps(curves))
+    from nnit import distributed
+
+    distributed.cleanup()
+
+
 if __name__ == "__main__":
     import tempfile
 
