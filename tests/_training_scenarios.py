@@ -107,7 +107,8 @@ def ddp_runs(out: Path, resume_split: bool = False) -> dict:
     """Short NNiT and D2NWG runs in ``out`` (one process, or one rank of a torchrun-like group). With
     ``resume_split`` the NNiT run is stopped half-way and resumed. Returns the loss curves and final weights."""
     from nnit.baselines.d2nwg import D2NWG_PRESETS
-    from nnit.baselines.train import train_d2nwg
+    from nnit.baselines.sane import SANE_PRESETS
+    from nnit.baselines.train import train_d2nwg, train_sane
     from nnit.checkpoint import load_checkpoint
     from nnit.diffusion.train import TRAIN_PRESETS, train
 
@@ -122,9 +123,12 @@ def ddp_runs(out: Path, resume_split: bool = False) -> dict:
     d_data, d_norm = weight_sets(10, 4)
     d_cfg = dataclasses.replace(D2NWG_PRESETS["tiny"], **DDP_D2NWG)
     _, d_res = train_d2nwg(d_cfg, d_data, out / "d2nwg", normalizer=d_norm, progress=False)
-    ck, d_ck = load_checkpoint(out / "nnit"), load_checkpoint(out / "d2nwg")
+    s_cfg = dataclasses.replace(SANE_PRESETS["tiny"], steps=6, warmup_steps=2, ema_decay=0.9)
+    _, s_res = train_sane(s_cfg, d_data, out / "sane", normalizer=d_norm, progress=False)
+    ck, d_ck, s_ck = load_checkpoint(out / "nnit"), load_checkpoint(out / "d2nwg"), load_checkpoint(out / "sane")
     return {"nnit": [r["total"] for r in hist], "d2nwg": [r["total"] for r in d_res.history],
-            "nnit_model": ck.model, "nnit_ema": ck.ema, "d2nwg_model": d_ck.model}
+            "sane": [r["total"] for r in s_res.history], "sane_recon": [r["recon"] for r in s_res.history],
+            "nnit_model": ck.model, "nnit_ema": ck.ema, "d2nwg_model": d_ck.model, "sane_model": s_ck.model}
 
 
 def ddp_worker(rank: int, world: int, port: int, out: str) -> None:
@@ -134,10 +138,8 @@ def ddp_worker(rank: int, world: int, port: int, out: str) -> None:
     torch.set_num_threads(1)
     os.environ.update({"WORLD_SIZE": str(world), "RANK": str(rank), "LOCAL_RANK": str(rank),
                        "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port)})
-    from safetensors.torch import save_file
-
     res = ddp_runs(Path(out), resume_split=True)
-    curves = {"nnit": res["nnit"], "d2nwg": res["d2nwg"]}
+    curves = {k: res[k] for k in ("nnit", "d2nwg", "sane", "sane_recon")}
     (Path(out) / f"curves.{rank}.json").write_text(json.dumps(curves))
     from nnit import distributed
 

@@ -137,7 +137,8 @@ def _free_port() -> int:
 
 
 def test_data_parallel_two_processes_equal_one(tmp_path):
-    """2 gloo processes with half the batch each (and a resume in between) train exactly as 1 process with the batch."""
+    """2 gloo processes with half the batch each (and an NNiT resume in between) train NNiT, D2NWG and SANE
+    as 1 process with the whole batch."""
     import json
 
     import torch.multiprocessing as mp
@@ -148,7 +149,7 @@ def test_data_parallel_two_processes_equal_one(tmp_path):
     mp.start_processes(S.ddp_worker, args=(2, _free_port(), str(tmp_path / "two")), nprocs=2, join=True, start_method="spawn")
     curves = [json.loads((tmp_path / "two" / f"curves.{r}.json").read_text()) for r in range(2)]
     assert curves[0] == curves[1]  # every rank logs the loss averaged over the ranks
-    for key in ("nnit", "d2nwg"):
+    for key in ("nnit", "d2nwg", "sane", "sane_recon"):
         assert len(curves[0][key]) == len(single[key])
         torch.testing.assert_close(torch.tensor(curves[0][key]), torch.tensor(single[key]), rtol=1e-5, atol=1e-6)
     ck, d_ck = load_checkpoint(tmp_path / "two" / "nnit"), load_checkpoint(tmp_path / "two" / "d2nwg")
@@ -157,5 +158,10 @@ def test_data_parallel_two_processes_equal_one(tmp_path):
     torch.testing.assert_close(ck.ema, single["nnit_ema"], rtol=1e-5, atol=1e-6)
     # Adam turns the last-bit differences of near-zero gradients into update-sized ones: a looser atol
     torch.testing.assert_close(d_ck.model, single["d2nwg_model"], rtol=1e-5, atol=1e-5)
+    sane = load_checkpoint(tmp_path / "two" / "sane").model
+    anchors = {k for k in sane if k.startswith("anchor_")}  # latent statistics of the final EMA encoder
+    torch.testing.assert_close({k: v for k, v in sane.items() if k not in anchors},
+                               {k: v for k, v in single["sane_model"].items() if k not in anchors}, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close({k: sane[k] for k in anchors}, {k: single["sane_model"][k] for k in anchors}, rtol=1e-3, atol=1e-4)
     logged = [json.loads(line)["step"] for line in (tmp_path / "two" / "nnit" / "train_log.jsonl").read_text().splitlines()]
     assert logged == [2, 4, 6, 8]  # written once (rank 0), the stopped half not repeated

@@ -132,6 +132,32 @@ def mean_over_ranks(values: Sequence[float]) -> list[float]:
     return (t / world_size()).tolist()
 
 
+def gather_rows(x: torch.Tensor) -> torch.Tensor:
+    """Every rank's ``x`` (same shape on all) concatenated along dim 0, differentiable: the gradient of a loss
+    that every rank computes identically from the result reaches each rank's own rows, summed over the ranks."""
+    if not is_distributed():
+        return x
+    return _GatherRows.apply(x)
+
+
+class _GatherRows(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        parts = [torch.empty_like(x) for _ in range(world_size())]
+        dist.all_gather(parts, x.contiguous())
+        return torch.cat(parts)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
+        import torch.distributed as dist
+
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad)
+        return grad[shard(grad.shape[0])]
+
+
 def any_rank(flag: bool) -> bool:
     """True when ``flag`` is true on any rank (e.g. a stop request seen by one process)."""
     import torch.distributed as dist

@@ -158,9 +158,10 @@ def sane_token_dim(sets: Sequence[WeightSet]) -> int:
 
 def train_sane(cfg: SANEConfig, sets: Sequence[WeightSet], out_dir: str | os.PathLike, *, normalizer=None, info=None,
                resume: bool = True, progress: bool = True, stop_after: Optional[int] = None) -> tuple[SANE, TrainResult]:
-    """Train (or resume) SANE. One process only: its contrastive loss couples the whole batch."""
-    if dist.init_from_env():
-        raise ValueError("SANE trains in one process (its contrastive loss couples the whole batch); run it without torchrun")
+    """Train (or resume) SANE. Under torchrun every rank draws the same global batch and noise and computes its
+    slice; the contrastive term gathers every rank's latents (:meth:`SANE.loss`)."""
+    dist.init_from_env()
+    rows = dist.shard(cfg.batch_size)
     _check_sets(sets)
     token_dim = sane_token_dim(sets)
     torch.manual_seed(cfg.seed)
@@ -172,7 +173,7 @@ def train_sane(cfg: SANEConfig, sets: Sequence[WeightSet], out_dir: str | os.Pat
     def loss_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         picks = torch.randint(len(data.index), (cfg.batch_size,), generator=gen).tolist()
         tok, pos, em, pad = data.batch(picks)
-        return model.loss(tok, pos, em, pad, gen)
+        return model.loss(tok, pos, em, pad, gen, rows)
 
     done = {"anchors": False}
 
