@@ -1,8 +1,9 @@
 """Training NNiT with the Mixture of Noise Levels (paper Sec. 5.3, Appendix C, Table 7).
 
 ``train(config, data, out_dir)`` runs AdamW (no weight decay) with a cosine LR schedule after a
-linear warmup, gradient clipping, an EMA of the weights, bf16 autocast on CUDA only, tqdm progress,
-TensorBoard scalars (``losses/*``, ``train/*``) and ``train_log.jsonl``. Batches are length-bucketed
+linear warmup, gradient clipping, an EMA of the weights and bf16 autocast on CUDA only, on the project's
+trainer (:mod:`nnit.training`: tqdm progress, TensorBoard scalars ``losses/*``, ``train/*``,
+``train_log.jsonl``, checkpoints, resume, signal stop). Batches are length-bucketed
 (:meth:`NNiTDataset.batch_at`) so padding-free batches stay short. Everything needed to continue
 lives in one checkpoint file in the project's one format (:mod:`nnit.checkpoint`;
 ``checkpoint.safetensors``: model, EMA, optimizer, noise RNG; step, configs and data metadata as JSON
@@ -11,6 +12,11 @@ in the safetensors header — no pickle), written atomically (tmp + rename).
 step count, the LR schedule, the data stream and the TensorBoard curve. Ctrl-C or SIGTERM stops a run
 after the step in progress and checkpoints that step (:class:`TrainingStopped`), so a stopped run loses
 nothing; a second signal stops at once.
+
+Data parallel: under ``torchrun --nproc_per_node=N -m nnit train ...`` every process draws the same
+global batch, timesteps and noise and computes the loss of its ``batch_size / N`` networks; the gradients
+are averaged (:mod:`nnit.distributed`), so N processes take exactly the steps of one. Rank 0 writes the
+checkpoint, the logs and TensorBoard.
 
 The data are any in-memory list of normalized :class:`~nnit.weights.WeightSet` (N networks of one
 architecture each); the GHN dataset plugs in here.
