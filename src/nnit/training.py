@@ -125,7 +125,7 @@ class Trainer:
     ) -> None:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_distributed():
             raise ValueError(f"{loop.kind} training runs in one process: start it without torchrun "
-                               "(the stages that train data-parallel join the process group before building a Trainer)")
+                             "(the stages that train data-parallel join the process group before building a Trainer)")
         self.model, self.optimizer, self.loop = model, optimizer, loop
         self.out = Path(out_dir)
         self.path = self.out / loop.checkpoint_name

@@ -252,18 +252,12 @@ def train_ghn_ensemble(
         elif saved_teacher is None or Path(saved_teacher).resolve() != Path(teacher_checkpoint).resolve():
             raise ValueError(f"{ckpt_path} was trained with another teacher ({saved_teacher or 'the scripted one'}); "
                              "use a fresh --out directory")
-    if task.kind == "robot":
-        source = DaggerDistillation(task, cfg, num_workers, teacher_checkpoint=teacher_checkpoint)
-    elif teacher_checkpoint is not None:
-        raise ValueError(f"a teacher checkpoint applies to robot tasks; {task.name} is trained on its labels")
-    else:
-        source = ImageDistillation(task, data_dir)
     total_updates = cfg.iterations * cfg.updates_per_iteration
     trainer = Trainer(
         model, opt, out,
         LoopConfig(total=cfg.iterations, kind="ghn_ensemble", ckpt_every=cfg.checkpoint_every, log_every=1, unit="iteration",
                    checkpoint_name=ckpt_path.name, desc=f"GHN x{cfg.ensemble_size} {task.name}", progress=progress),
-        config=_checkpoint_config(cfg, task, source),
+        config=_checkpoint_config(cfg, task, teacher_checkpoint),
         lr_fn=lambda step: cosine_lr(step, total_updates - 1, cfg.lr_start, cfg.lr_end),  # lr_end at the last update
         generator=g,
         clip_fn=lambda params: clip_grad_norm_per_member(params, cfg.ensemble_size, cfg.grad_clip),
@@ -271,6 +265,13 @@ def train_ghn_ensemble(
     )
     if ck is not None:
         trainer.restore(ck)
+    if task.kind == "robot":
+        source = DaggerDistillation(task, cfg, num_workers, teacher_checkpoint=teacher_checkpoint)
+    elif teacher_checkpoint is not None:
+        raise ValueError(f"a teacher checkpoint applies to robot tasks; {task.name} is trained on its labels")
+    else:
+        source = ImageDistillation(task, data_dir)
+    if ck is not None:
         if isinstance(source, DaggerDistillation) and "buffer.obs" in ck.extra:
             source.buffer.load_state_dict({"obs": ck.extra["buffer.obs"], "act": ck.extra["buffer.act"], "total_added": ck.extra["buffer.total_added"]})
     if trainer.step >= cfg.iterations:
@@ -321,10 +322,10 @@ def _buffer_tensors(source) -> dict[str, torch.Tensor]:
     return {"buffer.obs": b["obs"], "buffer.act": b["act"], "buffer.total_added": b["total_added"]}
 
 
-def _checkpoint_config(cfg: GHNTrainConfig, task: TaskSpec, source) -> dict:
+def _checkpoint_config(cfg: GHNTrainConfig, task: TaskSpec, teacher_checkpoint: str | None) -> dict:
     return {"train": config_to_dict(cfg), "task": task.name, "input_dim": task.input_dim, "output_dim": task.output_dim,
             "control_mode": getattr(task, "control_mode", None),
-            "teacher_checkpoint": source.teacher_checkpoint if isinstance(source, DaggerDistillation) else None}
+            "teacher_checkpoint": None if teacher_checkpoint is None else str(teacher_checkpoint)}
 
 
 def saved_teacher_checkpoint(out_dir: str | Path) -> str | None:
