@@ -112,7 +112,7 @@ def average_gradients(params: Iterable[torch.nn.Parameter]) -> None:
     for g in grads:
         by_dtype.setdefault(g.dtype, []).append(g)
     for group in by_dtype.values():
-        flat = torch.cat([g.reshape(-1) for g in group])
+        flat = torch.cat([g.reshape(-1) for g in group]).to(_comm_device())  # NCCL reduces CUDA tensors only
         dist.all_reduce(flat)
         flat /= world_size()
         offset = 0
@@ -145,17 +145,18 @@ class _GatherRows(torch.autograd.Function):
     def forward(ctx, x: torch.Tensor) -> torch.Tensor:
         import torch.distributed as dist
 
-        parts = [torch.empty_like(x) for _ in range(world_size())]
-        dist.all_gather(parts, x.contiguous())
-        return torch.cat(parts)
+        xc = x.detach().contiguous().to(_comm_device())
+        parts = [torch.empty_like(xc) for _ in range(world_size())]
+        dist.all_gather(parts, xc)
+        return torch.cat(parts).to(x.device)
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> torch.Tensor:
         import torch.distributed as dist
 
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad)
-        return grad[shard(grad.shape[0])]
+        total = grad.contiguous().to(_comm_device(), copy=True)
+        dist.all_reduce(total)
+        return total[shard(total.shape[0])].to(grad.device)
 
 
 def any_rank(flag: bool) -> bool:
