@@ -165,3 +165,31 @@ def test_data_parallel_two_processes_equal_one(tmp_path):
     torch.testing.assert_close({k: sane[k] for k in anchors}, {k: single["sane_model"][k] for k in anchors}, rtol=1e-3, atol=1e-4)
     logged = [json.loads(line)["step"] for line in (tmp_path / "two" / "nnit" / "train_log.jsonl").read_text().splitlines()]
     assert logged == [2, 4, 6, 8]  # written once (rank 0), the stopped half not repeated
+
+
+def test_cosine_lr_and_ema():
+    from nnit.training import cosine_lr, ema_of
+
+    assert cosine_lr(0, 100, 1.0, 0.1, warmup=10) == pytest.approx(0.1)
+    assert cosine_lr(9, 100, 1.0, 0.1, warmup=10) == pytest.approx(1.0)
+    assert cosine_lr(100, 100, 1.0, 0.1, warmup=10) == cosine_lr(500, 100, 1.0, 0.1, warmup=10) == pytest.approx(0.1)
+    assert cosine_lr(50, 100, 1.0, 0.1, start=50) == pytest.approx(1.0)  # a second phase restarts the schedule
+    net = torch.nn.Linear(3, 2)
+    ema = ema_of(net, 0.9)
+    assert ema.module.state_dict().keys() == net.state_dict().keys()  # checkpoints keep the model's names
+    torch.testing.assert_close(ema.module.weight, net.weight)  # starts at the weights
+    before = net.weight.detach().clone()
+    with torch.no_grad():
+        net.weight.add_(1.0)
+    ema.update_parameters(net)
+    torch.testing.assert_close(ema.module.weight, before + 0.1)
+
+
+def test_trainer_refuses_torchrun_for_single_process_stages(tmp_path, monkeypatch):
+    from nnit.training import LoopConfig, Trainer
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    net = torch.nn.Linear(2, 2)
+    with pytest.raises(ValueError, match="one process"):
+        Trainer(net, torch.optim.SGD(net.parameters(), lr=0.1), tmp_path, LoopConfig(total=1, kind="x"), config={},
+                lr_fn=lambda s: 0.1, generator=torch.Generator())
