@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from nnit.checkpoint import CheckpointError, export_release, load_checkpoint, restore, save_checkpoint
-from nnit.ghn.dagger import StateBuffer, beta_at, clip_grad_norm_per_member, lr_at
+from nnit.ghn.dagger import StateBuffer, beta_at, clip_grad_norm_per_member
+from nnit.training import cosine_lr
 from nnit.ghn.model import GHNConfig, GHNEnsemble
 from nnit.weights import Architecture
 
@@ -86,6 +87,9 @@ def test_state_buffer_fifo_and_resume():
 def test_beta_and_lr_schedules():
     assert beta_at(0) == 1.0
     assert beta_at(10, 1.0, 0.97) == pytest.approx(0.97**10)
+    def lr_at(step, total, lr_start, lr_end):  # the GHN's schedule: cosine reaching lr_end at the last of total steps
+        return cosine_lr(step, total - 1, lr_start, lr_end)
+
     assert lr_at(0, 100, 1e-3, 7e-4) == pytest.approx(1e-3)
     assert lr_at(99, 100, 1e-3, 7e-4) == pytest.approx(7e-4)
     assert 7e-4 < lr_at(50, 100, 1e-3, 7e-4) < 1e-3

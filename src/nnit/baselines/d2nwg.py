@@ -210,10 +210,15 @@ class D2NWG(nn.Module):
         return {"vae": count_parameters(self.vae), "denoiser": count_parameters(self.denoiser), "total": count_parameters(self)}
 
     # ------------------------------------------------------------------ losses
-    def vae_loss(self, x: torch.Tensor, mask: torch.Tensor, gen: torch.Generator) -> dict[str, torch.Tensor]:
-        noisy = x + self.cfg.input_noise * torch.randn(x.shape, generator=gen)
+    def vae_loss(self, x: torch.Tensor, mask: torch.Tensor, gen: torch.Generator, rows: slice = slice(None)) -> dict[str, torch.Tensor]:
+        """VAE loss of the networks ``rows`` of the batch ``x`` (a data-parallel rank's share; the noise is drawn
+        for the whole batch, so the ranks together compute one process's loss)."""
+        eps_x = torch.randn(x.shape, generator=gen)
+        eps_z = torch.randn((x.shape[0], self.latent_dim), generator=gen)
+        x, mask, eps_x, eps_z = x[rows], mask[rows], eps_x[rows], eps_z[rows]
+        noisy = x + self.cfg.input_noise * eps_x
         mu, logvar = self.vae.encode(noisy)
-        z = mu + torch.exp(0.5 * logvar) * torch.randn(mu.shape, generator=gen)
+        z = mu + torch.exp(0.5 * logvar) * eps_z
         rec = self.vae.decode(z)
         m = mask.float()
         mse = (((rec - x) ** 2) * m).sum(1) / m.sum(1)
@@ -226,10 +231,13 @@ class D2NWG(nn.Module):
         mu, _ = self.vae.encode(x)
         return mu / self.latent_scale
 
-    def diffusion_loss(self, z0: torch.Tensor, archs: Sequence[Architecture], gen: torch.Generator) -> dict[str, torch.Tensor]:
+    def diffusion_loss(self, z0: torch.Tensor, archs: Sequence[Architecture], gen: torch.Generator,
+                       rows: slice = slice(None)) -> dict[str, torch.Tensor]:
+        """Epsilon-MSE of the latents ``rows`` of the batch ``z0`` (as :meth:`vae_loss`)."""
         B = z0.shape[0]
         t = torch.randint(1, self.cfg.num_timesteps + 1, (B,), generator=gen)
         noise = torch.randn(z0.shape, generator=gen)
+        z0, archs, t, noise = z0[rows], list(archs)[rows], t[rows], noise[rows]
         zt = self.diffusion.add_noise(z0, noise, t)
         mse = ((self.denoiser(zt, t, archs) - noise) ** 2).mean()
         return {"eps_mse": mse, "total": mse}

@@ -162,18 +162,31 @@ class SANE(nn.Module):
         return self.out(h)
 
     def loss(self, tokens: torch.Tensor, positions: torch.Tensor, emask: torch.Tensor, pad: torch.Tensor,
-             gen: torch.Generator) -> dict[str, torch.Tensor]:
-        """Masked reconstruction of each view + gamma x NT-Xent between the two views' pooled latents."""
+             gen: torch.Generator, rows: slice = slice(None)) -> dict[str, torch.Tensor]:
+        """Masked reconstruction of each view + gamma x NT-Xent between the two views' pooled latents.
+
+        ``rows``: a data-parallel rank's share of the batch (:mod:`nnit.distributed`). The noise is drawn for the
+        whole batch, the reconstruction is normalized by the whole batch's entries and scaled by the number of
+        ranks, and the contrastive term sees the pooled latents of every rank, so the ranks' gradients average
+        to one process's and their losses average to its loss."""
+        from nnit import distributed as dist
+
+        noise = [torch.randn(tokens.shape, generator=gen) for _ in range(2)]  # the two views' augmentations
+        count = emask.float().sum()
+        tokens, positions, emask, pad = tokens[rows], positions[rows], emask[rows], pad[rows]
         views, pooled = [], []
         keep = (~pad).float().unsqueeze(-1)
-        for _ in range(2):
-            x = (tokens + self.cfg.aug_noise * torch.randn(tokens.shape, generator=gen)) * emask
+        for eps in noise:
+            x = (tokens + self.cfg.aug_noise * eps[rows]) * emask
             z = self.encode(x, positions, pad)
             views.append(self.decode(z, positions, pad))
             pooled.append(self.proj((z * keep).sum(1) / keep.sum(1)))
         m = emask.float()
-        rec = sum((((v - tokens) ** 2) * m).sum() / m.sum() for v in views) / 2
-        con = nt_xent(pooled[0], pooled[1], self.cfg.temperature) if tokens.shape[0] > 1 else rec * 0
+        rec = sum((((v - tokens) ** 2) * m).sum() / count for v in views) / 2
+        if dist.is_distributed():
+            rec = rec * dist.world_size()
+            pooled = [dist.gather_rows(p) for p in pooled]  # gradients flow back to each rank's own rows
+        con = nt_xent(pooled[0], pooled[1], self.cfg.temperature) if pooled[0].shape[0] > 1 else rec * 0
         return {"recon": rec, "contrastive": con, "total": rec + self.cfg.gamma * con}
 
     @torch.no_grad()

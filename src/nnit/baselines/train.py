@@ -1,7 +1,7 @@
 """Training and sampling the baselines on a GHN dataset (``nnit train-baseline``, ``nnit generate``).
 
 ``train_baseline(method, config, sets, normalizer, out_dir)`` trains D2NWG or SANE on normalized
-weight sets with :func:`nnit.baselines.common.train_loop`; :class:`BaselineSampler` reads the
+weight sets with the project's trainer (:mod:`nnit.training`); :class:`BaselineSampler` reads the
 checkpoint back and exposes the same ``conditional(arch, num, ...)`` call as NNiT's sampler, so
 ``nnit generate --checkpoint`` evaluates all three generators through one path.
 """
@@ -10,14 +10,17 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from pathlib import Path
+from typing import Callable, Optional, Sequence
 
 import torch
+from torch import nn
 
-from nnit.baselines.common import LoopResult, cosine_lr, train_loop
+from nnit import distributed as dist
 from nnit.baselines.d2nwg import D2NWG, D2NWG_PRESETS, D2NWGConfig
 from nnit.baselines.sane import SANE, SANE_PRESETS, SANEConfig, row_tokens
-from nnit.checkpoint import CheckpointError, load_checkpoint
+from nnit.checkpoint import DEFAULT_NAME, CheckpointError, load_checkpoint
+from nnit.training import LoopConfig, Trainer, TrainResult, cosine_lr
 from nnit.weights.architecture import Architecture
 from nnit.weights.mlp import WeightSet
 from nnit.weights.normalize import WeightNormalizer
@@ -42,9 +45,44 @@ def _check_sets(sets: Sequence[WeightSet]) -> tuple[int, int, str, int]:
     return a.input_dim, a.output_dim, a.activation, max(ws.arch.depth for ws in sets)
 
 
+def _train(model: nn.Module, loss_fn: Callable[[int, torch.Generator], dict[str, torch.Tensor]],
+           lr_fn: Callable[[int], float], total: int, out_dir: str | os.PathLike, *, kind: str, cfg,
+           sections_fn: Callable[[], dict], on_step: Callable[[int, nn.Module], None], resume: bool, progress: bool,
+           stop_after: Optional[int]) -> TrainResult:
+    """Optimize ``loss_fn(step, generator)["total"]`` with the shared trainer; checkpoint + resume in ``out_dir``.
+
+    ``on_step(step, ema)`` runs before each step and once at the end (e.g. a phase change); ``sections_fn()``
+    gives the JSON sections stored with every checkpoint."""
+    path = Path(out_dir) / DEFAULT_NAME
+    opt = torch.optim.AdamW(model.parameters(), lr=lr_fn(0), weight_decay=0.0)
+    loop = LoopConfig(total=total, kind=kind, ckpt_every=500, log_every=10, desc=kind, progress=progress, stop_after=stop_after)
+    trainer = Trainer(model, opt, out_dir, loop, config=cfg.to_dict(), lr_fn=lr_fn, generator=torch.Generator().manual_seed(cfg.seed),
+                      ema_decay=cfg.ema_decay, grad_clip=cfg.grad_clip, sections_fn=sections_fn)
+    if resume and path.exists():
+        ck = load_checkpoint(path)
+        if ck.meta.get("kind") != kind:
+            raise CheckpointError(f"{path} is a {ck.meta.get('kind')!r} checkpoint, not {kind!r}; use a fresh --out")
+        trainer.restore(ck)
+    start = trainer.step
+
+    def step_fn(step: int) -> tuple[dict, dict]:
+        on_step(step, trainer.ema)
+        losses = loss_fn(step, trainer.generator)
+        trainer.optimizer_step(losses["total"], step)
+        return {k: v.detach() for k, v in losses.items()}, {"lr": trainer.lr}
+
+    model.train()
+    history = trainer.run(step_fn, on_end=lambda end: on_step(end, trainer.ema))
+    return TrainResult(trainer.path, start, trainer.step, history)
+
+
 # ============================================================================ D2NWG
 def train_d2nwg(cfg: D2NWGConfig, sets: Sequence[WeightSet], out_dir: str | os.PathLike, *, normalizer=None,
-                info=None, resume: bool = True, progress: bool = True, stop_after: Optional[int] = None) -> tuple[D2NWG, LoopResult]:
+                info=None, resume: bool = True, progress: bool = True, stop_after: Optional[int] = None) -> tuple[D2NWG, TrainResult]:
+    """Train (or resume) D2NWG: VAE steps, then latent diffusion. Under torchrun every rank draws the same global
+    batch and noise and computes the loss of its slice (:mod:`nnit.distributed`)."""
+    dist.init_from_env()
+    rows = dist.shard(cfg.batch_size)
     in_dim, out_dim, act, depth = _check_sets(sets)
     if any(ws.arch.depth != depth for ws in sets):
         raise ValueError("D2NWG's zero-padded layout needs one depth for all training networks")
@@ -73,8 +111,8 @@ def train_d2nwg(cfg: D2NWGConfig, sets: Sequence[WeightSet], out_dir: str | os.P
     def loss_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         idx = torch.randint(len(X), (cfg.batch_size,), generator=gen)
         if step < cfg.vae_steps:
-            return model.vae_loss(X[idx], M[idx], gen)
-        return model.diffusion_loss(state["z"][idx], [archs[i] for i in idx.tolist()], gen)
+            return model.vae_loss(X[idx], M[idx], gen, rows)
+        return model.diffusion_loss(state["z"][idx], [archs[i] for i in idx.tolist()], gen, rows)
 
     def lr_fn(step: int) -> float:
         if step < cfg.vae_steps:
@@ -82,10 +120,9 @@ def train_d2nwg(cfg: D2NWGConfig, sets: Sequence[WeightSet], out_dir: str | os.P
         return cosine_lr(step, cfg.total_steps, cfg.lr, cfg.min_lr, cfg.warmup_steps, start=cfg.vae_steps)
 
     data = _data_section(sets, normalizer, info)
-    res = train_loop(model, loss_fn, lr_fn, cfg.total_steps, out_dir, kind="d2nwg", config=cfg.to_dict(),
-                     sections_fn=lambda: {"data": data, "params": model.parameter_counts(), "layout": {"depth": depth}},
-                     ema_decay=cfg.ema_decay, grad_clip=cfg.grad_clip, seed=cfg.seed, resume=resume, progress=progress,
-                     stop_after=stop_after, on_step=on_step, desc="d2nwg")
+    res = _train(model, loss_fn, lr_fn, cfg.total_steps, out_dir, kind="d2nwg", cfg=cfg,
+                 sections_fn=lambda: {"data": data, "params": model.parameter_counts(), "layout": {"depth": depth}},
+                 on_step=on_step, resume=resume, progress=progress, stop_after=stop_after)
     return model, res
 
 
@@ -120,7 +157,11 @@ def sane_token_dim(sets: Sequence[WeightSet]) -> int:
 
 
 def train_sane(cfg: SANEConfig, sets: Sequence[WeightSet], out_dir: str | os.PathLike, *, normalizer=None, info=None,
-               resume: bool = True, progress: bool = True, stop_after: Optional[int] = None) -> tuple[SANE, LoopResult]:
+               resume: bool = True, progress: bool = True, stop_after: Optional[int] = None) -> tuple[SANE, TrainResult]:
+    """Train (or resume) SANE. Under torchrun every rank draws the same global batch and noise and computes its
+    slice; the contrastive term gathers every rank's latents (:meth:`SANE.loss`)."""
+    dist.init_from_env()
+    rows = dist.shard(cfg.batch_size)
     _check_sets(sets)
     token_dim = sane_token_dim(sets)
     torch.manual_seed(cfg.seed)
@@ -132,7 +173,7 @@ def train_sane(cfg: SANEConfig, sets: Sequence[WeightSet], out_dir: str | os.Pat
     def loss_fn(step: int, gen: torch.Generator) -> dict[str, torch.Tensor]:
         picks = torch.randint(len(data.index), (cfg.batch_size,), generator=gen).tolist()
         tok, pos, em, pad = data.batch(picks)
-        return model.loss(tok, pos, em, pad, gen)
+        return model.loss(tok, pos, em, pad, gen, rows)
 
     done = {"anchors": False}
 
@@ -147,11 +188,10 @@ def train_sane(cfg: SANEConfig, sets: Sequence[WeightSet], out_dir: str | os.Pat
             done["anchors"] = True
 
     meta = _data_section(sets, normalizer, info)
-    res = train_loop(model, loss_fn, lambda s: cosine_lr(s, cfg.steps, cfg.lr, cfg.min_lr, cfg.warmup_steps), cfg.steps,
-                     out_dir, kind="sane", config=cfg.to_dict(),
-                     sections_fn=lambda: {"data": meta, "params": model.parameter_counts(), "layout": {"token_dim": token_dim}},
-                     ema_decay=cfg.ema_decay, grad_clip=cfg.grad_clip, seed=cfg.seed, resume=resume, progress=progress,
-                     stop_after=stop_after, on_step=on_step, desc="sane")
+    res = _train(model, loss_fn, lambda s: cosine_lr(s, cfg.steps, cfg.lr, cfg.min_lr, cfg.warmup_steps), cfg.steps,
+                 out_dir, kind="sane", cfg=cfg,
+                 sections_fn=lambda: {"data": meta, "params": model.parameter_counts(), "layout": {"token_dim": token_dim}},
+                 on_step=on_step, resume=resume, progress=progress, stop_after=stop_after)
     return model, res
 
 

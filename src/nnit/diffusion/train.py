@@ -1,8 +1,9 @@
 """Training NNiT with the Mixture of Noise Levels (paper Sec. 5.3, Appendix C, Table 7).
 
 ``train(config, data, out_dir)`` runs AdamW (no weight decay) with a cosine LR schedule after a
-linear warmup, gradient clipping, an EMA of the weights, bf16 autocast on CUDA only, tqdm progress,
-TensorBoard scalars (``losses/*``, ``train/*``) and ``train_log.jsonl``. Batches are length-bucketed
+linear warmup, gradient clipping, an EMA of the weights and bf16 autocast on CUDA only, on the project's
+trainer (:mod:`nnit.training`: tqdm progress, TensorBoard scalars ``losses/*``, ``train/*``,
+``train_log.jsonl``, checkpoints, resume, signal stop). Batches are length-bucketed
 (:meth:`NNiTDataset.batch_at`) so padding-free batches stay short. Everything needed to continue
 lives in one checkpoint file in the project's one format (:mod:`nnit.checkpoint`;
 ``checkpoint.safetensors``: model, EMA, optimizer, noise RNG; step, configs and data metadata as JSON
@@ -11,6 +12,11 @@ in the safetensors header — no pickle), written atomically (tmp + rename).
 step count, the LR schedule, the data stream and the TensorBoard curve. Ctrl-C or SIGTERM stops a run
 after the step in progress and checkpoints that step (:class:`TrainingStopped`), so a stopped run loses
 nothing; a second signal stops at once.
+
+Data parallel: under ``torchrun --nproc_per_node=N -m nnit train ...`` every process draws the same
+global batch, timesteps and noise and computes the loss of its ``batch_size / N`` networks; the gradients
+are averaged (:mod:`nnit.distributed`), so N processes take exactly the steps of one. Rank 0 writes the
+checkpoint, the logs and TensorBoard.
 
 The data are any in-memory list of normalized :class:`~nnit.weights.WeightSet` (N networks of one
 architecture each); the GHN dataset plugs in here.
@@ -21,7 +27,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal, Optional, Sequence
@@ -29,14 +34,15 @@ from typing import Literal, Optional, Sequence
 import torch
 from torch import nn
 
+from nnit import distributed as dist
 from nnit.config import JSONConfig
-from nnit.checkpoint import DEFAULT_NAME, Checkpoint, CheckpointError, restore, save_checkpoint
+from nnit.checkpoint import DEFAULT_NAME, Checkpoint, CheckpointError
 from nnit.checkpoint import load_checkpoint as load_core_checkpoint
 from nnit.diffusion.arch_codes import ArchCodec
 from nnit.diffusion.gaussian import GaussianDiffusion, linear_betas, sample_monl_timesteps
 from nnit.diffusion.model import NNiT, NNiTConfig, nnit_config
-from nnit.fileio import truncate_jsonl_log
-from nnit.stopping import TrainingStopped, stop_on_signals
+from nnit.stopping import TrainingStopped  # noqa: F401  (re-exported: what a stopped train() raises)
+from nnit.training import LoopConfig, Trainer, TrainResult, cosine_lr
 from nnit.weights.architecture import Architecture, WidthVocab
 from nnit.weights.mlp import WeightSet
 from nnit.weights.normalize import WeightNormalizer
@@ -151,11 +157,7 @@ def train_config(preset: str, task: str | None = None) -> TrainConfig:
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
     """Linear warmup to ``lr`` over ``warmup_steps``, then cosine decay to ``min_lr`` at ``steps``."""
-    if cfg.warmup_steps > 0 and step < cfg.warmup_steps:
-        return cfg.lr * (step + 1) / cfg.warmup_steps
-    span = max(cfg.steps - cfg.warmup_steps, 1)
-    frac = min(max(step - cfg.warmup_steps, 0) / span, 1.0)
-    return cfg.min_lr + 0.5 * (cfg.lr - cfg.min_lr) * (1 + math.cos(math.pi * frac))
+    return cosine_lr(step, cfg.steps, cfg.lr, cfg.min_lr, cfg.warmup_steps)
 
 
 # ============================================================================ data
@@ -170,6 +172,11 @@ class NNiTBatch:
     token_mask: torch.Tensor  # (B, T) bool
     element_mask: torch.Tensor  # (B, T, p*p) bool
     archs: list[Architecture]
+
+    def rows(self, rows: slice) -> "NNiTBatch":
+        """The networks ``rows`` of the batch (a data-parallel rank's share), padded as the whole batch."""
+        t = [x[rows] for x in (self.arch_codes, self.arch_mask, self.values, self.positions, self.token_mask, self.element_mask)]
+        return NNiTBatch(*t, self.archs[rows])
 
     def to(self, device: torch.device | str) -> "NNiTBatch":
         t = [x.to(device) for x in (self.arch_codes, self.arch_mask, self.values, self.positions, self.token_mask, self.element_mask)]
@@ -268,14 +275,17 @@ class NNiTDataset:
 def nnit_losses(
     model: nn.Module, diffusion: GaussianDiffusion, batch: NNiTBatch, t_a: torch.Tensor, t_w: torch.Tensor,
     generator: Optional[torch.Generator] = None, parameterization: str = "eps",
+    noise: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
 ) -> dict[str, torch.Tensor]:
     """Paper Eq. 5: sum over modalities of eps-MSE + L_vb, each a masked per-sample mean, averaged over the batch.
 
-    Weight padding entries are outside the state (held at 0, no loss); the arch eps target is 0 where t_a = 0."""
+    Weight padding entries are outside the state (held at 0, no loss); the arch eps target is 0 where t_a = 0.
+    ``noise`` = (weight noise, arch noise) drawn by the caller; else both are drawn from ``generator``."""
     dev = batch.values.device
     wmask = batch.element_mask & batch.token_mask.unsqueeze(-1)  # (B, T, p*p)
-    noise_w = torch.randn(batch.values.shape, generator=generator).to(dev)
-    noise_a = torch.randn(batch.arch_codes.shape, generator=generator).to(dev)
+    if noise is None:
+        noise = (torch.randn(batch.values.shape, generator=generator), torch.randn(batch.arch_codes.shape, generator=generator))
+    noise_w, noise_a = (n.to(dev) for n in noise)
     xt_w = diffusion.add_noise(batch.values, noise_w, t_w) * wmask  # (B, T, p*p)
     xt_a = diffusion.add_noise(batch.arch_codes, noise_a, t_a)  # (B, S, d_a)
     out_a, v_a, out_w, v_w = model(xt_a, xt_w, batch.positions, t_a, t_w, batch.token_mask, batch.arch_mask)
@@ -333,17 +343,6 @@ def load_checkpoint(path: str | os.PathLike) -> NNiTCheckpoint:
 
 
 # ============================================================================ loop
-@dataclass
-class TrainResult:
-    """What a call to :func:`train` did."""
-
-    checkpoint: Path
-    start_step: int
-    end_step: int
-    history: list[dict]
-    """One dict per logged step: step, lr and the losses."""
-
-
 def data_metadata(sets: Sequence[WeightSet], normalizer: Optional[WeightNormalizer]) -> dict:
     """Task dims, activation, training architectures, the largest |normalized weight| and the normalization
     statistics, saved with the model."""
@@ -384,13 +383,11 @@ def train(
     ``continuation`` changes data-stream settings of a resumed run from its checkpoint step on (only
     :data:`CONTINUATION_FIELDS`, e.g. ``{"arch_balance": 1.0}``); the checkpoint then stores the new values.
     """
-    from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
-
+    dist.init_from_env()  # under torchrun: join the process group; each rank computes a slice of every batch
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / CHECKPOINT_NAME
-    device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    device = torch.device(device) if device is not None else dist.default_device()
     ckpt = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
     bad = set(continuation or {}) - set(CONTINUATION_FIELDS)
     if bad:
@@ -400,73 +397,40 @@ def train(
         model_cfg, codec = ckpt.model_config, ckpt.codec
     else:
         model_cfg, codec = config.model_config(), ArchCodec(WidthVocab(config.arch_widths), config.arch_dim)
+    rows = dist.shard(config.batch_size)  # this rank's part of every global batch (all of it in one process)
     torch.manual_seed(config.seed)
     model = NNiT(model_cfg).to(device)
-    ema = NNiT(model_cfg).to(device)
-    ema.load_state_dict(model.state_dict())
-    ema.requires_grad_(False)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
-    step = 0
-    if ckpt is not None:
-        restore(ckpt.raw, model, opt, ema)
-        if ckpt.rng is not None:
-            gen.set_state(ckpt.rng.to(torch.uint8))
-        step = ckpt.step
     grid = PatchGrid(config.patch_size, config.max_width)
     dataset = NNiTDataset(data, grid, config.token_mode, codec, config.arch_balance)
     diffusion = GaussianDiffusion(linear_betas(config.num_timesteps))
     meta = {**data_metadata(data, normalizer), **(info or {})}
     use_bf16 = config.bf16 and device.type == "cuda"
-    writer = SummaryWriter(str(out / "tb"), purge_step=step)
-    log_path = out / "train_log.jsonl"  # the logged steps as JSON lines; a resumed run drops lines past its checkpoint
-    truncate_jsonl_log(log_path, step)
-    (out / "train_config.json").write_text(json.dumps(config.to_dict(), indent=1))
+    loop = LoopConfig(total=config.steps, kind=CHECKPOINT_KIND, ckpt_every=config.ckpt_every, log_every=config.log_every,
+                      desc="nnit train", progress=progress, stop_after=stop_after)
+    trainer = Trainer(model, opt, out, loop, config=config.to_dict(), lr_fn=lambda s: lr_at(s, config), generator=gen,
+                      ema_decay=config.ema_decay, grad_clip=config.grad_clip,
+                      sections_fn=lambda: {"model_config": model.config.to_dict(), "codec": codec.to_dict(), "data": meta})
+    if ckpt is not None:
+        trainer.restore(ckpt.raw)
+    start = trainer.step
+    if dist.is_main():
+        (out / "train_config.json").write_text(json.dumps(config.to_dict(), indent=1))
 
-    def _save(s: int) -> Path:
-        return save_checkpoint(ckpt_path, model, s, config.to_dict(), optimizer=opt, ema=ema,
-                               extra={"rng": gen.get_state()}, meta={"kind": CHECKPOINT_KIND},
-                               sections={"model_config": model.config.to_dict(), "codec": codec.to_dict(), "data": meta})
+    def step_fn(step: int) -> tuple[dict, dict]:
+        # every rank draws the same global batch, timesteps and noise, in the order one process would
+        batch = dataset.batch_at(step, config.batch_size, config.bucket_pool, config.seed)
+        ts = sample_monl_timesteps(config.batch_size, config.num_timesteps, config.p_joint, config.monl_per, gen, device)
+        noise = (torch.randn(batch.values.shape, generator=gen), torch.randn(batch.arch_codes.shape, generator=gen))
+        batch = batch.rows(rows).to(device)
+        noise = tuple(n[rows].to(device) for n in noise)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
+            losses = nnit_losses(model, diffusion, batch, ts.t_a[rows], ts.t_w[rows], parameterization=config.parameterization,
+                                 noise=noise)
+        grad_norm = trainer.optimizer_step(losses["total"], step)
+        return {k: v.detach() for k, v in losses.items()}, {"lr": trainer.lr, "grad_norm": grad_norm}
 
-    start, end = step, config.steps if stop_after is None else min(config.steps, step + stop_after)
-    history: list[dict] = []
-    bar = tqdm(range(start, end), desc="nnit train", disable=not progress, initial=start, total=config.steps)
-    t0 = time.perf_counter()
     model.train()
-    with stop_on_signals() as stop:
-        for step in bar:
-            lr = lr_at(step, config)
-            for g in opt.param_groups:
-                g["lr"] = lr
-            batch = dataset.batch_at(step, config.batch_size, config.bucket_pool, config.seed).to(device)
-            ts = sample_monl_timesteps(config.batch_size, config.num_timesteps, config.p_joint, config.monl_per, gen, device)
-            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
-                losses = nnit_losses(model, diffusion, batch, ts.t_a, ts.t_w, gen, config.parameterization)
-            opt.zero_grad(set_to_none=True)
-            losses["total"].backward()
-            grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            opt.step()
-            with torch.no_grad():
-                for pe, pm in zip(ema.parameters(), model.parameters()):
-                    pe.lerp_(pm, 1.0 - config.ema_decay)
-            done = step + 1
-            rec = {"step": done, "lr": lr, **{k: float(v.detach()) for k, v in losses.items()}}
-            history.append(rec)
-            if done % config.log_every == 0 or done == end:
-                for k, v in losses.items():
-                    writer.add_scalar(f"losses/{k}", float(v.detach()), done)
-                writer.add_scalar("train/lr", lr, done)
-                writer.add_scalar("train/grad_norm", float(grad_norm), done)
-                writer.add_scalar("train/steps_per_sec", (done - start) / (time.perf_counter() - t0), done)
-                bar.set_postfix(loss=f"{rec['total']:.4f}")
-                with log_path.open("a") as fh:
-                    fh.write(json.dumps(rec) + "\n")
-            if done != end and stop.signum is not None:  # a stop request: checkpoint this step, then stop
-                bar.close()
-                writer.close()
-                raise TrainingStopped(done, _save(done), stop.signum)
-            if done % config.ckpt_every == 0 and done != end:
-                _save(done)
-        path = _save(end)
-    writer.close()
-    return TrainResult(path, start, end, history)
+    history = trainer.run(step_fn)
+    return TrainResult(trainer.path, start, trainer.step, history)

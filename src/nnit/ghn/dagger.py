@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import math
 
 import torch
 
@@ -65,12 +64,6 @@ class StateBuffer:
 def beta_at(iteration: int, beta0: float = 1.0, decay: float = 0.97) -> float:
     """Teacher-execution probability at DAgger iteration ``iteration`` (0-based)."""
     return float(beta0) * float(decay) ** int(iteration)
-
-
-def lr_at(step: int, total: int, lr_start: float, lr_end: float) -> float:
-    """Cosine decay from ``lr_start`` to ``lr_end`` over ``total`` steps (paper: 1e-3 -> 7e-4)."""
-    frac = min(max(step / max(total - 1, 1), 0.0), 1.0)
-    return lr_end + 0.5 * (lr_start - lr_end) * (1 + math.cos(math.pi * frac))
 
 
 def clip_grad_norm_per_member(params, k: int, max_norm: float) -> torch.Tensor:

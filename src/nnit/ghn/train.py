@@ -16,7 +16,6 @@ chosen (member, architecture) student, and its teacher-labelled states feed ever
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
@@ -26,11 +25,10 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
-from nnit.checkpoint import load_checkpoint, restore, save_checkpoint
-from nnit.fileio import truncate_jsonl_log
-from nnit.stopping import TrainingStopped, stop_on_signals
-from nnit.ghn.dagger import StateBuffer, beta_at, clip_grad_norm_per_member, lr_at
+from nnit.checkpoint import load_checkpoint, restore
+from nnit.ghn.dagger import StateBuffer, beta_at, clip_grad_norm_per_member
 from nnit.ghn.model import GHNConfig, GHNEnsemble
+from nnit.training import LoopConfig, Trainer, cosine_lr
 from nnit.tasks.registry import ImageTaskSpec, RobotTaskSpec, TaskSpec, get_task
 from nnit.weights.architecture import Architecture, paper_split, search_space
 
@@ -233,9 +231,6 @@ def train_ghn_ensemble(
     ``teacher_checkpoint`` (robot tasks): DAgger distils the PPO expert saved there instead of the
     scripted teacher; it is stored in the checkpoint, and a resumed run given None keeps the stored one.
     """
-    from torch.utils.tensorboard import SummaryWriter
-    from tqdm.auto import tqdm
-
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "ghn.safetensors"
@@ -244,7 +239,6 @@ def train_ghn_ensemble(
     model = GHNEnsemble(cfg.ghn, cfg.member_seeds())
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr_start)
     g = torch.Generator().manual_seed(cfg.seed)
-    start_it = 0
     ck = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
     if ck is not None:
         saved = config_from_dict(ck.config["train"])
@@ -258,6 +252,19 @@ def train_ghn_ensemble(
         elif saved_teacher is None or Path(saved_teacher).resolve() != Path(teacher_checkpoint).resolve():
             raise ValueError(f"{ckpt_path} was trained with another teacher ({saved_teacher or 'the scripted one'}); "
                              "use a fresh --out directory")
+    total_updates = cfg.iterations * cfg.updates_per_iteration
+    trainer = Trainer(
+        model, opt, out,
+        LoopConfig(total=cfg.iterations, kind="ghn_ensemble", ckpt_every=cfg.checkpoint_every, log_every=1, unit="iteration",
+                   checkpoint_name=ckpt_path.name, desc=f"GHN x{cfg.ensemble_size} {task.name}", progress=progress),
+        config=_checkpoint_config(cfg, task, teacher_checkpoint),
+        lr_fn=lambda step: cosine_lr(step, total_updates - 1, cfg.lr_start, cfg.lr_end),  # lr_end at the last update
+        generator=g,
+        clip_fn=lambda params: clip_grad_norm_per_member(params, cfg.ensemble_size, cfg.grad_clip),
+        extra_fn=lambda: _buffer_tensors(source),
+    )
+    if ck is not None:
+        trainer.restore(ck)
     if task.kind == "robot":
         source = DaggerDistillation(task, cfg, num_workers, teacher_checkpoint=teacher_checkpoint)
     elif teacher_checkpoint is not None:
@@ -265,87 +272,60 @@ def train_ghn_ensemble(
     else:
         source = ImageDistillation(task, data_dir)
     if ck is not None:
-        restore(ck, model, opt)
-        start_it = ck.step
-        g.set_state(ck.extra["rng"].to(torch.uint8))
         if isinstance(source, DaggerDistillation) and "buffer.obs" in ck.extra:
             source.buffer.load_state_dict({"obs": ck.extra["buffer.obs"], "act": ck.extra["buffer.act"], "total_added": ck.extra["buffer.total_added"]})
-    if start_it >= cfg.iterations:
+    if trainer.step >= cfg.iterations:
+        if isinstance(source, DaggerDistillation):
+            source.close()
         return ckpt_path
-    writer = SummaryWriter(str(out / "tb"))
-    total_updates = cfg.iterations * cfg.updates_per_iteration
-    log_path = out / "train_log.jsonl"
-    truncate_jsonl_log(log_path, start_it, key="iteration")  # iterations after the checkpoint are redone: log them once
-    bar = tqdm(range(start_it, cfg.iterations), desc=f"GHN x{cfg.ensemble_size} {task.name}", disable=not progress)
+
+    def iteration(it: int) -> tuple[dict, dict]:
+        t0 = time.perf_counter()
+        if isinstance(source, DaggerDistillation):
+            # shared rollouts: each episode is driven by one random (member, architecture) student
+            with torch.no_grad():
+                students = []
+                for _ in range(cfg.episodes_per_iteration):
+                    a = archs[int(torch.randint(len(archs), (1,), generator=g))]
+                    m = int(torch.randint(cfg.ensemble_size, (1,), generator=g))
+                    students.append(model.generate([a])[0][m])
+            source.collect(students, it, seed_base=10_000 + it * 1000 + cfg.seed * 7)
+        t_roll = time.perf_counter() - t0
+        losses = []
+        for u in range(cfg.updates_per_iteration):
+            pick = torch.randperm(len(archs), generator=g)[: cfg.meta_batch].tolist()
+            nets = model.generate([archs[i] for i in pick])
+            per_member = source.loss(nets, cfg.ensemble_size, cfg.batch_size, g)  # (K,)
+            norms = trainer.optimizer_step(per_member.sum(), it * cfg.updates_per_iteration + u)
+            losses.append(per_member.detach())
+        loss = torch.stack(losses).mean(0)  # (K,)
+        stats = {"grad_norm_mean": float(norms.mean()), "lr": trainer.lr, "rollout_s": round(t_roll, 3),
+                 "update_s": round(time.perf_counter() - t0 - t_roll, 3)}
+        if isinstance(source, DaggerDistillation):
+            stats.update({"beta": source.last_rollout["beta"], "buffer": len(source.buffer),
+                          "rollout_success": source.last_rollout.get("success_rate")})
+        return {"loss_mean": loss.mean(), "loss_min": loss.min(), "loss_max": loss.max()}, stats
+
     try:
-        with stop_on_signals() as stop:
-            for it in bar:
-                t0 = time.perf_counter()
-                if isinstance(source, DaggerDistillation):
-                    # shared rollouts: each episode is driven by one random (member, architecture) student
-                    with torch.no_grad():
-                        students = []
-                        for _ in range(cfg.episodes_per_iteration):
-                            a = archs[int(torch.randint(len(archs), (1,), generator=g))]
-                            m = int(torch.randint(cfg.ensemble_size, (1,), generator=g))
-                            students.append(model.generate([a])[0][m])
-                    source.collect(students, it, seed_base=10_000 + it * 1000 + cfg.seed * 7)
-                t_roll = time.perf_counter() - t0
-                losses = []
-                for u in range(cfg.updates_per_iteration):
-                    step = it * cfg.updates_per_iteration + u
-                    for group in opt.param_groups:
-                        group["lr"] = lr_at(step, total_updates, cfg.lr_start, cfg.lr_end)
-                    pick = torch.randperm(len(archs), generator=g)[: cfg.meta_batch].tolist()
-                    nets = model.generate([archs[i] for i in pick])
-                    per_member = source.loss(nets, cfg.ensemble_size, cfg.batch_size, g)  # (K,)
-                    opt.zero_grad(set_to_none=True)
-                    per_member.sum().backward()
-                    norms = clip_grad_norm_per_member(list(model.parameters()), cfg.ensemble_size, cfg.grad_clip)
-                    opt.step()
-                    losses.append(per_member.detach())
-                loss = torch.stack(losses).mean(0)  # (K,)
-                rec = {
-                    "iteration": it + 1,
-                    "loss_mean": float(loss.mean()),
-                    "loss_min": float(loss.min()),
-                    "loss_max": float(loss.max()),
-                    "grad_norm_mean": float(norms.mean()),
-                    "lr": opt.param_groups[0]["lr"],
-                    "rollout_s": round(t_roll, 3),
-                    "update_s": round(time.perf_counter() - t0 - t_roll, 3),
-                }
-                if isinstance(source, DaggerDistillation):
-                    rec.update({"beta": source.last_rollout["beta"], "buffer": len(source.buffer),
-                                "rollout_success": source.last_rollout.get("success_rate")})
-                for key, val in rec.items():
-                    if key != "iteration" and val is not None:
-                        writer.add_scalar(("losses/" if key.startswith("loss") else "train/") + key, val, it + 1)
-                with log_path.open("a") as fh:
-                    fh.write(json.dumps(rec) + "\n")
-                bar.set_postfix(loss=f"{rec['loss_mean']:.4f}")
-                stopping = stop.signum is not None and it + 1 != cfg.iterations  # checkpoint this iteration, then stop
-                if stopping or (it + 1) % cfg.checkpoint_every == 0 or it + 1 == cfg.iterations:
-                    _save(ckpt_path, model, opt, it + 1, cfg, task, g, source)
-                if stopping:
-                    bar.close()
-                    raise TrainingStopped(it + 1, ckpt_path, stop.signum, unit="iteration")
+        trainer.run(iteration)
     finally:
-        writer.close()
         if isinstance(source, DaggerDistillation):
             source.close()
     return ckpt_path
 
 
-def _save(path: Path, model: GHNEnsemble, opt, iteration: int, cfg: GHNTrainConfig, task: TaskSpec, g: torch.Generator, source) -> None:
-    extra = {"rng": g.get_state()}
-    if isinstance(source, DaggerDistillation):
-        b = source.buffer.state_dict()
-        extra.update({"buffer.obs": b["obs"], "buffer.act": b["act"], "buffer.total_added": b["total_added"]})
-    config = {"train": config_to_dict(cfg), "task": task.name, "input_dim": task.input_dim, "output_dim": task.output_dim,
-              "control_mode": getattr(task, "control_mode", None),
-              "teacher_checkpoint": source.teacher_checkpoint if isinstance(source, DaggerDistillation) else None}
-    save_checkpoint(path, model, iteration, config, optimizer=opt, extra=extra, meta={"kind": "ghn_ensemble"})
+def _buffer_tensors(source) -> dict[str, torch.Tensor]:
+    """The DAgger buffer as checkpoint extras (nothing for image tasks)."""
+    if not isinstance(source, DaggerDistillation):
+        return {}
+    b = source.buffer.state_dict()
+    return {"buffer.obs": b["obs"], "buffer.act": b["act"], "buffer.total_added": b["total_added"]}
+
+
+def _checkpoint_config(cfg: GHNTrainConfig, task: TaskSpec, teacher_checkpoint: str | None) -> dict:
+    return {"train": config_to_dict(cfg), "task": task.name, "input_dim": task.input_dim, "output_dim": task.output_dim,
+            "control_mode": getattr(task, "control_mode", None),
+            "teacher_checkpoint": None if teacher_checkpoint is None else str(teacher_checkpoint)}
 
 
 def saved_teacher_checkpoint(out_dir: str | Path) -> str | None:
