@@ -19,10 +19,6 @@ from torch import nn
 
 from nnit.weights.architecture import Architecture, ArchitectureError, WidthVocab
 
-BASELINE_KINDS = ("d2nwg", "sane")
-"""``meta["kind"]`` of the baselines' checkpoints."""
-
-
 class ArchEmbedding(nn.Module):
     """Architecture -> one conditioning vector: a learned table per hidden-layer slot over the width
     vocabulary (+ an "absent layer" entry), summed over slots (D2NWG's class/architecture conditioning).

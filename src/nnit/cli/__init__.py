@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     import tyro
 
     from nnit.cli.analyze import analyze_command
-    from nnit.cli.baselines import train_baseline_command
+    from nnit.cli.baselines import TrainBaselineCommand
     from nnit.cli.evaluate import EvalCommand
     from nnit.cli.experts import TrainExpertCommand
     from nnit.cli.generate import GenerateCommand, TrainCommand
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> None:
         "analyze": analyze_command,
         "train": TrainCommand,
         "generate": GenerateCommand,
-        "train-baseline": train_baseline_command,
+        "train-baseline": TrainBaselineCommand,
         "reproduce": reproduce_command,
         "export": export,
     }

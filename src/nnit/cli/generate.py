@@ -37,7 +37,8 @@ class TrainCommand:
     Loads DATASET/shards (raw weights of the train architectures), normalizes them (the dataset's global
     statistics, or per-role statistics fitted on them; see --normalization) and trains; re-running the same
     command continues from OUT/checkpoint.safetensors (model size and settings then come from the checkpoint;
-    --steps raises the total). Losses go to TensorBoard (OUT/tb). Python: nnit.api.train.
+    --steps raises the total). Losses go to TensorBoard (OUT/tb). Python: nnit.api.train. Data-parallel:
+    torchrun --nproc_per_node=N -m nnit train ... (the batch is split over the processes; rank 0 writes).
 
     Example: nnit train --dataset runs/cpu/PushCube-v1/dataset --preset cpu
 
@@ -59,19 +60,21 @@ class TrainCommand:
     def run(self) -> None:
         from nnit.api import train
         from nnit.baselines.common import summarize_history
+        from nnit.distributed import is_main
 
+        say = print if is_main() else (lambda *_: None)  # under torchrun only rank 0 reports
         _set_threads(self.threads)
-        res = train(self.dataset, self.preset, self.out, self.overrides, progress=self.progress, log=print)
+        res = train(self.dataset, self.preset, self.out, self.overrides, progress=self.progress, log=say)
         if res.history:
             first, last = summarize_history(res.history)
             k = max(1, min(50, len(res.history) // 5))
-            print(f"steps {res.start_step} -> {res.end_step} in {res.seconds:.0f} s "
-                  f"({len(res.history) / max(res.seconds, 1e-9):.2f} steps/s); loss {first:.4f} -> {last:.4f} (mean of {k} steps)")
+            say(f"steps {res.start_step} -> {res.end_step} in {res.seconds:.0f} s "
+                f"({len(res.history) / max(res.seconds, 1e-9):.2f} steps/s); loss {first:.4f} -> {last:.4f} (mean of {k} steps)")
         else:
-            print(f"already trained to step {res.end_step}; raise --steps to continue")
-        print(f"checkpoint: {res.checkpoint}")
+            say(f"already trained to step {res.end_step}; raise --steps to continue")
+        say(f"checkpoint: {res.checkpoint}")
         if res.task:
-            print(f"next: nnit generate --task {res.task} --checkpoint {res.checkpoint} --arch 32,16,64,32 --evaluate")
+            say(f"next: nnit generate --task {res.task} --checkpoint {res.checkpoint} --arch 32,16,64,32 --evaluate")
 
 
 # ============================================================================ nnit generate
