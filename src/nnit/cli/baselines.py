@@ -52,10 +52,11 @@ class TrainBaselineCommand:
 
         from nnit.baselines.common import summarize_history
         from nnit.baselines.train import PRESETS, train_baseline
-        from nnit.distributed import is_main
+        from nnit.distributed import init_from_env, is_main
         from nnit.ghn.dataset import dataset_normalizer, iter_dataset
         from nnit.weights.mlp import WeightError
 
+        init_from_env()  # under torchrun: join the process group now, so only rank 0 reports
         say = print if is_main() else (lambda *_: None)
         if self.threads:
             torch.set_num_threads(self.threads)

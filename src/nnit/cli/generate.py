@@ -60,8 +60,9 @@ class TrainCommand:
     def run(self) -> None:
         from nnit.api import train
         from nnit.baselines.common import summarize_history
-        from nnit.distributed import is_main
+        from nnit.distributed import init_from_env, is_main
 
+        init_from_env()  # under torchrun: join the process group now, so only rank 0 reports
         say = print if is_main() else (lambda *_: None)  # under torchrun only rank 0 reports
         _set_threads(self.threads)
         res = train(self.dataset, self.preset, self.out, self.overrides, progress=self.progress, log=say)
