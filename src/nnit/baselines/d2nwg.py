@@ -172,7 +172,7 @@ class LatentDenoiser(nn.Module):
         self.out_norm = nn.LayerNorm(w)
         self.out = nn.Linear(w, latent_dim)
         # input skip, initialised to the identity: eps ~ z_t at high noise comes for free (the residual stream is
-        # narrower than the latent, so without it the identity is out of reach: measured eps-MSE ~0.5, sampling diverged)
+        # narrower than the latent, so without it the identity is out of reach and sampling diverges)
         self.skip = nn.Linear(latent_dim, latent_dim)
         nn.init.eye_(self.skip.weight)
         nn.init.zeros_(self.skip.bias)

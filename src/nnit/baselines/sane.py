@@ -69,7 +69,7 @@ class SANEConfig(JSONConfig):
 SANE_PRESETS: dict[str, SANEConfig] = {
     "tiny": SANEConfig(d_model=64, heads=2, encoder_layers=1, decoder_layers=1, latent_dim=16, steps=60, batch_size=8,
                        lr=1e-3, min_lr=1e-4, warmup_steps=20, ema_decay=0.95),
-    "cpu": SANEConfig(steps=1500),  # 2 views per step: ~1 s/step on one busy core (NNiT-Ti: ~0.25 s, 15k steps)
+    "cpu": SANEConfig(steps=1500),  # 2 views per step: several times NNiT-Ti's cost per step
     "paper": SANEConfig(d_model=512, heads=8, encoder_layers=8, decoder_layers=8, latent_dim=128, steps=200_000,
                         lr=1e-4, min_lr=1e-5, ema_decay=0.9999),
 }

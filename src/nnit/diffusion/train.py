@@ -124,12 +124,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
     # seconds on a laptop core: proves plumbing and that the loss falls
     "tiny": TrainConfig(model="NNiT-XS", steps=200, batch_size=8, lr=1e-3, min_lr=1e-4, warmup_steps=20,
                         ema_decay=0.95, log_every=10, ckpt_every=100),
-    # the 2-core reference run: NNiT-Ti, valid tokens, batch 16, ~0.2-0.3 s/step on one core. The model is
-    # optimization-limited on CPU (README, NNiT results; PushCube-v1: 6k steps at lr 3e-4 gave 0-2% success,
-    # one architecture alone needs ~5k steps at lr 1e-3 to denoise precisely), so the cpu run uses lr 1e-3 and
-    # 30k steps (~1.5-2 h on one core). Going from 15k to 30k steps (measured as a continuation of the 15k runs)
-    # raised unseen-architecture success / accuracy on every task: top-10 of 32, mean of the 4 Table-4 ones,
-    # PushCube-v1 61% -> 92%, PickCube-v1 0.75% -> 19%, StackCubeEasy-v1 8% -> 28%, Fashion-MNIST 71.5% -> 79%
+    # the 2-core reference run: a small model, valid tokens, a high learning rate (the model is optimization-limited
+    # on CPU; the measurements behind these values: docs/studies/preset-choices.md)
     "cpu": TrainConfig(model="NNiT-Ti", steps=30000, batch_size=16, lr=1e-3, min_lr=3e-5, warmup_steps=200,
                        ema_decay=0.999, ckpt_every=500),
     # paper Table 7: 1000 epochs of 6,400 policies at batch 16 = 400k steps; model size is not given
@@ -138,10 +134,8 @@ TRAIN_PRESETS: dict[str, TrainConfig] = {
 }
 
 CPU_STEPS = {"PickCube-v1": 60_000, "StackCubeEasy-v1": 60_000}
-"""NNiT steps of the ``cpu`` preset for the grasping tasks, whose 30,000 were far from enough. Continuing the
-30,000-step models to 60,000 (cosine LR restarted at 5e-4) raised unseen-architecture success (top-10 of 32,
-mean of the 4 Table-4 ones) from 18.75% to 39% on PickCube-v1 and from 27.5% to 51.5% on StackCubeEasy-v1,
-seen from 25% to 50% and from 29.5% to 81% (README, "PickCube-v1: NNiT, D2NWG and SANE")."""
+"""NNiT steps of the ``cpu`` preset for the grasping tasks, which need a longer schedule than the others
+(docs/studies/preset-choices.md)."""
 
 
 def train_config(preset: str, task: str | None = None) -> TrainConfig:

@@ -150,7 +150,7 @@ _RESUMABLE = ("total_steps", "eval_every", "eval_episodes", "final_eval_episodes
 
 def ppo_config(preset: str, task: str) -> PPOConfig:
     """The preset's config with the per-task budgets (cpu: PushCube 2M steps, PickCube 10M,
-    StackCubeEasy 25M, i.e. ~1 h / ~4 h / ~10 h on 2 cores; paper: ManiSkill's per-task commands)."""
+    StackCubeEasy 25M; paper: ManiSkill's per-task commands)."""
     if preset not in PPO_PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PPO_PRESETS)}")
     cfg = PPO_PRESETS[preset]

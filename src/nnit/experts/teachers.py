@@ -17,8 +17,7 @@ Interface (:class:`Teacher`, defined in :mod:`nnit.experts.interface`): ``teache
 same two things (``spec`` attribute and a deterministic ``__call__``) drops in unchanged; see
 :func:`get_teacher` for the registry.
 
-Measured success (``benchmarks/teacher_success.py``) is written to the JSON that script emits and
-reported in the README / the issue's closing note.
+Their measured success: ``benchmarks/teacher_success.py`` (docs/reference/teachers-and-experts.md).
 """
 
 from __future__ import annotations

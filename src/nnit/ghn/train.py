@@ -81,9 +81,7 @@ GHN_PRESETS: dict[str, GHNTrainConfig] = {
         buffer_size=5_000, episodes_per_iteration=1, checkpoint_every=1,
         ghn=GHNConfig(hidden_dim=16, decoder_channels=4),
     ),
-    # cpu: sized from measurements on 2 cores (benchmarks/bench_ghn.py, runs/ logs): with 1,600
-    # updates and d=32 the students plateaued at action MSE 0.025 and mostly failed PushCube, while
-    # BC-trained MLPs on the same buffer reach 0.009 (97% success); d=64 with ~3,000 updates matches it.
+    # cpu: sized from measurements on 2 cores (docs/studies/preset-choices.md)
     "cpu": GHNTrainConfig(
         ensemble_size=16, iterations=100, updates_per_iteration=32, meta_batch=4, batch_size=256,
         buffer_size=200_000, episodes_per_iteration=4, checkpoint_every=5,
@@ -98,14 +96,9 @@ GHN_PRESETS: dict[str, GHNTrainConfig] = {
 
 
 CPU_ITERATIONS = {"PickCube-v1": 600, "StackCubeEasy-v1": 1000}
-"""DAgger iterations of the ``cpu`` preset where 100 are not enough (measured: after 100 iterations the PickCube-v1
-students' action MSE was still falling, 0.047 -> 0.028, and their candidates succeeded in 8% of filtering episodes,
-none passing the paper's filter; PushCube-v1 plateaus at 0.013 by iteration 30 and 41% of its candidates pass).
-PickCube-v1: students' rollout success 44% -> 74% (means over iterations 271-300 and 571-600), action MSE
-0.021 -> 0.016, kept networks 206 -> 443 (184 -> 392 train) and every architecture instead of 63 of 73.
-StackCubeEasy-v1 gets more (the paper gives it three times the other tasks'): its students' rollout success kept
-rising, 3% -> 17% -> 47% -> 70% (means over iterations 91-120, 271-300, 571-600 and 971-1000), and the kept
-networks with it (10, 36 and 311 of 1,024 train candidates at 300, 600 and 1,000 iterations)."""
+"""DAgger iterations of the ``cpu`` preset for the tasks where 100 are not enough: the grasping tasks' students keep
+improving long after PushCube-v1's plateau; StackCubeEasy-v1 gets the most, as in the paper
+(docs/studies/preset-choices.md)."""
 
 
 def ghn_config(preset: str, task: str) -> GHNTrainConfig:
