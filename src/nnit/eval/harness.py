@@ -42,11 +42,9 @@ import numpy as np
 import torch
 
 from nnit.eval.results import POLICY, EvalResult, aggregate, episode_seeds  # noqa: F401  (re-exported)
-from nnit.eval.workers import WorkerPool, _start_method, default_num_workers  # noqa: F401  (re-exported)
-from nnit.eval.workers import weights_from_message as _weights_from_message  # noqa: F401  (old private names)
-from nnit.eval.workers import weights_message as _weights_message  # noqa: F401
+from nnit.eval.workers import WorkerPool, default_num_workers, weights_from_message, weights_message
 from nnit.tasks.registry import ImageTaskSpec, RobotTaskSpec, TaskError, TaskSpec, check_fits, get_task, resolve_sim_backend
-from nnit.tasks.rollout import _broadcast_env0, mlp_policy, plain_reset, policy_action, reset_from_env0, run_episodes  # noqa: F401
+from nnit.tasks.rollout import mlp_policy, plain_reset, policy_action, reset_from_env0, run_episodes  # noqa: F401
 from nnit.tasks.rollout import run_episode as _rollout_episode
 from nnit.weights.mlp import WeightSet
 
@@ -97,7 +95,7 @@ def _worker_main(wid: int, task: RobotTaskSpec, env_factory: EnvFactory, inbox, 
             if msg[0] == "stop":
                 break
             if msg[0] == "weights":
-                ws = _weights_from_message(msg[1], msg[2])
+                ws = weights_from_message(msg[1], msg[2])
                 nets = [ws[i] for i in range(ws.n)]  # per-network views, built once
                 continue
             _, net, seeds = msg
@@ -170,7 +168,7 @@ class CPUEvaluator(WorkerPool):
                 for i in range(n):
                     store(i, run_network(self._env, ws[i], seeds, self.task.episode_steps))
                 return rets, once, at_end
-            arch, arrays = _weights_message(ws)
+            arch, arrays = weights_message(ws)
             for q in self._inboxes:
                 q.put(("weights", arch, arrays))
             # one job per network; keep two queued per worker so a worker never waits for the parent

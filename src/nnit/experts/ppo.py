@@ -397,7 +397,7 @@ def _rollout_worker_main(wid: int, task: RobotTaskSpec, ignore_terminations: boo
     (the harness's episodes of one network; the training stream restarts afterwards); ``("stop",)``.
     """
     from nnit.eval.harness import run_network
-    from nnit.eval.workers import weights_from_message as _weights_from_message
+    from nnit.eval.workers import weights_from_message
 
     torch.set_num_threads(1)
     try:
@@ -417,11 +417,11 @@ def _rollout_worker_main(wid: int, task: RobotTaskSpec, ignore_terminations: boo
                     s = _stream_seed(seed, wid, it)
                     if col.obs is None:
                         col.reset(s)
-                    actor, critic = _ws_callables(_weights_from_message(*a_msg), _weights_from_message(*c_msg))
+                    actor, critic = _ws_callables(weights_from_message(*a_msg), weights_from_message(*c_msg))
                     roll = col.collect(actor, critic, torch.from_numpy(logstd), steps, torch.Generator().manual_seed(s))
                     outbox.put(("rollout", wid, {k: v.numpy() for k, v in roll.items()}))
                 elif msg[0] == "eval":
-                    res = run_network(col.raw_env, _weights_from_message(*msg[1]), msg[2], task.episode_steps)
+                    res = run_network(col.raw_env, weights_from_message(*msg[1]), msg[2], task.episode_steps)
                     col.obs = None  # the eval episodes replaced the training episode: start a new one
                     outbox.put(("evaluated", wid, res))
             except Exception as err:
@@ -443,10 +443,10 @@ class CPURolloutPool(WorkerPool):
 
     def collect(self, agent: PPOAgent, iteration: int, steps: int) -> dict[str, torch.Tensor]:
         """Every worker collects ``steps`` steps with the current agent; streams stacked as N."""
-        from nnit.eval.workers import weights_message as _weights_message
+        from nnit.eval.workers import weights_message
 
-        a_msg = _weights_message(actor_weight_set(agent))
-        c_msg = _weights_message(WeightSet.from_sequential(agent.critic, "tanh").to("cpu"))
+        a_msg = weights_message(actor_weight_set(agent))
+        c_msg = weights_message(WeightSet.from_sequential(agent.critic, "tanh").to("cpu"))
         logstd = agent.actor_logstd.detach().cpu().reshape(-1).numpy().copy()
         for q in self._inboxes:
             q.put(("collect", int(iteration), int(steps), a_msg, c_msg, logstd))
@@ -464,9 +464,9 @@ class CPURolloutPool(WorkerPool):
     def evaluate(self, ws: WeightSet, seeds: list[int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The harness's episodes of one network, on the first worker (the protocol runs a network's episodes in
         order in one env; :func:`nnit.eval.harness.run_network`): (1, E) arrays return, success_once, success_at_end."""
-        from nnit.eval.workers import weights_message as _weights_message
+        from nnit.eval.workers import weights_message
 
-        self._inboxes[0].put(("eval", _weights_message(ws), [int(s) for s in seeds]))
+        self._inboxes[0].put(("eval", weights_message(ws), [int(s) for s in seeds]))
         return _episode_arrays(self._get()[2])
 
 
