@@ -35,6 +35,31 @@ def test_plan_covers_every_stage_and_passes_out_dirs(tmp_path):
     assert ev.command[ev.command.index("--control-mode") + 1] == "pd_ee_delta_pos"
 
 
+def test_every_stage_calls_its_function_with_arguments_it_takes(tmp_path):
+    """Each stage is a call of a function of nnit.reproduce.stages; its keyword arguments (the preset's stage_args
+    included, also as flags of the recorded command) must fit that function's signature."""
+    import inspect
+    from dataclasses import replace
+
+    from nnit.reproduce.pipeline import StageCall
+
+    cfg = replace(REPRODUCE_PRESETS["tiny"], stage_args={**REPRODUCE_PRESETS["tiny"].stage_args, "eval": {"workers": 2},
+                                                         "nnit": {"steps": 7}, "d2nwg": {"steps": 5}})
+    pipe = Pipeline("tiny", cfg, root=tmp_path, data_dir=tmp_path / "idx")
+    for task in cfg.tasks:
+        for s in pipe.stages(task):
+            if not isinstance(s.func, StageCall):
+                assert s.name in ("teacher", "memorization") and s.command is None
+                continue
+            inspect.signature(getattr(stages, s.func.function)).bind(**s.func.kwargs)
+            if s.name.startswith("eval-"):
+                assert s.func.kwargs["workers"] == 2 and s.command[-3:] == ["--workers", "2", "--no-progress"]
+            if task == "FashionMNIST" and s.name != "nnit" and s.name not in cfg.baselines:
+                assert s.func.kwargs["data_dir"] == tmp_path / "idx" and "--data-dir" in s.command
+    plan = {s.name: s for s in pipe.stages("PushCube-v1")}
+    assert plan["nnit"].func.kwargs["steps"] == 7 and plan["d2nwg"].func.kwargs["steps"] == 5 and "--steps" in plan["nnit"].command
+
+
 def test_cached_stages_are_skipped_and_a_failure_is_reported(tmp_path, monkeypatch):
     pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
     for s in pipe.stages("FashionMNIST"):

@@ -141,13 +141,14 @@ def train_baseline(method: str, dataset: PathLike, preset: str, out: PathLike, *
 
 
 def evaluate_shard(task: str, weights: PathLike, out: PathLike, *, episodes: int, top_k: int, seed: int, preset: str,
-                   control_mode: Optional[str] = None, data_dir: Optional[PathLike] = None, progress: bool = False) -> EvalTable:
+                   control_mode: Optional[str] = None, data_dir: Optional[PathLike] = None, workers: Optional[int] = None,
+                   progress: bool = False) -> EvalTable:
     """Evaluate a weight-set file (``nnit eval --weights``): ``out`` (JSON with the top-k row under ``extra``) and its CSV."""
     from nnit.weights.mlp import WeightSet
 
     ws = WeightSet.load(weights)
-    table = api.evaluate(task, ws, episodes, seed, top_k=top_k, preset=preset, control_mode=control_mode, data_dir=data_dir,
-                         progress=progress)
+    table = api.evaluate(task, ws, episodes, seed, top_k=top_k, preset=preset, control_mode=control_mode, workers=workers,
+                         data_dir=data_dir, progress=progress)
     result = table.results[ws.arch.hidden]
     result.info["weights"] = str(weights)
     json_path, csv_path = result.save(out, extra={"top_k": table.top_k.to_dict()})
@@ -158,7 +159,8 @@ def evaluate_shard(task: str, weights: PathLike, out: PathLike, *, episodes: int
 
 def generate(task: str, checkpoint: PathLike, out: PathLike, *, arch: Optional[str], num: int, sampler: str, steps: int,
              temperature: float, episodes: int, top_k: int, eval_seed: int, preset: str, depth: int = 4, seed: int = 0,
-             data_dir: Optional[PathLike] = None, progress: bool = False) -> tuple[GenerationResult, EvalTable, dict]:
+             data_dir: Optional[PathLike] = None, workers: Optional[int] = None,
+             progress: bool = False) -> tuple[GenerationResult, EvalTable, dict]:
     """Sample ``num`` networks (p(w | a) for ``arch``, the joint p(a, w) without), evaluate them and write what
     ``nnit generate --evaluate`` writes to ``out``; the generation, its table and the ``results.json`` record."""
     gen = api.generate(checkpoint, task, arch, num, sampler=sampler, steps=steps, temperature=temperature,  # type: ignore[arg-type]
@@ -170,8 +172,8 @@ def generate(task: str, checkpoint: PathLike, out: PathLike, *, arch: Optional[s
         j = gen.joint
         print(f"joint: {j['valid']}/{num} sampled architectures valid, {j['novel']}/{num} novel "
               f"(not among the {len(gen.train_archs)} train architectures), {j['distinct_archs']} distinct")
-    table = api.evaluate(task, gen, episodes, eval_seed, top_k=top_k, preset=preset, data_dir=data_dir,  # type: ignore[arg-type]
-                         progress=progress)
+    table = api.evaluate(task, gen, episodes, eval_seed, top_k=top_k, preset=preset, workers=workers,  # type: ignore[arg-type]
+                         data_dir=data_dir, progress=progress)
     rec = api.save_generation(gen, Path(out), table)
     print(table.table())
     print(f"wrote {len(rec['files'])} weight file(s) and {Path(out) / 'results.json'}")
