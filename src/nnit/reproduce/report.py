@@ -116,7 +116,7 @@ class TaskResults:
     def to_dict(self) -> dict:
         d: dict = {"robot": self.robot, "teacher": to_json(self.teacher), "ppo_expert": self.ppo_expert, "ghn": self.ghn.to_dict()}
         if self.dataset is not None:
-            d["dataset"] = {role: r.raw for role, r in self.dataset.items()}
+            d["dataset"] = to_json(self.dataset)
         d.update(alignment=to_json(self.alignment), evals=to_json(self.evals), table2=to_json(self.table2),
                  joint=None if self.joint is None else {"summary": to_json(self.joint.joint), "top_k": to_json(self.joint.joint_top_k)},
                  memorization=to_json(self.memorization), params=self.params)

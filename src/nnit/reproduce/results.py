@@ -115,6 +115,9 @@ class DatasetRole:
             out[role] = cls(role, r["architectures"], r["candidates"], r["passed"], r["kept"], mean, r)
         return out
 
+    def to_dict(self) -> dict:
+        return self.raw
+
 
 @dataclass(frozen=True)
 class AlignmentSet:
@@ -182,6 +185,9 @@ class JointSummary:
     @classmethod
     def from_dict(cls, d: Optional[Mapping]) -> Optional["JointSummary"]:
         return None if not d else cls(int(d["num"]), int(d["valid"]), int(d["novel"]), int(d["distinct_archs"]), dict(d))
+
+    def to_dict(self) -> dict:
+        return self.raw
 
 
 @dataclass(frozen=True)
