@@ -27,7 +27,7 @@ def reproduce_command(
     then the run exits 130 / 143. Stage logs: RUNS/<preset>/reproduce/logs/; timings and each stage's equivalent
     nnit command line (to rerun it by hand): RUNS/<preset>/reproduce/stages.json.
 
-    Example: nnit reproduce --preset cpu            (about 3 h or more on 2 cores; see README)
+    Example: nnit reproduce --preset cpu            (hours on a CPU machine; the README has measured times)
 
     Example: nnit reproduce --preset tiny           (minutes: plumbing only, numbers meaningless)
 
