@@ -8,7 +8,8 @@ rerunning a stage by hand, heads the log and is recorded with the stage's wall t
 and every stage resumes from its own checkpoints (GHN ensemble, dataset shards, NNiT and baseline
 checkpoints). Ctrl-C / SIGTERM stops the pipeline with exit 130 / 143 (:class:`nnit.stopping.Stopped`):
 a training loop first finishes and checkpoints its step (:func:`nnit.stopping.stop_on_signals`), any
-other stage stops at once and reruns from its start (its outputs are written only when complete).
+other stage stops at once and runs again next time (its done file is written last; the dataset stage keeps
+the architectures it finished).
 
 Stages per task (robot tasks; Fashion-MNIST skips ``teacher``):
 
