@@ -4,8 +4,9 @@
     .venv/bin/python benchmarks/bench_samplers.py --checkpoint runs/cpu/PushCube-v1/nnit --task PushCube-v1 \
         --arch 32,16,64,32 --num 32 --out results/benchmarks/bench_samplers_pushcube.json
 
-Each setting runs ``nnit generate --evaluate`` (so the numbers are exactly the CLI's) and records the
-"sampled and assembled in X s" time and the top-k row. ``--settings`` picks other (sampler, steps,
+Each setting calls :func:`nnit.api.generate`, :func:`nnit.api.evaluate` and :func:`nnit.api.save_generation` in
+this process (what ``nnit generate --evaluate`` runs, so the numbers are exactly the CLI's; its files go to
+``--tmp``) and records the sampling time and the top-k row. ``--settings`` picks other (sampler, steps,
 temperature) triples, e.g. the noise-temperature sweep of the README:
 
     .venv/bin/python benchmarks/bench_samplers.py --checkpoint runs/cpu/PickCube-v1/nnit --task PickCube-v1 \
@@ -16,9 +17,6 @@ temperature) triples, e.g. the noise-temperature sweep of the README:
 from __future__ import annotations
 
 import argparse
-import json
-import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -55,28 +53,27 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=Path("results/benchmarks/bench_samplers.json"))
     ap.add_argument("--tmp", type=Path, default=Path("runs/bench_samplers"))
     a = ap.parse_args()
+    from nnit import api
+
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
     rows = []
     for sampler, steps, temperature in a.settings:
         out = a.tmp / f"{sampler}_{steps}_t{temperature:g}"
-        cmd = [sys.executable, "-m", "nnit.cli", "generate", "--task", a.task, "--checkpoint", a.checkpoint, "--arch", a.arch,
-               "--num", str(a.num), "--sampler", sampler, "--steps", str(steps), "--evaluate", "--episodes", str(a.episodes),
-               "--top-k", str(a.top_k), "--eval-seed", str(a.eval_seed), "--out", str(out), "--no-progress",
-               "--temperature", str(temperature)]
-        cmd += ["--threads", str(a.threads)] if a.threads else []
-        cmd += ["--workers", str(a.workers)] if a.workers else []
-        done = subprocess.run(cmd, capture_output=True, text=True)
-        if done.returncode != 0:
-            sys.exit(f"bench_samplers: {' '.join(cmd)} failed (exit {done.returncode}):\n{done.stderr.strip()[-2000:]}")
-        text = done.stdout
-        secs = float(re.search(r"sampled and assembled in ([0-9.]+) s", text).group(1))
-        res = json.loads((out / "results.json").read_text())
-        top = res["top_k"][0]
-        rows.append({"sampler": sampler, "steps": steps, "temperature": temperature, "sample_seconds": secs, "mean": top["mean"],
-                     "std_between": top["std_between"], "success_rate": top.get("success_rate")})
-        quality = (f"accuracy {100 * top['mean']:.1f}%" if top.get("metric") == "accuracy"
-                   else f"success {100 * top['success_rate']:.0f}%")
-        print(f"{sampler:>9} {steps:>5} steps, temperature {temperature:g}: {secs:7.2f} s  top-{a.top_k} {top['mean']:.3f} +- {top['std_between']:.3f}"
-              f"  {quality}", flush=True)
+        try:
+            gen = api.generate(a.checkpoint, a.task, a.arch, a.num, sampler=sampler, steps=steps, temperature=temperature)
+            table = api.evaluate(a.task, gen, a.episodes, a.eval_seed, top_k=a.top_k, workers=a.workers)
+        except api.APIError as err:
+            sys.exit(f"bench_samplers: {sampler}:{steps}:{temperature:g}: {err}")
+        api.save_generation(gen, out, table)
+        top = table.top_k
+        rows.append({"sampler": sampler, "steps": steps, "temperature": temperature, "sample_seconds": round(gen.seconds, 2),
+                     "mean": top.mean, "std_between": top.std_between, "success_rate": top.success_rate})
+        quality = (f"accuracy {100 * top.mean:.1f}%" if top.metric == "accuracy" else f"success {100 * top.success_rate:.0f}%")
+        print(f"{sampler:>9} {steps:>5} steps, temperature {temperature:g}: {gen.seconds:7.2f} s  top-{a.top_k} {top.mean:.3f} +- "
+              f"{top.std_between:.3f}  {quality}", flush=True)
     write_results(a.out, a, rows)
 
 

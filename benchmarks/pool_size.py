@@ -2,8 +2,9 @@
 
 The paper keeps the 10 best of N = 100 sampled networks, ranked on the same 50 episodes it reports; the
 ``cpu`` preset of ``nnit reproduce`` samples N = 32 and runs 10 episodes (to save time). For each
-architecture this script samples N networks once with ``nnit generate --evaluate`` (so sampling and
-the ranking episodes are exactly the CLI's), then reports side by side:
+architecture this script samples N networks once with :func:`nnit.api.generate` and evaluates them with
+:func:`nnit.api.evaluate` (what ``nnit generate --evaluate`` runs, so sampling and the ranking episodes are
+exactly the CLI's), then reports side by side:
 
 * top-k of the first ``--small`` networks (a valid N = 32 draw: the samples are independent) and
   top-k of all N, both on the ranking episodes (the paper's protocol);
@@ -18,17 +19,17 @@ the ranking episodes are exactly the CLI's), then reports side by side:
         --dataset runs/cpu/PushCube-v1/dataset --arch 32,32,16,64 32,16,16,16 \
         --out results/benchmarks/pool_size_pushcube.json
 
-Each architecture's ``nnit generate`` output is kept under ``--tmp`` and reused on a rerun. ``--temperature``
-samples with ``nnit generate --temperature`` (default: the cpu preset's; each temperature gets its own folders);
-``--sample-seed`` is ``nnit generate --seed``: another seed is another independent draw of the N networks (its own
-folders), which shows how much the protocol's number moves between draws beyond what the bootstrap estimates.
+Each architecture's generated networks and evaluations (the files ``nnit generate`` / ``nnit eval`` write, via
+:func:`nnit.api.save_generation`) are kept under ``--tmp`` and reused on a rerun. ``--temperature`` is the
+sampling temperature (``nnit generate --temperature``; default: the cpu preset's; each temperature gets its own
+folders); ``--sample-seed`` is the sampling seed (``nnit generate --seed``): another seed is another independent
+draw of the N networks (its own folders), which shows how much the protocol's number moves between draws beyond
+what the bootstrap estimates.
 """
 
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -37,6 +38,7 @@ import torch
 # benchmarks/_results.py: a script's own folder is on sys.path
 from _results import write_results
 
+from nnit import api
 from nnit.config import EVAL
 from nnit.eval.harness import EvalResult
 from nnit.eval.protocol import top_k_indices
@@ -45,13 +47,14 @@ from nnit.weights.architecture import hidden_label
 from nnit.weights.mlp import WeightSet
 
 
-def nnit(*args: str) -> None:
-    subprocess.run([sys.executable, "-m", "nnit.cli", *args, "--no-progress"], check=True, stdout=subprocess.DEVNULL)
-
-
-def _opt(flag: str, value: int | None) -> list[str]:
-    """``[flag, value]`` when the option was given, else nothing (the command's own default)."""
-    return [] if value is None else [flag, str(value)]
+def evaluate_file(path: Path, out: Path, episodes: int, seed: int, k: int, a: argparse.Namespace) -> None:
+    """Evaluate the weight-set file ``path`` and write what ``nnit eval --weights path --out out`` writes (the
+    per-network results with the top-k row, and a CSV beside it)."""
+    ws = WeightSet.load(path)
+    table = api.evaluate(a.task, ws, episodes, seed, top_k=k, control_mode=a.control_mode, workers=a.workers)
+    result = table.results[ws.arch.hidden]
+    result.info["weights"] = str(path)
+    result.save(out, extra={"top_k": table.top_k.to_dict()})
 
 
 def ranked(result: EvalResult, subset: int | None, k: int) -> np.ndarray:
@@ -87,8 +90,7 @@ def fresh(ws: WeightSet, idx: np.ndarray, path: Path, a: argparse.Namespace) -> 
     out = path.with_suffix(".eval.json")
     if not out.exists():
         ws[torch.as_tensor(idx)].save(path)
-        nnit("eval", "--task", a.task, "--weights", str(path), "--episodes", str(a.fresh_episodes), "--seed", str(a.fresh_seed),
-             "--top-k", str(len(idx)), "--control-mode", a.control_mode, "--out", str(out), *_opt("--workers", a.workers))
+        evaluate_file(path, out, a.fresh_episodes, a.fresh_seed, len(idx), a)
     res = EvalResult.load(out)
     return summary(res, np.arange(res.n))
 
@@ -111,19 +113,20 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, default=EVAL["cpu"].temperature,
                     help="nnit generate --temperature (default: the cpu preset's; 1 = the model's distribution, the paper's)")
     ap.add_argument("--control-mode", default="pd_ee_delta_pos")
-    ap.add_argument("--threads", type=int, default=None, help="nnit generate --threads (torch threads while sampling)")
+    ap.add_argument("--threads", type=int, default=None, help="torch threads while sampling (nnit generate --threads)")
     ap.add_argument("--workers", type=int, default=None, help="simulator worker processes of every evaluation (default: one per core)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--tmp", type=Path, default=Path("runs/pool_size"))
     a = ap.parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
     rows = []
     for arch in a.arch:
         hidden = [int(w) for w in arch.split(",")]
         d = a.tmp / a.task / (f"{hidden_label(hidden)}_t{a.temperature:g}" + (f"_s{a.sample_seed}" if a.sample_seed else ""))
         if not (d / "results.json").exists():
-            nnit("generate", "--task", a.task, "--checkpoint", a.checkpoint, "--arch", arch, "--num", str(a.num), "--evaluate",
-                 "--episodes", str(a.episodes), "--top-k", str(a.top_k), "--eval-seed", str(a.eval_seed), "--out", str(d),
-                 "--temperature", str(a.temperature), "--seed", str(a.sample_seed), *_opt("--threads", a.threads), *_opt("--workers", a.workers))
+            gen = api.generate(a.checkpoint, a.task, arch, a.num, temperature=a.temperature, seed=a.sample_seed)
+            api.save_generation(gen, d, api.evaluate(a.task, gen, a.episodes, a.eval_seed, top_k=a.top_k, workers=a.workers))
         res = EvalResult.load(d / f"eval_{hidden_label(hidden)}.json")
         ws = WeightSet.load(d / "networks.safetensors")
         row = {"arch": arch}
@@ -137,8 +140,7 @@ def main() -> None:
             dd.mkdir(parents=True, exist_ok=True)
             ev = dd / "eval.json"
             if not ev.exists():
-                nnit("eval", "--task", a.task, "--weights", str(shard), "--episodes", str(a.episodes), "--seed", str(a.eval_seed),
-                     "--top-k", str(a.top_k), "--control-mode", a.control_mode, "--out", str(ev), *_opt("--workers", a.workers))
+                evaluate_file(shard, ev, a.episodes, a.eval_seed, a.top_k, a)
             dres = EvalResult.load(ev)
             idx = ranked(dres, None, a.top_k)
             row["dataset"] = {"kept": dres.n, "ranking_episodes": summary(dres, idx),

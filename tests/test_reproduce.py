@@ -8,6 +8,7 @@ import sys
 
 import pytest
 
+from nnit.reproduce import stages
 from nnit.reproduce.pipeline import REPRODUCE_PRESETS, Pipeline, StageFailed
 from nnit.reproduce.report import write_report
 
@@ -34,7 +35,32 @@ def test_plan_covers_every_stage_and_passes_out_dirs(tmp_path):
     assert ev.command[ev.command.index("--control-mode") + 1] == "pd_ee_delta_pos"
 
 
-def test_cached_stages_are_skipped_and_a_failure_is_reported(tmp_path):
+def test_every_stage_calls_its_function_with_arguments_it_takes(tmp_path):
+    """Each stage is a call of a function of nnit.reproduce.stages; its keyword arguments (the preset's stage_args
+    included, also as flags of the recorded command) must fit that function's signature."""
+    import inspect
+    from dataclasses import replace
+
+    from nnit.reproduce.pipeline import StageCall
+
+    cfg = replace(REPRODUCE_PRESETS["tiny"], stage_args={**REPRODUCE_PRESETS["tiny"].stage_args, "eval": {"workers": 2},
+                                                         "nnit": {"steps": 7}, "d2nwg": {"steps": 5}})
+    pipe = Pipeline("tiny", cfg, root=tmp_path, data_dir=tmp_path / "idx")
+    for task in cfg.tasks:
+        for s in pipe.stages(task):
+            if not isinstance(s.func, StageCall):
+                assert s.name in ("teacher", "memorization") and s.command is None
+                continue
+            inspect.signature(getattr(stages, s.func.function)).bind(**s.func.kwargs)
+            if s.name.startswith("eval-"):
+                assert s.func.kwargs["workers"] == 2 and s.command[-3:] == ["--workers", "2", "--no-progress"]
+            if task == "FashionMNIST" and s.name != "nnit" and s.name not in cfg.baselines:
+                assert s.func.kwargs["data_dir"] == tmp_path / "idx" and "--data-dir" in s.command
+    plan = {s.name: s for s in pipe.stages("PushCube-v1")}
+    assert plan["nnit"].func.kwargs["steps"] == 7 and plan["d2nwg"].func.kwargs["steps"] == 5 and "--steps" in plan["nnit"].command
+
+
+def test_cached_stages_are_skipped_and_a_failure_is_reported(tmp_path, monkeypatch):
     pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
     for s in pipe.stages("FashionMNIST"):
         s.done_file.parent.mkdir(parents=True, exist_ok=True)
@@ -42,30 +68,54 @@ def test_cached_stages_are_skipped_and_a_failure_is_reported(tmp_path):
     logs: list[str] = []
     pipe.run(tasks=["FashionMNIST"], log=logs.append)
     assert logs and all("done (cached" in ln for ln in logs)
-    # a stage whose command fails: exit status and log tail in the error, timing recorded as failed
+    # a stage that fails: the error and the log's tail in the message, timing recorded as failed
     ghn = next(s for s in pipe.stages("PushCube-v1") if s.name == "ghn")
-    pipe.nnit = [sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"]
-    with pytest.raises(StageFailed, match="exit 3"):
+
+    def boom(**kwargs):
+        print("boom")
+        raise ValueError("no GHN today (3)")
+
+    monkeypatch.setattr(stages, "train_ghn", boom)
+    with pytest.raises(StageFailed, match=r"ValueError: no GHN today \(3\)") as err:
         pipe.run(tasks=["PushCube-v1"], only=["ghn"], log=lambda s: None)
+    assert "boom" in str(err.value) and "Traceback" in str(err.value)  # the log's tail
+    log = pipe.log_file("PushCube-v1", "ghn").read_text()
+    assert log.startswith("$ nnit train-ghn --task PushCube-v1") and "boom" in log
     t = json.loads(pipe.timings_path.read_text())
     assert t["PushCube-v1"]["ghn"]["status"] == "failed" and not ghn.done_file.exists()
+    assert t["PushCube-v1"]["ghn"]["command"].startswith("nnit train-ghn --task PushCube-v1")
 
 
-def test_a_killed_training_run_is_not_taken_for_a_finished_one(tmp_path):
+def _recorder(calls: list, write=None):
+    """A stand-in for a function of nnit.reproduce.stages: records its keyword arguments, prints, writes its output."""
+
+    def fake(**kwargs):
+        calls.append(kwargs)
+        print("fake stage ran")
+        if write is not None:
+            write(kwargs)
+
+    return fake
+
+
+def test_a_killed_training_run_is_not_taken_for_a_finished_one(tmp_path, monkeypatch):
     """Training stages checkpoint while they run: a checkpoint alone (a killed run) must not count as done;
-    the stage reruns its command (which resumes) and is marked done only after it exits 0."""
+    the stage runs again (and resumes) and is marked done only after its call returns."""
     pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
     ghn = next(s for s in pipe.stages("PushCube-v1") if s.name == "ghn")
     ckpt = tmp_path / "tiny" / "PushCube-v1" / "ghn" / "ghn.safetensors"
     ckpt.parent.mkdir(parents=True)
     ckpt.write_text("checkpoint of a killed run")
     assert ghn.done_file != ckpt and not ghn.done_file.exists()
-    calls = tmp_path / "calls.txt"
-    pipe.nnit = [sys.executable, "-c", f"import sys; open({str(calls)!r}, 'a').write(' '.join(sys.argv[1:]) + '\\n')"]
+    calls: list[dict] = []
+    monkeypatch.setattr(stages, "train_ghn", _recorder(calls))
     pipe.run(tasks=["PushCube-v1"], only=["ghn"], log=lambda s: None)
-    assert calls.read_text().startswith("train-ghn --task PushCube-v1") and ghn.done_file.exists()
+    assert calls[0]["task"] == "PushCube-v1" and calls[0]["out"] == ckpt.parent and ghn.done_file.exists()
+    assert calls[0]["workers"] == 1 and calls[0]["progress"] is False  # the preset's stage_args and --no-progress
+    assert json.loads(ghn.done_file.read_text())["command"].startswith("nnit train-ghn --task PushCube-v1")
+    assert "fake stage ran" in pipe.log_file("PushCube-v1", "ghn").read_text()  # its output went to its log
     pipe.run(tasks=["PushCube-v1"], only=["ghn"], log=lambda s: None)  # now cached: not run again
-    assert len(calls.read_text().splitlines()) == 1
+    assert len(calls) == 1
 
 
 def test_report_from_partial_results(tmp_path):
@@ -186,7 +236,17 @@ def test_claims_need_a_real_difference():
     assert _versus({"mean": 0.70}, {"mean": 0.72}, robot=False) == ("does not beat", "70.0% vs 72.0% accuracy")
 
 
-def test_rerun_moves_old_outputs_aside_and_runs_the_stage_again(tmp_path):
+def _write_results(record):
+    """A fake generate stage's output: results.json holding ``record(kwargs)``."""
+
+    def write(kwargs):
+        kwargs["out"].mkdir(parents=True, exist_ok=True)
+        (kwargs["out"] / "results.json").write_text(json.dumps(record(kwargs)))
+
+    return write
+
+
+def test_rerun_moves_old_outputs_aside_and_runs_the_stage_again(tmp_path, monkeypatch):
     pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
     evals = [s for s in pipe.stages("FashionMNIST") if s.name.startswith("eval-nnit-")]
     for s in evals:  # every NNiT evaluation finished
@@ -194,15 +254,13 @@ def test_rerun_moves_old_outputs_aside_and_runs_the_stage_again(tmp_path):
         s.done_file.write_text('{"old": true, "temperature": 0.5}')
     stage = next(s for s in evals if s.name == "eval-nnit-h32-16-64-32")
     (stage.output / "networks.safetensors").write_text("old networks")
-    calls = tmp_path / "calls.txt"
-    writer = f"import sys, pathlib; a = sys.argv[1:]; open({str(calls)!r}, 'a').write(a[0] + '\\n'); " \
-             "d = pathlib.Path(a[a.index('--out') + 1]); d.mkdir(parents=True, exist_ok=True); (d / 'results.json').write_text('{}')"
-    pipe.nnit = [sys.executable, "-c", writer]
+    calls: list[dict] = []
+    monkeypatch.setattr(stages, "generate", _recorder(calls, _write_results(lambda kw: {})))
     logs: list[str] = []
     pipe.run(tasks=["FashionMNIST"], only=["eval-nnit-h32-16-64-32"], log=logs.append)
-    assert not calls.exists() and "cached" in logs[-1]  # finished: skipped without --rerun
+    assert not calls and "cached" in logs[-1]  # finished: skipped without --rerun
     pipe.run(tasks=["FashionMNIST"], only=["eval-nnit"], rerun=["eval-nnit-h32-16-64-32"], log=logs.append)
-    assert calls.read_text().splitlines() == ["generate"]  # only the named stage ran again, once
+    assert [c["out"] for c in calls] == [stage.output]  # only the named stage ran again, once
     assert all(json.loads(s.done_file.read_text())["old"] for s in evals if s is not stage)
     assert json.loads(stage.done_file.read_text()) == {} and not (stage.output / "networks.safetensors").exists()
     kept = [p for p in stage.output.parent.iterdir() if p.name.startswith(stage.output.name + ".old-")]
@@ -213,7 +271,7 @@ def test_rerun_moves_old_outputs_aside_and_runs_the_stage_again(tmp_path):
         pipe.run(tasks=["FashionMNIST"], rerun=["nope"], log=logs.append)
 
 
-def test_a_new_sampling_temperature_reruns_nnits_evaluations_only(tmp_path):
+def test_a_new_sampling_temperature_reruns_nnits_evaluations_only(tmp_path, monkeypatch):
     """NNiT's samples depend on the preset's temperature: outputs made at another one are moved aside
     and sampled again; the baselines (always temperature 1) and the dataset's evaluations stay cached."""
     from dataclasses import replace
@@ -223,20 +281,67 @@ def test_a_new_sampling_temperature_reruns_nnits_evaluations_only(tmp_path):
     plan = {s.name: s for s in pipe.stages("FashionMNIST")}
     nnit_eval, d2nwg_eval, joint = plan["eval-nnit-h32-16-64-32"], plan["eval-d2nwg-h32-16-64-32"], plan["joint"]
     assert nnit_eval.command[nnit_eval.command.index("--temperature") + 1] == "0.5" and "--temperature" in joint.command
+    assert nnit_eval.func.kwargs["temperature"] == 0.5 and joint.func.kwargs["temperature"] == 0.5
     assert "--temperature" not in d2nwg_eval.command  # generate refuses a temperature for the baselines
+    assert d2nwg_eval.func.kwargs["temperature"] == 1.0  # the baselines sample at 1
     for s in (nnit_eval, d2nwg_eval):
         s.output.mkdir(parents=True)
         s.done_file.write_text('{"sampler": "ancestral"}')  # made at temperature 1 (generate records it only when != 1)
     assert "temperature 1.0 != 0.5" in nnit_eval.stale() and d2nwg_eval.stale() is None
-    writer = "import sys, pathlib; a = sys.argv[1:]; d = pathlib.Path(a[a.index('--out') + 1]); d.mkdir(parents=True, exist_ok=True); " \
-             "(d / 'results.json').write_text('{\"temperature\": ' + a[a.index('--temperature') + 1] + '}')"
-    pipe.nnit = [sys.executable, "-c", writer]
+    calls: list[dict] = []
+    monkeypatch.setattr(stages, "generate", _recorder(calls, _write_results(lambda kw: {"temperature": kw["temperature"]})))
     logs: list[str] = []
     pipe.run(tasks=["FashionMNIST"], only=["eval-nnit-h32-16-64-32", "eval-d2nwg-h32-16-64-32"], log=logs.append)
     assert json.loads(nnit_eval.done_file.read_text()) == {"temperature": 0.5} and nnit_eval.stale() is None
+    assert [c["out"] for c in calls] == [nnit_eval.output]  # the baseline's evaluation stayed cached
     assert any("other settings (temperature 1.0 != 0.5)" in ln for ln in logs) and "cached" in logs[-1]
     assert [p.name for p in nnit_eval.output.parent.iterdir() if ".old-" in p.name]  # the old samples are kept
     paper_sampler = Pipeline("tiny", replace(cfg, sampler_temperature=1.0), root=tmp_path)
     back = {s.name: s for s in paper_sampler.stages("FashionMNIST")}
     assert back["eval-nnit-h32-16-64-32"].stale() == "temperature 0.5 != 1.0"  # and back again at the paper's 1
     assert REPRODUCE_PRESETS["cpu"].sampler_temperature == 0.5 and REPRODUCE_PRESETS["paper"].sampler_temperature == 1.0
+
+
+def test_a_signal_stops_the_pipeline_and_a_training_stage_checkpoints_first(tmp_path, monkeypatch):
+    """Ctrl-C / SIGTERM during a stage: a training loop (its own stop_on_signals) finishes its step, checkpoints and
+    raises TrainingStopped; any other stage stops at once. Either way the pipeline raises Stopped (the CLI exits
+    128 + signal), records the stage as stopped, leaves it unfinished and restores the signal handlers."""
+    import os
+    import signal
+    import time
+
+    from nnit.stopping import Stopped, TrainingStopped, stop_on_signals
+
+    pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
+    saved: list[int] = []
+
+    def training(**kwargs):
+        with stop_on_signals() as req:
+            for step in range(1, 100):
+                if step == 3:
+                    os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C during step 3: the step completes
+                saved.append(step)  # "checkpoint"
+                if req.signum is not None:
+                    raise TrainingStopped(step, kwargs["out"] / "ghn.safetensors", req.signum, unit="iteration")
+
+    monkeypatch.setattr(stages, "train_ghn", training)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
+    with pytest.raises(TrainingStopped) as err:
+        pipe.run(tasks=["FashionMNIST"], only=["ghn"], log=lambda s: None)
+    assert err.value.signum == signal.SIGINT and saved == [1, 2, 3]
+    ghn = next(s for s in pipe.stages("FashionMNIST") if s.name == "ghn")
+    assert not ghn.done_file.exists() and json.loads(pipe.timings_path.read_text())["FashionMNIST"]["ghn"]["status"] == "stopped"
+    assert "stopped by SIGINT at iteration 3" in pipe.log_file("FashionMNIST", "ghn").read_text()
+
+    def evaluation(**kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # interrupted at once
+        raise AssertionError("not stopped")
+
+    monkeypatch.setattr(stages, "evaluate_shard", evaluation)
+    t0 = time.perf_counter()
+    with pytest.raises(Stopped, match="SIGTERM during stage eval-dataset-h32-16-64-32 of FashionMNIST") as err:
+        pipe.run(tasks=["FashionMNIST"], only=["eval-dataset"], log=lambda s: None)
+    assert err.value.signum == signal.SIGTERM and time.perf_counter() - t0 < 4
+    assert json.loads(pipe.timings_path.read_text())["FashionMNIST"]["eval-dataset-h32-16-64-32"]["status"] == "stopped"
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before

@@ -6,8 +6,8 @@ loop finishes the step (or GHN iteration) in progress, checkpoints it and raises
 KeyboardInterrupt at once. The CLI turns any :class:`Stopped` into a one-line message and the
 conventional exit status 128 + signal number (130 for Ctrl-C, 143 for SIGTERM).
 
-:func:`call_forwarding_signals` runs such a command as a child (``nnit reproduce``'s stages): the
-child gets the first signal once, checkpoints and exits, and the caller stops after it (:class:`Stopped`).
+:func:`call_forwarding_signals` runs such a command as a child process: the child gets the first
+signal once, checkpoints and exits, and the caller stops after it (:class:`Stopped`).
 """
 
 from __future__ import annotations

@@ -30,12 +30,6 @@ from torch.nn import functional as F
 from nnit.weights.architecture import Architecture
 from nnit.weights.mlp import WeightSet
 
-ALIGNMENT_PRESETS: dict[str, dict[str, int]] = {
-    "tiny": {"sgd_steps": 50, "networks": 2, "episodes": 1},
-    "cpu": {"sgd_steps": 3000, "networks": 16, "episodes": 8},
-    "paper": {"sgd_steps": 20000, "networks": 35, "episodes": 64},
-}
-"""``nnit analyze alignment`` per preset: SGD behaviour-cloning steps, networks per set, evaluation episodes."""
 
 @dataclass(frozen=True)
 class SGDConfig:
@@ -169,3 +163,63 @@ def plot_heatmaps(sets: dict[str, WeightSet], path: str | Path, seeds_shown: int
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path
+
+
+# ---------------------------------------------------------------------------- the study (nnit analyze alignment)
+ALIGNMENT_PRESETS = {
+    "tiny": {"sgd_steps": 50, "networks": 2, "episodes": 1},
+    "cpu": {"sgd_steps": 3000, "networks": 16, "episodes": 8},
+    "paper": {"sgd_steps": 20000, "networks": 35, "episodes": 64},
+}
+"""SGD steps, networks per set and evaluation episodes of the study at each preset."""
+
+
+def alignment_study(ghn: str | Path, arch: str = "64,64,64,64", preset: str = "cpu", networks: int | None = None,
+                    out: str | Path | None = None, evaluate: bool = True, seed: int = 0, workers: int | None = None,
+                    data_dir: str | Path | None = None, progress: bool = False) -> dict:
+    """GHN-generated vs SGD-trained networks of one architecture: alignment score, local correlation, diversity,
+    (with ``evaluate``) both sets' task performance and the heatmap figure; writes ``out/alignment.json`` (default
+    ``<ghn>/../../alignment``) and returns its contents.
+
+    GHN set: the ensemble's members generate ``arch``. SGD set: ``arch`` trained from seeds ``seed + i`` by
+    behaviour cloning on the GHN run's teacher-labelled DAgger buffer (robot tasks) or by cross-entropy (images)."""
+    import json
+
+    from nnit.checkpoint import load_checkpoint
+    from nnit.fileio import atomic_write_text
+    from nnit.ghn.train import load_ghn_ensemble
+    from nnit.tasks.registry import get_task
+
+    p = ALIGNMENT_PRESETS[preset]
+    model, conf = load_ghn_ensemble(ghn)
+    task = get_task(conf["task"], control_mode=conf.get("control_mode"))
+    a = Architecture.parse(arch, task.input_dim, task.output_dim)
+    n = min(networks or p["networks"], model.k)
+    out = Path(out) if out is not None else Path(ghn).parent.parent / "alignment"
+    out.mkdir(parents=True, exist_ok=True)
+    with torch.no_grad():
+        ghn_set = model.generate([a])[0][torch.arange(n)].detach()
+    if task.kind == "robot":
+        extra = load_checkpoint(ghn).extra
+        x, y, loss = extra["buffer.obs"], extra["buffer.act"], "mse"
+    else:
+        from nnit.tasks.images import load_split
+
+        x, y = load_split(task, "fit", data_dir=data_dir)
+        loss = "ce"
+    sgd_set = train_sgd_set(a, [seed + i for i in range(n)], x.float(), y, loss, SGDConfig(steps=p["sgd_steps"]), progress=progress)
+    sets = {"GHN": ghn_set, "SGD": sgd_set}
+    report: dict = {"task": task.name, "arch": a.to_dict(), "networks_per_set": n, "sgd_steps": p["sgd_steps"], "sets": {}}
+    for name, ws in sets.items():
+        report["sets"][name] = {"alignment_score": alignment_score(ws), "local_correlation": local_correlation(ws), **diversity(ws)}
+    if evaluate:
+        from nnit.eval.harness import evaluate as run_eval
+
+        for name, ws in sets.items():
+            res = run_eval(task, ws, episodes=p["episodes"], num_workers=workers, data_dir=None if data_dir is None else str(data_dir),
+                           progress=progress)
+            report["sets"][name].update({k: float(v.mean()) for k, v in res.metrics.items() if k != "std_return"})
+    fig = plot_heatmaps(sets, out / "alignment_heatmaps.png", title=f"{task.name} {a}: |W| per layer, GHN vs SGD")
+    report["figure"] = str(fig)
+    atomic_write_text(out / "alignment.json", json.dumps(report, indent=1))
+    return report

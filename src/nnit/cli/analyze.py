@@ -8,9 +8,7 @@ from typing import Literal
 
 import tyro
 
-from nnit.analysis.alignment import ALIGNMENT_PRESETS
 from nnit.config import PresetName
-
 
 
 def analyze_command(
@@ -39,7 +37,7 @@ def analyze_command(
         what: The analysis to run (alignment).
         ghn: A trained GHN ensemble checkpoint (from nnit train-ghn).
         arch: Hidden widths of the study architecture.
-        preset: tiny / cpu / paper: SGD steps, networks per set, evaluation episodes.
+        preset: tiny / cpu / paper: SGD steps, networks per set, evaluation episodes (nnit.analysis.alignment.ALIGNMENT_PRESETS).
         networks: Networks per set (default: the preset's, capped by the ensemble size).
         out: Output directory (default: beside the checkpoint, in ../alignment).
         evaluate: Also evaluate both sets on the task (Table 1's performance columns).
@@ -47,44 +45,8 @@ def analyze_command(
         workers: Simulator workers for the evaluation.
         data_dir: IDX folder for image tasks.
     """
-    import torch
+    from nnit.analysis.alignment import alignment_study
 
-    from nnit.analysis.alignment import SGDConfig, alignment_score, diversity, local_correlation, plot_heatmaps, train_sgd_set
-    from nnit.checkpoint import load_checkpoint
-    from nnit.ghn.train import load_ghn_ensemble
-    from nnit.tasks.registry import get_task
-    from nnit.weights.architecture import Architecture
-
-    p = ALIGNMENT_PRESETS[preset]
-    model, conf = load_ghn_ensemble(ghn)
-    task = get_task(conf["task"], control_mode=conf.get("control_mode"))
-    a = Architecture.parse(arch, task.input_dim, task.output_dim)
-    n = min(networks or p["networks"], model.k)
-    out = out or Path(ghn).parent.parent / "alignment"
-    out.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
-        ghn_set = model.generate([a])[0][torch.arange(n)].detach()
-    if task.kind == "robot":
-        extra = load_checkpoint(ghn).extra
-        x, y, loss = extra["buffer.obs"], extra["buffer.act"], "mse"
-    else:
-        from nnit.tasks.images import load_split
-
-        x, y = load_split(task, "fit", data_dir=data_dir)
-        loss = "ce"
-    sgd_set = train_sgd_set(a, [seed + i for i in range(n)], x.float(), y, loss, SGDConfig(steps=p["sgd_steps"]), progress=progress)
-    sets = {"GHN": ghn_set, "SGD": sgd_set}
-    report = {"task": task.name, "arch": a.to_dict(), "networks_per_set": n, "sgd_steps": p["sgd_steps"], "sets": {}}
-    for name, ws in sets.items():
-        report["sets"][name] = {"alignment_score": alignment_score(ws), "local_correlation": local_correlation(ws), **diversity(ws)}
-    if evaluate:
-        from nnit.eval.harness import evaluate as run_eval
-
-        for name, ws in sets.items():
-            res = run_eval(task, ws, episodes=p["episodes"], num_workers=workers, data_dir=data_dir, progress=progress)
-            report["sets"][name].update({k: float(v.mean()) for k, v in res.metrics.items() if k != "std_return"})
-    fig = plot_heatmaps(sets, out / "alignment_heatmaps.png", title=f"{task.name} {a}: |W| per layer, GHN vs SGD")
-    report["figure"] = str(fig)
-    (out / "alignment.json").write_text(json.dumps(report, indent=1))
+    report = alignment_study(ghn, arch, preset, networks, out, evaluate, seed, workers, data_dir, progress)
     print(json.dumps(report["sets"], indent=1))
-    print(f"wrote {out / 'alignment.json'} and {fig}")
+    print(f"wrote {Path(report['figure']).parent / 'alignment.json'} and {report['figure']}")

@@ -22,8 +22,10 @@ def reproduce_command(
 ) -> None:
     """Run every stage (teachers, GHN ensembles, dataset, alignment, NNiT, baselines, evaluation) and write the report.
 
-    Cached: a rerun skips finished stages; a killed run resumes (each stage's own checkpoints).
-    Stage logs: RUNS/<preset>/reproduce/logs/; timings: RUNS/<preset>/reproduce/stages.json.
+    Every stage runs in this process (nnit.api and the library). Cached: a rerun skips finished stages; a killed
+    or stopped run resumes (each stage's own checkpoints). Ctrl-C / SIGTERM: a training stage checkpoints its step,
+    then the run exits 130 / 143. Stage logs: RUNS/<preset>/reproduce/logs/; timings and each stage's equivalent
+    nnit command line (to rerun it by hand): RUNS/<preset>/reproduce/stages.json.
 
     Example: nnit reproduce --preset cpu            (hours on 2 cores; stage times: docs/reference/reproduce.md)
 

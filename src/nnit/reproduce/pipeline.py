@@ -1,12 +1,15 @@
 """``nnit reproduce``: every stage of the paper's pipeline, per task, with caching and resume.
 
-A stage is one ``nnit`` command line (the same commands a user types; its output goes to
-``runs/<preset>/reproduce/logs/<task>/<stage>.log``) or an in-process step, plus the file that proves
-it finished. A rerun skips finished stages; an interrupted stage re-runs its command, and every
-command resumes from its own checkpoints (GHN ensemble, dataset shards, NNiT and baseline
-checkpoints). Ctrl-C / SIGTERM is passed on to the running command (a trainer checkpoints its step) and
-then stops the pipeline with exit 130 / 143 (:func:`nnit.stopping.call_forwarding_signals`). The wall
-time of each stage is recorded in ``runs/<preset>/reproduce/stages.json``.
+A stage is a Python call in this process (:mod:`nnit.reproduce.stages`: the work of one ``nnit`` command,
+through :mod:`nnit.api` and the library) plus the file that proves it finished. Everything the call prints
+goes to ``runs/<preset>/reproduce/logs/<task>/<stage>.log``; the equivalent ``nnit`` command line, for
+rerunning a stage by hand, heads the log and is recorded with the stage's wall time in
+``runs/<preset>/reproduce/stages.json``. A rerun skips finished stages; an interrupted stage runs again,
+and every stage resumes from its own checkpoints (GHN ensemble, dataset shards, NNiT and baseline
+checkpoints). Ctrl-C / SIGTERM stops the pipeline with exit 130 / 143 (:class:`nnit.stopping.Stopped`):
+a training loop first finishes and checkpoints its step (:func:`nnit.stopping.stop_on_signals`), any
+other stage stops at once and runs again next time (its done file is written last; the dataset stage keeps
+the architectures it finished).
 
 Stages per task (robot tasks; Fashion-MNIST skips ``teacher``):
 
@@ -25,18 +28,22 @@ Stages per task (robot tasks; Fashion-MNIST skips ``teacher``):
 from __future__ import annotations
 
 import json
+import os
 import signal
-import subprocess
 import sys
+import threading
 import time
+import traceback
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable, Optional
+from typing import Any, Callable, Iterator, Optional, TextIO
 
 from nnit.config import EVAL, PresetName
 from nnit.fileio import atomic_write_json
 from nnit.ghn.dataset import shard_name
-from nnit.stopping import Stopped, call_forwarding_signals
+from nnit.reproduce import stages as stage_functions
+from nnit.stopping import Stopped
 from nnit.weights.architecture import hidden_label
 
 
@@ -70,7 +77,9 @@ class ReproduceConfig:
     memorization_networks: int = 16
     """Generated networks per seen architecture compared with the training set."""
     stage_args: dict = field(default_factory=dict)
-    """Extra CLI flags per stage name (e.g. fewer steps), applied to every task."""
+    """Extra arguments per stage name (or ``eval`` for every evaluation), applied to every task: keyword
+    arguments of the stage's function in :mod:`nnit.reproduce.stages`, which are also its command's flags
+    (``{"workers": 1}`` is ``--workers 1``)."""
 
 
 PAPER_SEEN = ((32, 16, 64, 32), (32, 64, 16, 32), (32, 32, 32, 16), (64, 64, 16, 32))
@@ -81,9 +90,9 @@ REPRODUCE_PRESETS: dict[str, ReproduceConfig] = {
     "tiny": ReproduceConfig(tasks=("FashionMNIST", "PushCube-v1"), num_networks=4, top_k=2, episodes=2,
                             seen=PAPER_SEEN[:1], unseen=PAPER_UNSEEN[:1], teacher_episodes=2, sampler_steps=10,
                             memorization_networks=2, sampler_temperature=EVAL["tiny"].temperature,
-                            stage_args={"ghn": ["--workers", "1"],  # the dataset: the evaluated architectures + 3 more train ones
-                                        "dataset": ["--workers", "1", "--archs", "32,16,64,32", "32,32,16,64", "16,16,32,32",
-                                                    "64,64,64,64", "16,32,64,16"]}),
+                            stage_args={"ghn": {"workers": 1},  # the dataset: the evaluated architectures + 3 more train ones
+                                        "dataset": {"workers": 1, "archs": ("32,16,64,32", "32,32,16,64", "16,16,32,32",
+                                                                            "64,64,64,64", "16,32,64,16")}}),
     "cpu": ReproduceConfig(tasks=("PushCube-v1", "FashionMNIST", "PickCube-v1", "StackCubeEasy-v1"), num_networks=32,
                            top_k=10, episodes=10, seen=PAPER_SEEN[:2], unseen=PAPER_UNSEEN, sampler_temperature=EVAL["cpu"].temperature),
     "paper": ReproduceConfig(tasks=("PickCube-v1", "PushCube-v1", "StackCubeEasy-v1", "FashionMNIST"), num_networks=100,
@@ -96,18 +105,36 @@ def is_robot(task: str) -> bool:
 
 
 @dataclass
+class StageCall:
+    """A call of one function of :mod:`nnit.reproduce.stages` (looked up when called) with keyword arguments."""
+
+    function: str
+    """The function's name in :mod:`nnit.reproduce.stages`."""
+    kwargs: dict = field(default_factory=dict)
+
+    def __call__(self) -> Any:
+        return getattr(stage_functions, self.function)(**self.kwargs)
+
+
+@dataclass
 class Stage:
     name: str
     done_file: Path
     command: Optional[list[str]] = None
-    """An nnit command line (without the leading 'nnit')."""
-    func: Optional[Callable[[], None]] = None
-    """An in-process step (when there is no command)."""
+    """The equivalent ``nnit`` command line (without the leading 'nnit'), recorded for rerunning the stage by hand;
+    None for steps with no command of their own."""
+    func: Optional[Callable[[], Any]] = None
+    """What runs the stage, in this process (a :class:`StageCall` or one of the pipeline's own steps)."""
     output: Optional[Path] = None
     """Everything the stage writes (its --out directory), moved aside by a rerun; None: just the done file."""
     expect: dict = field(default_factory=dict)
     """Values the done file (JSON) must hold for a cached result to count, with their defaults when absent:
     e.g. NNiT's sampling temperature, so changing it reruns the stage instead of reusing old samples."""
+
+    @property
+    def command_line(self) -> str:
+        """``nnit <command>``, or ``(in-process)`` for a step without a command."""
+        return "nnit " + " ".join(self.command) if self.command else "(in-process)"
 
     def stale(self) -> Optional[str]:
         """Why the finished outputs no longer match this stage's settings (None: they do, or none exist)."""
@@ -131,8 +158,22 @@ class Stage:
 
 
 TRAINING_STAGES = ("ghn", "nnit")
-"""Stages whose command checkpoints while it runs (so a killed run leaves files that look finished): they
-are done only when ``train_done.json``, written after the command exits 0, exists."""
+"""Stages that checkpoint while they run (so a stopped run leaves files that look finished): they are done
+only when ``train_done.json``, written after the call returns, exists (the baselines' stages too)."""
+
+
+def flags(kwargs: dict) -> list[str]:
+    """Command-line flags of keyword arguments: ``{"workers": 1, "archs": ["a", "b"]}`` -> ``--workers 1 --archs a b``."""
+    out: list[str] = []
+    for k, v in kwargs.items():
+        flag = "--" + k.replace("_", "-")
+        if isinstance(v, bool):
+            out.append(flag if v else f"--no-{k.replace('_', '-')}")
+        elif isinstance(v, (list, tuple)):
+            out += [flag, *map(str, v)]
+        elif v is not None:
+            out += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
+    return out
 
 
 def _selects(pattern: str, stage_name: str) -> bool:
@@ -144,15 +185,73 @@ class StageFailed(RuntimeError):
     pass
 
 
+class _StopNow:
+    """While active, the first SIGINT / SIGTERM raises :class:`Stopped` at once (naming :attr:`where`), a second one
+    KeyboardInterrupt. A training loop inside installs its own handler (:func:`nnit.stopping.stop_on_signals`)
+    for its duration, which checkpoints the step before stopping."""
+
+    def __init__(self) -> None:
+        self.where = "between stages"
+        self.signum: Optional[int] = None
+
+    @contextmanager
+    def active(self) -> Iterator["_StopNow"]:
+        if threading.current_thread() is not threading.main_thread():  # no handlers outside the main thread
+            yield self
+            return
+
+        def handler(signum, frame):
+            if self.signum is not None:
+                raise KeyboardInterrupt
+            self.signum = signum
+            raise Stopped(f"stopped by {signal.Signals(signum).name} {self.where}", signum)
+
+        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield self
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+
+
+@contextmanager
+def output_to(fh: TextIO) -> Iterator[None]:
+    """Send everything printed in the block to ``fh``: Python's ``sys.stdout`` / ``sys.stderr`` and the process's
+    file descriptors 1 and 2 (native libraries, worker processes started in the block)."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    fh.flush()
+    saved = []
+    for fd in (1, 2):
+        try:
+            saved.append((fd, os.dup(fd)))
+        except OSError:  # no such descriptor: nothing to redirect
+            continue
+    try:
+        for fd, _ in saved:
+            os.dup2(fh.fileno(), fd)
+        with redirect_stdout(fh), redirect_stderr(fh):
+            yield
+    finally:
+        try:
+            fh.flush()
+        finally:
+            for fd, old in saved:
+                os.dup2(old, fd)
+                os.close(old)
+
+
 class Pipeline:
     """The stages of every task at one preset, their cache and their timings."""
 
-    def __init__(self, preset: PresetName, cfg: ReproduceConfig, root: Path = Path("runs"), nnit_bin: Optional[str] = None,
+    def __init__(self, preset: PresetName, cfg: ReproduceConfig, root: Path = Path("runs"),
                  data_dir: Optional[Path] = None, progress: bool = False) -> None:
         self.preset, self.cfg = preset, cfg
         self.root = Path(root) / preset
         self.state_dir = self.root / "reproduce"
-        self.nnit = [nnit_bin] if nnit_bin else [sys.executable, "-m", "nnit.cli"]
         self.data_dir = data_dir
         self.progress = progress
         self.timings_path = self.state_dir / "stages.json"
@@ -164,70 +263,90 @@ class Pipeline:
     def eval_dir(self, task: str, generator: str, what: str) -> Path:
         return self.task_dir(task) / "eval" / generator / what
 
+    def log_file(self, task: str, stage: str) -> Path:
+        return self.state_dir / "logs" / task / f"{stage}.log"
+
     # ------------------------------------------------------------------ plan
+    def _stage(self, name: str, done_file: Path, command: str, function: str, kwargs: dict, flag_args: list[str],
+               output: Path, expect: Optional[dict] = None) -> Stage:
+        """A stage calling ``stages.<function>(**kwargs, **stage_args, progress=...)``, with the equivalent command
+        ``nnit <command> <flag_args> <stage_args as flags> [--no-progress]``."""
+        base = "eval" if name.startswith("eval-") else name
+        extra = dict(self.cfg.stage_args.get(name, self.cfg.stage_args.get(base, {})))
+        cmd = [*command.split(), *flag_args, *flags(extra)] + ([] if self.progress else ["--no-progress"])
+        return Stage(name, done_file, cmd, StageCall(function, {**kwargs, **extra, "progress": self.progress}), output=output,
+                     expect=expect or {})
+
     def stages(self, task: str) -> list[Stage]:
         c, p, T = self.cfg, self.preset, self.task_dir(task)
         robot = is_robot(task)
-        data = ["--data-dir", str(self.data_dir)] if (self.data_dir and not robot) else []
+        data_dir = self.data_dir if not robot else None
+        data = ["--data-dir", str(data_dir)] if data_dir else []
         ghn_ckpt = T / "ghn" / "ghn.safetensors"
         ds = T / "dataset"
-        control = []
-        if robot:  # the dataset's controller (the teacher's), for nnit eval of its networks
+        mode = None
+        if robot:  # the dataset's controller (the teacher's), for evaluating its networks
             mode = json.loads((ds / "index.json").read_text()).get("control_mode") if (ds / "index.json").exists() else None
             if mode is None:
                 from nnit.experts.teachers import get_teacher
 
                 mode = get_teacher(task).spec.control_mode
-            control = ["--control-mode", mode]
-        common_eval = ["--preset", p, "--episodes", str(c.episodes), "--top-k", str(c.top_k), "--eval-seed", str(c.eval_seed)]
-        nnit_temp = ["--temperature", f"{c.sampler_temperature:g}"]
-        temp_expect = {"temperature": (c.sampler_temperature, 1.0)}  # results.json made before the option existed: 1
+        control = ["--control-mode", mode] if mode else []
+        temp = c.sampler_temperature
+        temp_expect = {"temperature": (temp, 1.0)}  # results.json made before the option existed: 1
         out: list[Stage] = []
         if robot:
             out.append(Stage("teacher", self.state_dir / task / "teacher.json", func=lambda: self._teacher(task)))
         out += [
-            Stage("ghn", T / "ghn" / "train_done.json", ["train-ghn", "--task", task, "--preset", p, "--out", str(T / "ghn"), *data],
-                  output=T / "ghn"),
-            Stage("dataset", ds / "summary.json", ["build-dataset", "--ghn", str(ghn_ckpt), "--preset", p, "--out", str(ds), *data],
-                  output=ds),
-            Stage("alignment", T / "alignment" / "alignment.json",
-                  ["analyze", "alignment", "--ghn", str(ghn_ckpt), "--preset", p, "--out", str(T / "alignment"), *data], output=T / "alignment"),
-            Stage("nnit", T / "nnit" / "train_done.json", ["train", "--dataset", str(ds), "--preset", p, "--out", str(T / "nnit")],
-                  output=T / "nnit"),
+            self._stage("ghn", T / "ghn" / "train_done.json", "train-ghn", "train_ghn",
+                        {"task": task, "preset": p, "out": T / "ghn", "data_dir": data_dir},
+                        ["--task", task, "--preset", p, "--out", str(T / "ghn"), *data], output=T / "ghn"),
+            self._stage("dataset", ds / "summary.json", "build-dataset", "build_dataset",
+                        {"ghn": ghn_ckpt, "preset": p, "out": ds, "data_dir": data_dir},
+                        ["--ghn", str(ghn_ckpt), "--preset", p, "--out", str(ds), *data], output=ds),
+            self._stage("alignment", T / "alignment" / "alignment.json", "analyze alignment", "alignment",
+                        {"ghn": ghn_ckpt, "preset": p, "out": T / "alignment", "data_dir": data_dir},
+                        ["--ghn", str(ghn_ckpt), "--preset", p, "--out", str(T / "alignment"), *data], output=T / "alignment"),
+            self._stage("nnit", T / "nnit" / "train_done.json", "train", "train_nnit", {"dataset": ds, "preset": p, "out": T / "nnit"},
+                        ["--dataset", str(ds), "--preset", p, "--out", str(T / "nnit")], output=T / "nnit"),
         ]
         for b in c.baselines:
-            out.append(Stage(b, T / b / "train_done.json", ["train-baseline", "--method", b, "--dataset", str(ds), "--preset", p, "--out", str(T / b)],
-                             output=T / b))
+            out.append(self._stage(b, T / b / "train_done.json", "train-baseline", "train_baseline",
+                                   {"method": b, "dataset": ds, "preset": p, "out": T / b},
+                                   ["--method", b, "--dataset", str(ds), "--preset", p, "--out", str(T / b)], output=T / b))
         gens = [("nnit", T / "nnit")] + [(b, T / b) for b in c.baselines]
+        evaluation = {"episodes": c.episodes, "top_k": c.top_k, "preset": p, "data_dir": data_dir}
+        common_eval = ["--preset", p, "--episodes", str(c.episodes), "--top-k", str(c.top_k), "--eval-seed", str(c.eval_seed)]
         for h in c.seen + c.unseen:
             arch = ",".join(map(str, h))
             d = self.eval_dir(task, "dataset", hidden_label(h))
             shard = ds / "shards" / shard_name(h)
             if shard.exists() or not (ds / "summary.json").exists():  # a built dataset may keep none of an architecture
-                out.append(Stage(f"eval-dataset-{hidden_label(h)}", d / "eval.json",
-                                 ["eval", "--task", task, "--weights", str(shard), "--out", str(d / "eval.json"),
-                                  "--episodes", str(c.episodes), "--top-k", str(c.top_k), "--seed", str(c.eval_seed), "--preset", p,
-                                  *control, *data], output=d))
+                out.append(self._stage(
+                    f"eval-dataset-{hidden_label(h)}", d / "eval.json", "eval", "evaluate_shard",
+                    {"task": task, "weights": shard, "out": d / "eval.json", "seed": c.eval_seed, "control_mode": mode, **evaluation},
+                    ["--task", task, "--weights", str(shard), "--out", str(d / "eval.json"), "--episodes", str(c.episodes),
+                     "--top-k", str(c.top_k), "--seed", str(c.eval_seed), "--preset", p, *control, *data], output=d))
             for g, ck in gens:
                 d = self.eval_dir(task, g, hidden_label(h))
-                out.append(Stage(f"eval-{g}-{hidden_label(h)}", d / "results.json",
-                                 ["generate", "--task", task, "--checkpoint", str(ck), "--arch", arch, "--num", str(c.num_networks),
-                                  "--sampler", c.sampler, "--steps", str(c.sampler_steps), *(nnit_temp if g == "nnit" else []),
-                                  "--evaluate", "--out", str(d), *common_eval, *data], output=d,
-                                 expect=temp_expect if g == "nnit" else {}))
+                t = temp if g == "nnit" else 1.0  # the baselines sample at 1 (nnit generate refuses another temperature)
+                out.append(self._stage(
+                    f"eval-{g}-{hidden_label(h)}", d / "results.json", "generate", "generate",
+                    {"task": task, "checkpoint": ck, "out": d, "arch": arch, "num": c.num_networks, "sampler": c.sampler,
+                     "steps": c.sampler_steps, "temperature": t, "eval_seed": c.eval_seed, **evaluation},
+                    ["--task", task, "--checkpoint", str(ck), "--arch", arch, "--num", str(c.num_networks), "--sampler", c.sampler,
+                     "--steps", str(c.sampler_steps), *(["--temperature", f"{t:g}"] if g == "nnit" else []),
+                     "--evaluate", "--out", str(d), *common_eval, *data], output=d, expect=temp_expect if g == "nnit" else {}))
         if c.joint:
             d = self.eval_dir(task, "nnit", "joint")
-            out.append(Stage("joint", d / "results.json",
-                             ["generate", "--task", task, "--checkpoint", str(T / "nnit"), "--num", str(c.num_networks), "--sampler", c.sampler,
-                              "--steps", str(c.sampler_steps), *nnit_temp, "--evaluate", "--out", str(d), *common_eval, *data], output=d,
-                             expect=temp_expect))
+            out.append(self._stage(
+                "joint", d / "results.json", "generate", "generate",
+                {"task": task, "checkpoint": T / "nnit", "out": d, "arch": None, "num": c.num_networks, "sampler": c.sampler,
+                 "steps": c.sampler_steps, "temperature": temp, "eval_seed": c.eval_seed, **evaluation},
+                ["--task", task, "--checkpoint", str(T / "nnit"), "--num", str(c.num_networks), "--sampler", c.sampler,
+                 "--steps", str(c.sampler_steps), "--temperature", f"{temp:g}", "--evaluate", "--out", str(d), *common_eval, *data],
+                output=d, expect=temp_expect))
         out.append(Stage("memorization", self.state_dir / task / "memorization.json", func=lambda: self._memorization(task)))
-        for s in out:
-            base = s.name.split("-")[0] if s.name.startswith("eval-") else s.name
-            if s.command is not None and (base in c.stage_args or s.name in c.stage_args):
-                s.command = s.command + list(c.stage_args.get(s.name, c.stage_args.get(base, [])))
-            if s.command is not None and not self.progress:
-                s.command.append("--no-progress")
         return out
 
     # ------------------------------------------------------------------ run
@@ -237,7 +356,7 @@ class Pipeline:
     def _record(self, task: str, stage: Stage, seconds: Optional[float], status: str) -> None:
         t = self._timings()
         t.setdefault(task, {})[stage.name] = {"seconds": None if seconds is None else round(seconds, 1), "status": status,
-                                              "command": ("nnit " + " ".join(stage.command)) if stage.command else "(in-process)"}
+                                              "command": stage.command_line}
         atomic_write_json(self.timings_path, t)  # per-process tmp: several reproduce runs share it
 
     def run(self, tasks: Optional[list[str]] = None, only: Optional[list[str]] = None, log: Callable[[str], None] = print,
@@ -245,7 +364,8 @@ class Pipeline:
         """Run the stages of ``tasks`` (all of the preset's) that ``only`` selects (all), skipping finished ones.
 
         ``rerun``: stages to run again although finished; their old outputs are moved aside (:meth:`Stage.move_aside`).
-        Selected stages that depend on a rerun stage are not rerun unless named too."""
+        Selected stages that depend on a rerun stage are not rerun unless named too. Ctrl-C / SIGTERM raises
+        :class:`Stopped` (after a training stage checkpointed its step); a stage that fails raises :class:`StageFailed`."""
         if only or rerun:
             names = {s.name for task in tasks or list(self.cfg.tasks) for s in self.stages(task)}
             for flag, patterns in (("--only", only), ("--rerun", rerun)):
@@ -257,67 +377,71 @@ class Pipeline:
                 unselected = [r for r in rerun if not any(_selects(r, n) for n in selected)]
                 if unselected:
                     raise ValueError(f"--rerun {' '.join(unselected)}: not among the --only stages ({' '.join(only)})")
-        for task in tasks or list(self.cfg.tasks):
-            fresh: set[str] = set()  # stages rerun in this call (the plan is rebuilt after each stage)
-            i = 0
-            while i < len(plan := self.stages(task)):  # re-planned each time: later commands read earlier outputs
-                stage = plan[i]
-                i += 1
-                if only and not any(_selects(o, stage.name) for o in only):
-                    continue
-                why = None  # a reason to move finished outputs aside and run the stage again
-                if rerun and stage.name not in fresh and any(_selects(r, stage.name) for r in rerun):
-                    fresh.add(stage.name)
-                    why = "rerun"
-                elif (stale := stage.stale()) is not None:
-                    why = f"its outputs were made with other settings ({stale}); rerunning"
-                old = stage.move_aside() if why else None
-                if old is not None:
-                    log(f"[{task}] {stage.name}: {why}; the old outputs are kept in {old}")
-                if stage.done_file.exists():
-                    log(f"[{task}] {stage.name}: done (cached: {stage.done_file})")
-                    if stage.name not in self._timings().get(task, {}):  # made outside the pipeline: time unknown
-                        self._record(task, stage, None, "cached (made outside nnit reproduce)")
-                    continue
-                log(f"[{task}] {stage.name}: running" + (f" nnit {' '.join(stage.command)}" if stage.command else ""))
-                t0 = time.perf_counter()
-                signum = None  # a signal that came while the stage's command completed anyway
-                try:
-                    if stage.command is not None:
-                        signum = self._run_command(task, stage)
-                    else:
-                        stage.func()  # type: ignore[misc]
-                except Stopped:
-                    self._record(task, stage, time.perf_counter() - t0, "stopped")
-                    raise
-                except BaseException:
-                    self._record(task, stage, time.perf_counter() - t0, "failed")
-                    raise
-                dt = time.perf_counter() - t0
-                self._record(task, stage, dt, "done")
-                log(f"[{task}] {stage.name}: done in {dt:.0f} s")
-                if signum is not None:  # stop before the next stage
-                    raise Stopped(f"stopped by {signal.Signals(signum).name} after stage {stage.name} of {task}", signum)
+        stop = _StopNow()
+        with stop.active():
+            for task in tasks or list(self.cfg.tasks):
+                fresh: set[str] = set()  # stages rerun in this call (the plan is rebuilt after each stage)
+                i = 0
+                while i < len(plan := self.stages(task)):  # re-planned each time: later stages read earlier outputs
+                    stage = plan[i]
+                    i += 1
+                    if only and not any(_selects(o, stage.name) for o in only):
+                        continue
+                    why = None  # a reason to move finished outputs aside and run the stage again
+                    if rerun and stage.name not in fresh and any(_selects(r, stage.name) for r in rerun):
+                        fresh.add(stage.name)
+                        why = "rerun"
+                    elif (stale := stage.stale()) is not None:
+                        why = f"its outputs were made with other settings ({stale}); rerunning"
+                    old = stage.move_aside() if why else None
+                    if old is not None:
+                        log(f"[{task}] {stage.name}: {why}; the old outputs are kept in {old}")
+                    if stage.done_file.exists():
+                        log(f"[{task}] {stage.name}: done (cached: {stage.done_file})")
+                        if stage.name not in self._timings().get(task, {}):  # made outside the pipeline: time unknown
+                            self._record(task, stage, None, "cached (made outside nnit reproduce)")
+                        continue
+                    log(f"[{task}] {stage.name}: running" + (f" {stage.command_line}" if stage.command else ""))
+                    t0 = time.perf_counter()
+                    stop.where = f"during stage {stage.name} of {task} (its log: {self.log_file(task, stage.name)})"
+                    try:
+                        self._run_stage(task, stage)
+                    except Stopped:
+                        self._record(task, stage, time.perf_counter() - t0, "stopped")
+                        raise
+                    except BaseException:
+                        self._record(task, stage, time.perf_counter() - t0, "failed")
+                        raise
+                    finally:
+                        stop.where = f"after stage {stage.name} of {task}"
+                    dt = time.perf_counter() - t0
+                    self._record(task, stage, dt, "done")
+                    log(f"[{task}] {stage.name}: done in {dt:.0f} s")
 
-    def _run_command(self, task: str, stage: Stage) -> Optional[int]:
-        """Run the stage's command; the signal that arrived while it still completed, if any."""
-        logf = self.state_dir / "logs" / task / f"{stage.name}.log"
+    def _run_stage(self, task: str, stage: Stage) -> None:
+        """Call the stage with its output in its log; :class:`StageFailed` (with the log's tail) when it raises."""
+        logf = self.log_file(task, stage.name)
         logf.parent.mkdir(parents=True, exist_ok=True)
+        failure: Optional[BaseException] = None
         with logf.open("a") as fh:
-            fh.write(f"$ nnit {' '.join(stage.command)}\n")
-            fh.flush()
-            rc, signum = call_forwarding_signals(self.nnit + stage.command, stdout=fh, stderr=subprocess.STDOUT)  # type: ignore[operator]
-        if signum is not None and rc != 0:  # Ctrl-C / SIGTERM: the command saved its progress and stopped
-            raise Stopped(f"stopped by {signal.Signals(signum).name} during stage {stage.name} of {task} (its log: {logf})",
-                          signum)
-        if rc != 0:
+            fh.write(f"$ {stage.command_line}\n")
+            with output_to(fh):
+                try:
+                    stage.func()  # type: ignore[misc]
+                except Stopped as stopped:
+                    print(f"nnit: {stopped}; rerun to resume")
+                    raise
+                except Exception as err:  # noqa: BLE001  (reported with the log's tail)
+                    traceback.print_exc()
+                    failure = err
+        if failure is not None:
             tail = "".join(logf.read_text().splitlines(keepends=True)[-15:])
-            raise StageFailed(f"stage {stage.name} of {task} failed (exit {rc}); log {logf}:\n{tail}")
+            raise StageFailed(f"stage {stage.name} of {task} failed ({type(failure).__name__}: {failure}); log {logf}:\n{tail}") \
+                from failure
         if stage.name in TRAINING_STAGES + tuple(self.cfg.baselines):  # their checkpoints exist mid-run; mark the finished run
-            atomic_write_json(stage.done_file, {"stage": stage.name, "command": "nnit " + " ".join(stage.command)})
+            atomic_write_json(stage.done_file, {"stage": stage.name, "command": stage.command_line})
         if not stage.done_file.exists():
-            raise StageFailed(f"stage {stage.name} of {task} exited 0 but did not write {stage.done_file}; log {logf}")
-        return signum
+            raise StageFailed(f"stage {stage.name} of {task} finished but did not write {stage.done_file}; log {logf}")
 
     # ------------------------------------------------------------------ in-process stages
     def _teacher(self, task: str) -> None:

@@ -15,11 +15,15 @@ import os
 import platform
 import shutil
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Optional
+from typing import Mapping, Optional, Union
 
+from nnit.eval.protocol import TopKSummary
 from nnit.fileio import atomic_write_text
-from nnit.reproduce.pipeline import Pipeline, is_robot
+from nnit.reproduce.pipeline import Pipeline, config_dict, is_robot
+from nnit.reproduce.results import (Alignment, DatasetEvaluation, DatasetRole, GenerationRecord, GHNLog, Memorization,
+                                    SplitMean, Teacher, load_json, to_json)
 from nnit.weights.architecture import hidden_label
 
 ROBOT_TASKS = ("PickCube-v1", "PushCube-v1", "StackCubeEasy-v1")
@@ -47,38 +51,25 @@ PAPER_TABLE4 = {(32, 16, 64, 32): (39.69, 100), (32, 64, 16, 32): (39.01, 100), 
 GENERATORS = (("nnit", "NNiT"), ("d2nwg", "D2NWG"), ("sane", "SANE"))
 
 
-def _load(path: Path) -> Optional[dict]:
-    try:
-        return json.loads(Path(path).read_text())
-    except (OSError, ValueError):
-        return None
-
-
-def _topk(pipe: Pipeline, task: str, gen: str, h) -> Optional[dict]:
+def _topk(pipe: Pipeline, task: str, gen: str, h) -> Optional[TopKSummary]:
+    """The top-k row of one evaluation stage (None before it ran)."""
     d = pipe.eval_dir(task, gen, hidden_label(h))
     if gen == "dataset":
-        r = _load(d / "eval.json")
-        return (r or {}).get("extra", {}).get("top_k")
-    r = _load(d / "results.json")
-    rows = (r or {}).get("top_k") or []
-    return rows[0] if rows else None
+        ev = DatasetEvaluation.load(d / "eval.json")
+        return ev.top_k if ev else None
+    rec = GenerationRecord.load(d / "results.json")
+    return rec.top_k[0] if rec and rec.top_k else None
 
 
-def _fmt(row: Optional[dict], robot: bool) -> str:
+Row = Union[TopKSummary, SplitMean]
+
+
+def _fmt(row: Optional[Row], robot: bool) -> str:
     if not row:
         return "–"
     if robot:
-        return f"{row['mean']:.2f} ± {row['std_between']:.2f} ({100 * row['success_rate']:.0f}%)"
-    return f"{100 * row['mean']:.1f}% ± {100 * row['std_between']:.1f}"
-
-
-def _mean_rows(rows: list[Optional[dict]]) -> Optional[dict]:
-    rows = [r for r in rows if r]
-    if not rows:
-        return None
-    n = len(rows)
-    return {"mean": sum(r["mean"] for r in rows) / n, "std_between": sum(r["std_between"] for r in rows) / n,
-            "success_rate": sum(r.get("success_rate", 0.0) for r in rows) / n, "archs": n}
+        return f"{row.mean:.2f} ± {row.std_between:.2f} ({100 * row.success_rate:.0f}%)"
+    return f"{100 * row.mean:.1f}% ± {100 * row.std_between:.1f}"
 
 
 def ppo_expert_summary(run_dir: Path) -> Optional[dict]:
@@ -100,48 +91,99 @@ def ppo_expert_summary(run_dir: Path) -> Optional[dict]:
             "evals": [{"env_steps": r["global_step"], "success_once": r["eval/success_once"]} for r in log if "eval/success_once" in r]}
 
 
-def collect(pipe: Pipeline) -> dict:
-    """Every number the report shows, as one JSON-able dict (also written next to the report)."""
+@dataclass
+class TaskResults:
+    """Everything the stages of one task produced, as typed results (None: the stage has not run)."""
+
+    robot: bool
+    teacher: Optional[Teacher]
+    ppo_expert: Optional[dict]
+    """:func:`ppo_expert_summary` of a PPO expert run beside the task's runs."""
+    ghn: GHNLog
+    dataset: Optional[dict[str, DatasetRole]]
+    alignment: Optional[Alignment]
+    evals: dict[str, dict[str, Optional[TopKSummary]]]
+    """{dataset / nnit / d2nwg / sane: {architecture label: top-k row}}."""
+    table2: dict[str, dict[str, Optional[SplitMean]]]
+    """{generator: {seen / unseen: mean row over those architectures}}."""
+    joint: Optional[GenerationRecord]
+    memorization: Optional[Memorization]
+    params: dict[str, int] = field(default_factory=dict)
+    """Parameters of each trained generator."""
+    train_steps: dict[str, int] = field(default_factory=dict)
+    """Optimizer steps of each trained generator."""
+
+    def to_dict(self) -> dict:
+        d: dict = {"robot": self.robot, "teacher": to_json(self.teacher), "ppo_expert": self.ppo_expert, "ghn": self.ghn.to_dict()}
+        if self.dataset is not None:
+            d["dataset"] = to_json(self.dataset)
+        d.update(alignment=to_json(self.alignment), evals=to_json(self.evals), table2=to_json(self.table2),
+                 joint=None if self.joint is None else {"summary": to_json(self.joint.joint), "top_k": to_json(self.joint.joint_top_k)},
+                 memorization=to_json(self.memorization), params=self.params)
+        if self.train_steps:
+            d["train_steps"] = self.train_steps
+        return d
+
+
+@dataclass
+class ReportData:
+    """Every result the report shows; :meth:`to_dict` is ``REPORT.json``."""
+
+    preset: str
+    config: dict
+    tasks: dict[str, TaskResults]
+    not_run: dict[str, list[str]]
+    """Per task, the planned stages that have not finished."""
+    timings: dict[str, dict[str, dict]]
+    """stages.json's records (seconds, status, command) of the stages the current plan has."""
+
+    def to_dict(self) -> dict:
+        return {"preset": self.preset, "config": self.config, "tasks": {t: r.to_dict() for t, r in self.tasks.items()},
+                "not_run": self.not_run, "timings": self.timings}
+
+
+def task_results(pipe: Pipeline, task: str) -> TaskResults:
+    """Read every output of ``task``'s stages."""
+    c, T = pipe.cfg, pipe.task_dir(task)
+    robot = is_robot(task)
+    evals = {gen: {hidden_label(h): _topk(pipe, task, gen, h) for h in c.seen + c.unseen}
+             for gen in ("dataset", *(g for g, _ in GENERATORS))}
+    table2 = {gen: {"seen": SplitMean.of([rows[hidden_label(h)] for h in c.seen]),
+                    "unseen": SplitMean.of([rows[hidden_label(h)] for h in c.unseen])} for gen, rows in evals.items()}
+    joint = GenerationRecord.load(pipe.eval_dir(task, "nnit", "joint") / "results.json")
+    t = TaskResults(robot=robot, teacher=Teacher.load(pipe.state_dir / task / "teacher.json"),
+                    ppo_expert=ppo_expert_summary(T / "expert_ppo") if robot else None,
+                    ghn=GHNLog.load(T / "ghn" / "train_log.jsonl"), dataset=DatasetRole.load_all(T / "dataset"),
+                    alignment=Alignment.load(T / "alignment" / "alignment.json"), evals=evals, table2=table2,
+                    joint=joint if joint is not None and joint.raw else None,
+                    memorization=Memorization.load(pipe.state_dir / task / "memorization.json"))
+    for g in ("nnit", *c.baselines):
+        ck = T / g / "checkpoint.safetensors"
+        if ck.exists():
+            from nnit.checkpoint import load_checkpoint
+
+            k = load_checkpoint(ck)
+            t.params[g] = sum(v.numel() for v in k.model.values() if v.is_floating_point()) if g == "nnit" else k.sections.get("params", {}).get("total")
+            t.train_steps[g] = k.step
+    return t
+
+
+def collect_results(pipe: Pipeline) -> ReportData:
+    """Every result the report shows, read from the files the stages wrote."""
     c = pipe.cfg
-    out: dict = {"preset": pipe.preset, "config": json.loads(json.dumps(c.__dict__)), "tasks": {}}
-    for task in c.tasks:
-        T = pipe.task_dir(task)
-        t: dict = {"robot": is_robot(task)}
-        t["teacher"] = _load(pipe.state_dir / task / "teacher.json")
-        t["ppo_expert"] = ppo_expert_summary(T / "expert_ppo") if is_robot(task) else None
-        ghn_log = [json.loads(ln) for ln in (T / "ghn" / "train_log.jsonl").read_text().splitlines() if ln.strip()] if (T / "ghn" / "train_log.jsonl").exists() else []
-        t["ghn"] = {"iterations": len(ghn_log), "first": ghn_log[0] if ghn_log else None, "last": ghn_log[-1] if ghn_log else None}
-        if (T / "dataset" / "index.json").exists():
-            from nnit.ghn.dataset import role_summary
-
-            t["dataset"] = role_summary(T / "dataset")
-        t["alignment"] = _load(T / "alignment" / "alignment.json")
-        evals: dict = {}
-        for gen in ("dataset", *(g for g, _ in GENERATORS)):
-            evals[gen] = {hidden_label(h): _topk(pipe, task, gen, h) for h in c.seen + c.unseen}
-        t["evals"] = evals
-        t["table2"] = {gen: {"seen": _mean_rows([evals[gen][hidden_label(h)] for h in c.seen]),
-                             "unseen": _mean_rows([evals[gen][hidden_label(h)] for h in c.unseen])} for gen in evals}
-        j = _load(pipe.eval_dir(task, "nnit", "joint") / "results.json")
-        t["joint"] = {"summary": j.get("joint"), "top_k": j.get("joint_top_k")} if j else None
-        t["memorization"] = _load(pipe.state_dir / task / "memorization.json")
-        t["params"] = {}
-        for g in ("nnit", *c.baselines):
-            ck = T / g / "checkpoint.safetensors"
-            if ck.exists():
-                from nnit.checkpoint import load_checkpoint
-
-                k = load_checkpoint(ck)
-                t["params"][g] = sum(v.numel() for v in k.model.values() if v.is_floating_point()) if g == "nnit" else k.sections.get("params", {}).get("total")
-                t.setdefault("train_steps", {})[g] = k.step
-        out["tasks"][task] = t
+    tasks = {task: task_results(pipe, task) for task in c.tasks}
     plan = {task: pipe.stages(task) for task in c.tasks}
-    out["not_run"] = {task: [st.name for st in stages if not st.done_file.exists()] for task, stages in plan.items()}
+    not_run = {task: [st.name for st in stages if not st.done_file.exists()] for task, stages in plan.items()}
     # only the stages the current plan has: a rebuilt dataset may drop an evaluation an older one had
     planned = {task: {st.name for st in stages} for task, stages in plan.items()}
-    out["timings"] = {task: {name: r for name, r in stages.items() if name in planned[task]}
-                      for task, stages in (_load(pipe.timings_path) or {}).items() if task in planned}
-    return out
+    timings = {task: {name: r for name, r in stages.items() if name in planned[task]}
+               for task, stages in (load_json(pipe.timings_path) or {}).items() if task in planned}
+    return ReportData(pipe.preset, config_dict(c), tasks, not_run, timings)
+
+
+def collect(pipe: Pipeline) -> dict:
+    """Every number the report shows, as one JSON-able dict (also written next to the report)."""
+    return collect_results(pipe).to_dict()
 
 
 SUCCESS_MARGIN = 0.05
@@ -149,60 +191,62 @@ SUCCESS_MARGIN = 0.05
 decides which generator is better (10 networks x 10 episodes per architecture cannot tell 1% from 0%)."""
 
 
-def _versus(nn: dict, other: dict, robot: bool) -> tuple[str, str]:
+def _versus(nn: Union[SplitMean, Mapping], other: Union[SplitMean, Mapping], robot: bool) -> tuple[str, str]:
     """('beats' or 'does not beat', the numbers behind it): robot tasks on success, or on return when the success
     rates tie; image tasks on accuracy."""
+    nn, other = SplitMean.from_dict(nn), SplitMean.from_dict(other)
     if not robot:
-        better, why = nn["mean"] > other["mean"], f"{100 * nn['mean']:.1f}% vs {100 * other['mean']:.1f}% accuracy"
-    elif abs(nn["success_rate"] - other["success_rate"]) >= SUCCESS_MARGIN:
-        better = nn["success_rate"] > other["success_rate"]
-        why = f"{100 * nn['success_rate']:.0f}% vs {100 * other['success_rate']:.0f}% success"
+        better, why = nn.mean > other.mean, f"{100 * nn.mean:.1f}% vs {100 * other.mean:.1f}% accuracy"
+    elif abs(nn.success_rate - other.success_rate) >= SUCCESS_MARGIN:
+        better = nn.success_rate > other.success_rate
+        why = f"{100 * nn.success_rate:.0f}% vs {100 * other.success_rate:.0f}% success"
     else:
-        better = nn["mean"] > other["mean"]
-        why = (f"return {nn['mean']:.1f} vs {other['mean']:.1f}; success {100 * nn['success_rate']:.0f}% vs "
-               f"{100 * other['success_rate']:.0f}%, a tie within {100 * SUCCESS_MARGIN:.0f} points")
+        better = nn.mean > other.mean
+        why = (f"return {nn.mean:.1f} vs {other.mean:.1f}; success {100 * nn.success_rate:.0f}% vs "
+               f"{100 * other.success_rate:.0f}%, a tie within {100 * SUCCESS_MARGIN:.0f} points")
     return ("beats" if better else "does not beat"), why
 
 
-def _claims(data: dict) -> list[str]:
+def _claims(data: ReportData) -> list[str]:
     lines = []
-    for task, t in data["tasks"].items():
-        tb = t["table2"]
+    for task, t in data.tasks.items():
+        tb = t.table2
         ds_un, nn_un = tb["dataset"]["unseen"], tb["nnit"]["unseen"]
-        key = "success_rate" if t["robot"] else "mean"
-        what = "success" if t["robot"] else "accuracy"
-        if ds_un and nn_un and ds_un[key] > 0:
-            r = nn_un[key] / ds_un[key]
+        key = "success_rate" if t.robot else "mean"
+        what = "success" if t.robot else "accuracy"
+        if ds_un and nn_un and getattr(ds_un, key) > 0:
+            r = getattr(nn_un, key) / getattr(ds_un, key)
             verdict = "supported" if r >= 0.95 else "NOT supported"
             lines.append(f"- **{task}**: NNiT's unseen-architecture {what} is {100 * r:.0f}% of the dataset's own "
-                         f"({100 * nn_un[key]:.0f}% vs {100 * ds_un[key]:.0f}%): the paper's 'close to the training set' claim is {verdict} here.")
+                         f"({100 * getattr(nn_un, key):.0f}% vs {100 * getattr(ds_un, key):.0f}%): the paper's 'close to the training set' claim is {verdict} here.")
         for g, name in GENERATORS[1:]:
             b = tb.get(g, {}).get("unseen")
             if b and nn_un:
-                verdict, why = _versus(nn_un, b, t["robot"])
+                verdict, why = _versus(nn_un, b, t.robot)
                 lines.append(f"- **{task}**: NNiT {verdict} {name} on unseen architectures ({why}).")
-        a = t.get("alignment")
+        a = t.alignment
         if a:
-            g, s = a["sets"]["GHN"]["alignment_score"], a["sets"]["SGD"]["alignment_score"]
+            g, s = a.sets["GHN"].alignment_score, a.sets["SGD"].alignment_score
             lines.append(f"- **{task}**: GHN weights are {'more' if g > s else 'NOT more'} aligned across seeds than SGD weights "
-                         f"(alignment score {g:.3f} vs {s:.3f}); GHN nearest-neighbour cosine {a['sets']['GHN']['nn_cosine']:.2f} "
-                         f"({'no' if a['sets']['GHN']['nn_cosine'] < 0.5 else 'possible'} mode collapse).")
-        for r in (t.get("memorization") or {}).get("rows", []):
-            if r["generator"] != "nnit":
+                         f"(alignment score {g:.3f} vs {s:.3f}); GHN nearest-neighbour cosine {a.sets['GHN'].nn_cosine:.2f} "
+                         f"({'no' if a.sets['GHN'].nn_cosine < 0.5 else 'possible'} mode collapse).")
+        for r in t.memorization.rows if t.memorization else []:
+            if r.generator != "nnit":
                 continue
-            where = f"- **{task}** [{','.join(map(str, r['arch']))}]"
-            if r["ratio_median"] is None:
+            where = f"- **{task}** [{','.join(map(str, r.arch))}]"
+            if r.ratio_median is None:
                 lines.append(f"{where}: one training network only, so no within-training distance to compare NNiT's "
                              f"samples with (no memorization claim).")
             else:
-                lines.append(f"{where}: NNiT samples lie {r['ratio_median']:.2f}x as far from their nearest "
+                lines.append(f"{where}: NNiT samples lie {r.ratio_median:.2f}x as far from their nearest "
                              f"training network (after neuron alignment) as training networks lie from each other "
-                             f"({'close copies' if r['ratio_median'] < 0.3 else 'not copies'}).")
+                             f"({'close copies' if r.ratio_median < 0.3 else 'not copies'}).")
     return lines
 
 
 def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
-    data = collect(pipe)
+    """Write REPORT.md to ``path`` (figures copied to ``figures_dir``) and the same numbers as ``path`` with ``.json``."""
+    data = collect_results(pipe)
     c = pipe.cfg
     figures_dir.mkdir(parents=True, exist_ok=True)
     rel = os.path.relpath(figures_dir, path.parent)
@@ -213,7 +257,7 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
         f"machine: {platform.machine()}, {os.cpu_count()} CPU cores, Python {platform.python_version()}"
         f"{', GPU ' + _gpu() if _gpu() else ', no GPU'}. Every number below is read from the files the stages wrote "
         f"(`{pipe.root}`; the same numbers as JSON in `{path.with_suffix('.json').name}`).\n")
-    missing = {task: v for task, v in data["not_run"].items() if v}
+    missing = {task: v for task, v in data.not_run.items() if v}
     if missing:
         add("**This report is partial**: stages not run yet — " + "; ".join(
             f"{task}: {', '.join(v[:6])}{f' and {len(v) - 6} more' if len(v) > 6 else ''}" for task, v in missing.items())
@@ -224,7 +268,7 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
     add("\n## Time per stage (measured)\n")
     add("| task | stage | seconds | status | command |\n|---|---|---:|---|---|")
     total = 0.0
-    for task, stages in data["timings"].items():
+    for task, stages in data.timings.items():
         for name, r in stages.items():
             total += r["seconds"] or 0.0
             cmd = r["command"] if not name.startswith("eval-") and name != "joint" else "nnit eval / generate --evaluate (see the log)"
@@ -235,15 +279,12 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
     # ---------------------------------------------------------------- teachers & dataset
     add("## Teachers and the dataset\n")
     add("| task | teacher success | teacher return | GHN iterations | GHN final loss | role | candidates | candidate mean | passed | kept |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
-    for task, t in data["tasks"].items():
-        te = t.get("teacher") or {}
-        g = t["ghn"]
-        last = (g.get("last") or {}).get("loss_mean")
-        for role, r in (t.get("dataset") or {}).items():
-            cm = next((v for k, v in r.items() if k.startswith("candidate_mean_") and k != "candidate_mean_return"), None)
-            add(f"| {task} | {_pct(te.get('success_once'))} | {_num(te.get('mean_return'))} | {g['iterations']} | {_num(last, 4)} | {role} | "
-                f"{r['candidates']} | {_pct(cm)} | {r['passed']} | {r['kept']} |")
-    experts = {task: t["ppo_expert"] for task, t in data["tasks"].items() if t.get("ppo_expert")}
+    for task, t in data.tasks.items():
+        te = t.teacher
+        for role, r in (t.dataset or {}).items():
+            add(f"| {task} | {_pct(te.success_once if te else None)} | {_num(te.mean_return if te else None)} | {t.ghn.iterations} | "
+                f"{_num(t.ghn.final_loss, 4)} | {role} | {r.candidates} | {_pct(r.candidate_mean)} | {r.passed} | {r.kept} |")
+    experts = {task: t.ppo_expert for task, t in data.tasks.items() if t.ppo_expert}
     if experts:
         add("\nPPO experts (`nnit train-expert`, 3x256 Tanh, run outside `nnit reproduce`; the `cpu` preset distils the scripted teachers):\n")
         add("| task | control mode | env steps | training wall time | final eval episodes | success (once) | success at end | return | success during training |\n|---|---|---:|---:|---:|---:|---:|---:|---|")
@@ -255,28 +296,28 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
     add("\n## Table 1 analogue — structural alignment, GHN vs SGD\n")
     add("Same architecture per task (`nnit analyze alignment`, default [64,64,64,64]); the paper used PickCube-v1, [256,256,256], 35 seeds.\n")
     add("| task | set | networks | return | success | alignment score | local corr. | NN L2 (↑) | NN cosine (↓) |\n|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for task, t in data["tasks"].items():
-        a = t.get("alignment")
+    for task, t in data.tasks.items():
+        a = t.alignment
         if not a:
             continue
         for name in ("GHN", "SGD"):
-            s = a["sets"][name]
-            perf = (_num(s.get("mean_return")), _pct(s.get("success_rate"))) if t["robot"] else ("–", _pct(s.get("accuracy")))
-            add(f"| {task} | {name} | {s['num_networks']} | {perf[0]} | {perf[1]} | {s['alignment_score']:.3f} | {s['local_correlation']:.3f} | "
-                f"{s['nn_l2']:.2f} | {s['nn_cosine']:.3f} |")
+            s = a.sets[name]
+            perf = (_num(s.mean_return), _pct(s.success_rate)) if t.robot else ("–", _pct(s.accuracy))
+            add(f"| {task} | {name} | {s.num_networks} | {perf[0]} | {perf[1]} | {s.alignment_score:.3f} | {s.local_correlation:.3f} | "
+                f"{s.nn_l2:.2f} | {s.nn_cosine:.3f} |")
     for name in ("GHN", "SGD"):
         p = PAPER_TABLE1[name]
         add(f"| paper PickCube-v1 | {name} | 35 | {p['return']} | {p['success']}% | – | – | {p['nn_l2']} | {p['nn_cos']} |")
     add("\nTable 6 analogue (diversity of GHN networks of one architecture; the paper: 100 filtered networks): "
-        + "; ".join(f"{task} NN L2 {t['alignment']['sets']['GHN']['nn_l2']:.2f}, cosine {t['alignment']['sets']['GHN']['nn_cosine']:.3f}"
+        + "; ".join(f"{task} NN L2 {t.alignment.sets['GHN'].nn_l2:.2f}, cosine {t.alignment.sets['GHN'].nn_cosine:.3f}"
                     + (f" (paper {PAPER_TABLE6[task][0]}, {PAPER_TABLE6[task][1]})" if task in PAPER_TABLE6 else "")
-                    for task, t in data["tasks"].items() if t.get("alignment")) + ".\n")
+                    for task, t in data.tasks.items() if t.alignment) + ".\n")
     add("Figures 3–4 analogues (|W| per layer across seeds; top rows GHN, bottom rows SGD):\n")
-    for task, t in data["tasks"].items():
-        a = t.get("alignment")
-        if a and a.get("figure") and Path(a["figure"]).exists():
+    for task, t in data.tasks.items():
+        a = t.alignment
+        if a and a.figure and Path(a.figure).exists():
             dst = figures_dir / f"alignment_{task}.png"
-            shutil.copyfile(a["figure"], dst)
+            shutil.copyfile(a.figure, dst)
             add(f"![{task} alignment heatmaps]({rel}/alignment_{task}.png)\n")
     # ---------------------------------------------------------------- table 2
     add(f"\n## Table 2 analogue — p(w | a), top-{c.top_k} of {c.num_networks}, {c.episodes} episodes per network\n")
@@ -284,13 +325,13 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
         f"architectures {_archs(c.unseen)}. Dataset = the kept GHN networks of the same architectures (top-{c.top_k} of those kept), "
         f"same harness and seeds ({c.eval_seed}..{c.eval_seed + c.episodes - 1}). Cells: return ± std across the top-k networks (success). "
         f"Sampler: {c.sampler}, {c.sampler_steps} steps{_temperature(c)}.\n")
-    robot_tasks = [t for t in data["tasks"] if is_robot(t)]
+    robot_tasks = [t for t in data.tasks if is_robot(t)]
     if robot_tasks:
         add("| generator | split | " + " | ".join(robot_tasks) + " | paper " + " | paper ".join(robot_tasks) + " |")
         add("|---|---|" + "---:|" * (2 * len(robot_tasks)))
         for gen, name in (("dataset", "Dataset"), *GENERATORS[::-1]):
             for split in ("seen", "unseen"):
-                ours = [_fmt(data["tasks"][t]["table2"][gen][split], True) for t in robot_tasks]
+                ours = [_fmt(data.tasks[t].table2[gen][split], True) for t in robot_tasks]
                 ref = PAPER_TABLE2.get((name, split), {})
                 paper = [f"{ref[t][0]} ± {ref[t][1]} ({ref[t][2]}%)" if t in ref else "–" for t in robot_tasks]
                 add(f"| {name} | {split} | " + " | ".join(ours) + " | " + " | ".join(paper) + " |")
@@ -299,57 +340,58 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
     add("'paper NNiT' is the paper's Table 4, whose task is not named (its text discusses PickCube-v1); it is repeated "
         "under each robot task for comparison.\n")
     gens = [("dataset", "Dataset")] + [g for g in GENERATORS if g[0] == "nnit" or g[0] in c.baselines]
-    for task, t in data["tasks"].items():
+    for task, t in data.tasks.items():
         add(f"\n**{task}**\n")
-        add("| architecture | split | " + " | ".join(n for _, n in gens) + (" | paper NNiT |" if t["robot"] else " |"))
-        add("|---|---|" + "---:|" * (len(gens) + (1 if t["robot"] else 0)))
+        add("| architecture | split | " + " | ".join(n for _, n in gens) + (" | paper NNiT |" if t.robot else " |"))
+        add("|---|---|" + "---:|" * (len(gens) + (1 if t.robot else 0)))
         for split, archs in (("seen", c.seen), ("unseen", c.unseen)):
             for h in archs:
-                cells = [_fmt(t["evals"][g][hidden_label(h)], t["robot"]) for g, _ in gens]
+                cells = [_fmt(t.evals[g][hidden_label(h)], t.robot) for g, _ in gens]
                 ref = PAPER_TABLE4.get(tuple(h))
                 add(f"| {','.join(map(str, h))} | {split} | " + " | ".join(cells)
-                    + ((f" | {ref[0]} ({ref[1]}%) |" if ref else " | – |") if t["robot"] else " |"))
+                    + ((f" | {ref[0]} ({ref[1]}%) |" if ref else " | – |") if t.robot else " |"))
     # ---------------------------------------------------------------- table 3
     add(f"\n## Table 3 analogue — joint p(a, w), {c.num_networks} samples of depth 4, top-{c.top_k}\n")
     add("| task | valid architectures | novel (not in train) | distinct | top-k return / acc | success | paper |\n|---|---:|---:|---:|---:|---:|---|")
-    for task, t in data["tasks"].items():
-        j = t.get("joint")
-        if not j or not j.get("summary"):
+    for task, t in data.tasks.items():
+        j = t.joint
+        if not j or not j.joint:
             continue
-        s, k = j["summary"], j.get("top_k") or {}
+        s, k = j.joint, j.joint_top_k
         ref = PAPER_TABLE3.get(task)
-        add(f"| {task} | {s['valid']}/{s['num']} | {s['novel']}/{s['num']} | {s['distinct_archs']} | "
-            f"{_num(k.get('mean'))} ± {_num(k.get('std_between'))} | {_pct(k.get('success_rate')) if t['robot'] else '–'} | "
+        add(f"| {task} | {s.valid}/{s.num} | {s.novel}/{s.num} | {s.distinct_archs} | "
+            f"{_num(k.mean if k else None)} ± {_num(k.std_between if k else None)} | "
+            f"{_pct(k.success_rate if k else None) if t.robot else '–'} | "
             f"{f'{ref[0]} ± {ref[1]}, {ref[2]}%' if ref else '–'} |")
     # ---------------------------------------------------------------- memorization
     add("\n## Memorization — distance to the nearest training network after aligning hidden neurons\n")
     add("RMS distance per parameter in the normalized weight space (weight matching, `nnit.analysis.memorization`). "
         "ratio = generated→nearest-train / train→nearest-other-train (medians): ~0 = copies, ~1 = as novel as the training networks are from each other.\n")
     add("| task | generator | architecture | generated | train | gen→train | train→train | ratio |\n|---|---|---|---:|---:|---:|---:|---:|")
-    for task, t in data["tasks"].items():
-        for r in (t.get("memorization") or {}).get("rows", []):
-            add(f"| {task} | {r['generator']} | {','.join(map(str, r['arch']))} | {r['num_generated']} | {r['num_train']} | "
-                f"{r['gen_to_train_median']:.3f} | {_num(r['train_to_train_median'], 3)} | {_num(r['ratio_median'], 2)} |")
+    for task, t in data.tasks.items():
+        for r in t.memorization.rows if t.memorization else []:
+            add(f"| {task} | {r.generator} | {','.join(map(str, r.arch))} | {r.num_generated} | {r.num_train} | "
+                f"{r.gen_to_train_median:.3f} | {_num(r.train_to_train_median, 3)} | {_num(r.ratio_median, 2)} |")
     # ---------------------------------------------------------------- image tasks
-    img = [t for t in data["tasks"] if not is_robot(t)]
+    img = [t for t in data.tasks if not is_robot(t)]
     if img:
         add("\n## Image classification (test accuracy of the top-k networks)\n")
         add("| task | generator | seen | unseen |\n|---|---|---:|---:|")
         for task in img:
             for gen, name in (("dataset", "Dataset"), *GENERATORS):
-                tb = data["tasks"][task]["table2"].get(gen, {})
+                tb = data.tasks[task].table2.get(gen, {})
                 add(f"| {task} | {name} | {_fmt(tb.get('seen'), False)} | {_fmt(tb.get('unseen'), False)} |")
     # ---------------------------------------------------------------- params
     add("\n## Generators: size and training steps\n")
     add("| task | generator | parameters | optimizer steps |\n|---|---|---:|---:|")
-    for task, t in data["tasks"].items():
-        for g, n in t.get("params", {}).items():
-            add(f"| {task} | {g} | {n:,} | {t.get('train_steps', {}).get(g, '–')} |")
+    for task, t in data.tasks.items():
+        for g, n in t.params.items():
+            add(f"| {task} | {g} | {n:,} | {t.train_steps.get(g, '–')} |")
     # ---------------------------------------------------------------- claims
     add("\n## The paper's claims against these numbers\n")
     add("\n".join(_claims(data)) or "(no results yet)")
     add("")
-    atomic_write_text(path.with_suffix(".json"), json.dumps(data, indent=1, default=str))
+    atomic_write_text(path.with_suffix(".json"), json.dumps(data.to_dict(), indent=1, default=str))
     return atomic_write_text(path, "\n".join(L) + "\n")
 
 
