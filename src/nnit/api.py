@@ -117,6 +117,19 @@ class GenerationResult:
         """Every network as a plain ``torch.nn.Sequential`` (architecture by architecture)."""
         return [ws.to_sequential(i) for ws in self.sets.values() for i in range(ws.n)]
 
+    def summary_lines(self) -> list[str]:
+        """What ``nnit generate`` reports about the sampling: how, how long, and (joint mode) the architectures."""
+        how = ("SANE anchor sampling" if self.sampler == "sane-anchors" else
+               f"{self.sampler}, {self.steps} steps" + (f", temperature {self.temperature:g}" if self.temperature is not None else ""))
+        lines = [f"{self.mode} sampling: {self.num} networks ({how}) sampled and assembled in {self.seconds:.2f} s"]
+        if self.joint is not None:
+            j = self.joint
+            lines.append(f"joint: {j['valid']}/{self.num} sampled architectures valid, {j['novel']}/{self.num} novel "
+                         f"(not among the {len(self.train_archs)} train architectures), {j['distinct_archs']} distinct")
+        lines += [f"warning: [{self.architectures[0].hidden_str()}] is outside what this model was trained on: {w}; "
+                  "its networks may not work (--strict refuses such architectures)" for w in self.support_warnings]
+        return lines
+
     def provenance(self) -> dict:
         """What every exported weight file records about how it was made."""
         extra = {"temperature": self.temperature} if self.temperature is not None else {}
@@ -507,6 +520,130 @@ def weight_heatmap(sets: list[WeightSet], path: Path, per_set: int = 4) -> Path:
     return path
 
 
+# ============================================================================ data engine and baselines
+def train_ghn(task: str, preset: PresetName = "cpu", out: Union[str, Path, None] = None, *,
+              ensemble_size: Optional[int] = None, iterations: Optional[int] = None, seed: int = 0,
+              control_mode: Optional[str] = None, teacher_checkpoint: Union[str, Path, None] = None,
+              workers: Optional[int] = None, data_dir: Union[str, Path, None] = None, progress: bool = False,
+              log: Log = None) -> Path:
+    """Train (or resume) the task's GHN ensemble (DAgger for robot tasks, cross-entropy for image tasks) in ``out``
+    (default ``runs/<preset>/<task>/ghn``); returns the checkpoint path. ``control_mode`` None = the teacher's:
+    ``teacher_checkpoint``'s PPO expert, else the one a resumed run was trained with, else the scripted teacher's."""
+    from nnit.ghn.train import ghn_config, saved_teacher_checkpoint, train_ghn_ensemble
+    from nnit.tasks.registry import get_task
+
+    spec = get_task(task)
+    cfg = ghn_config(preset, spec.name)
+    if ensemble_size is not None:
+        cfg = replace(cfg, ensemble_size=ensemble_size)
+    if iterations is not None:
+        cfg = replace(cfg, iterations=iterations)
+    cfg = replace(cfg, seed=seed)
+    out = Path(out) if out is not None else Path("runs") / preset / spec.name / "ghn"
+    teacher = None if teacher_checkpoint is None else str(teacher_checkpoint)
+    if spec.kind == "robot" and control_mode is None:
+        from nnit.experts.teachers import get_teacher
+
+        control_mode = get_teacher(spec.name, checkpoint=teacher or saved_teacher_checkpoint(out)).spec.control_mode
+    path = Path(train_ghn_ensemble(spec.name, cfg, out, num_workers=workers, data_dir=None if data_dir is None else str(data_dir),
+                                   control_mode=control_mode if spec.kind == "robot" else None, progress=progress,
+                                   teacher_checkpoint=teacher))
+    (log or _quiet)(f"GHN ensemble ({cfg.ensemble_size} members) saved to {path}")
+    return path
+
+
+def build_dataset(ghn: Union[str, Path], preset: PresetName = "cpu", out: Union[str, Path, None] = None, *,
+                  episodes: Optional[int] = None, keep: Optional[int] = None, archs: Optional[Sequence[str]] = None,
+                  limit_archs: Optional[int] = None, workers: Optional[int] = None, data_dir: Union[str, Path, None] = None,
+                  progress: bool = False, log: Log = None) -> Path:
+    """One candidate per GHN member and architecture, evaluated, filtered (the paper's thresholds) and the best kept,
+    in ``out`` (default beside the GHN run, ``../dataset``); returns the dataset directory. Resumes: finished
+    architectures are skipped. ``archs``: only these hidden widths (e.g. ``["32,16,64,32"]``)."""
+    from nnit.ghn.dataset import DATASET_PRESETS, build_dataset as build, format_role_summary, role_summary
+
+    cfg = DATASET_PRESETS[preset]
+    if episodes is not None:
+        cfg = replace(cfg, episodes=episodes)
+    if keep is not None:
+        cfg = replace(cfg, keep_per_arch=keep)
+    out = Path(out) if out is not None else Path(ghn).parent.parent / "dataset"
+    only = [Architecture.parse(a, 1, 1).hidden for a in archs] if archs else None
+    path = Path(build(ghn, out, cfg, num_workers=workers, data_dir=None if data_dir is None else str(data_dir),
+                      limit_archs=limit_archs, only=only, progress=progress))
+    summary = json.loads((path / "summary.json").read_text())
+    say = log or _quiet
+    say(format_role_summary(role_summary(path)))
+    say(f"dataset {path}: {summary['total_kept']} networks kept over {len(summary['architectures'])} architectures")
+    return path
+
+
+@dataclass
+class BaselineRun:
+    """What a call of :func:`train_baseline` did."""
+
+    method: str
+    """``d2nwg`` or ``sane``."""
+    checkpoint: Path
+    """The checkpoint file."""
+    task: Optional[str]
+    """The dataset's task."""
+    start_step: int
+    """Step the call started from (> 0 when it resumed)."""
+    end_step: int
+    """Step it ended at."""
+    history: list[dict]
+    """Per-step losses of this call."""
+    seconds: float
+    """Wall time of the training loop."""
+    parameters: dict
+    """Parameter counts of the model's parts."""
+
+
+def train_baseline(method: Literal["d2nwg", "sane"], dataset: Union[str, Path], preset: PresetName = "cpu",
+                   out: Union[str, Path, None] = None, *, steps: Optional[int] = None,
+                   normalization: Literal["global", "per_role"] = "per_role", progress: bool = False,
+                   log: Log = None) -> BaselineRun:
+    """Train (or resume) D2NWG or SANE on exactly NNiT's data (the train architectures' kept networks) and
+    normalization, in ``out`` (default beside the dataset, ``../<method>``). ``steps``: D2NWG's diffusion phase
+    (its VAE phase keeps the preset's) or SANE's steps. Data-parallel under torchrun like :func:`train`."""
+    from nnit.baselines.common import summarize_history
+    from nnit.baselines.train import PRESETS, train_baseline as train_loop
+    from nnit.ghn.dataset import dataset_normalizer, iter_dataset
+    from nnit.weights.mlp import WeightError
+
+    say = log or _quiet
+    dataset = Path(dataset)
+    if not (dataset / "index.json").is_file():
+        raise APIError(f"{dataset} is not a dataset directory (no index.json); build one with nnit build-dataset")
+    index = json.loads((dataset / "index.json").read_text())
+    sets = [ws for _, ws in iter_dataset(dataset, roles=("train",))]
+    if not sets:
+        raise APIError(f"{dataset} holds no kept networks of train-role architectures; nothing to train on")
+    try:
+        normalizer = dataset_normalizer(dataset, normalization, sets)
+    except WeightError as err:
+        raise APIError(str(err)) from None
+    cfg = PRESETS[method][preset]
+    if steps is not None:
+        cfg = replace(cfg, **({"diffusion_steps": steps} if method == "d2nwg" else {"steps": steps}))
+    out = Path(out) if out is not None else (dataset if dataset.name else dataset.resolve()).parent / method
+    info = {"task": index.get("task"), "control_mode": index.get("control_mode"), "dataset": str(dataset)}
+    say(f"training {method} on {sum(ws.n for ws in sets)} networks of {len(sets)} {info['task']} architectures -> {out}")
+    t0 = time.perf_counter()
+    model, res = train_loop(method, cfg, [normalizer.apply(ws) for ws in sets], out, normalizer=normalizer, info=info,
+                            progress=progress)
+    run = BaselineRun(method, Path(res.checkpoint), info["task"], res.start_step, res.end_step, res.history,
+                      time.perf_counter() - t0, model.parameter_counts())
+    first, last = summarize_history(run.history)
+    say(f"steps {run.start_step} -> {run.end_step} in {run.seconds:.0f} s; loss {first:.4f} -> {last:.4f}; parameters {run.parameters}")
+    say(f"checkpoint: {run.checkpoint}")
+    return run
+
+
+def _quiet(_message: str) -> None:
+    """The default ``log``: the API prints nothing."""
+
+
 # ============================================================================ training
 @dataclass(frozen=True)
 class TrainOverrides:
@@ -565,7 +702,7 @@ def train(
     from nnit.weights.mlp import WeightError
     from nnit.weights.normalize import WeightNormalizer
 
-    say = log or (lambda _msg: None)
+    say = log or _quiet
     ab = overrides.arch_balance
     if ab is not None and not (ab >= 0 and ab != float("inf")):
         raise APIError(f"--arch-balance must be a number >= 0, got {ab}")
@@ -611,8 +748,19 @@ def train(
     t0 = time.perf_counter()
     res = train_loop(cfg, [normalizer.apply(ws) for ws in sets], out, normalizer=normalizer, progress=progress, info=info,
                      continuation=continuation)
-    return TrainRun(Path(res.checkpoint), task, res.start_step, res.end_step, res.history, time.perf_counter() - t0)
+    run = TrainRun(Path(res.checkpoint), task, res.start_step, res.end_step, res.history, time.perf_counter() - t0)
+    if run.history:
+        from nnit.baselines.common import summarize_history
+
+        first, last = summarize_history(run.history)
+        k = max(1, min(50, len(run.history) // 5))
+        say(f"steps {run.start_step} -> {run.end_step} in {run.seconds:.0f} s ({len(run.history) / max(run.seconds, 1e-9):.2f} "
+            f"steps/s); loss {first:.4f} -> {last:.4f} (mean of {k} steps)")
+    else:
+        say(f"already trained to step {run.end_step}; raise --steps to continue")
+    say(f"checkpoint: {run.checkpoint}")
+    return run
 
 
-__all__ = ["APIError", "SupportWarning", "EvalTable", "GenerationResult", "TrainOverrides", "TrainRun", "evaluate", "generate",
-           "load_generator", "save_generation", "support_warnings", "train"]
+__all__ = ["APIError", "SupportWarning", "EvalTable", "GenerationResult", "BaselineRun", "TrainOverrides", "TrainRun", "build_dataset", "evaluate", "generate",
+           "load_generator", "save_generation", "support_warnings", "train", "train_baseline", "train_ghn"]

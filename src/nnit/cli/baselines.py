@@ -1,17 +1,13 @@
 """``nnit train-baseline``: train D2NWG or SANE on the same GHN dataset as NNiT; a thin wrapper over
-:func:`nnit.baselines.train.train_baseline`. Data-parallel under ``torchrun`` like ``nnit train``."""
+:func:`nnit.api.train_baseline`. Data-parallel under ``torchrun`` like ``nnit train``."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
 from nnit.config import PresetName
-
-
-class BaselineError(ValueError):
-    """A user-facing error of ``nnit train-baseline`` (one line, exit 2)."""
 
 
 @dataclass(frozen=True)
@@ -45,44 +41,16 @@ class TrainBaselineCommand:
     """Show a progress bar."""
 
     def run(self) -> None:
-        import json
-        import time
-
-        import torch
-
-        from nnit.baselines.common import summarize_history
-        from nnit.baselines.train import PRESETS, train_baseline
+        from nnit.api import train_baseline
         from nnit.distributed import init_from_env, is_main
-        from nnit.ghn.dataset import dataset_normalizer, iter_dataset
-        from nnit.weights.mlp import WeightError
 
         init_from_env()  # under torchrun: join the process group now, so only rank 0 reports
         say = print if is_main() else (lambda *_: None)
         if self.threads:
+            import torch
+
             torch.set_num_threads(self.threads)
-        dataset = Path(self.dataset)
-        if not (dataset / "index.json").is_file():
-            raise BaselineError(f"{dataset} is not a dataset directory (no index.json); build one with nnit build-dataset")
-        index = json.loads((dataset / "index.json").read_text())
-        sets = [ws for _, ws in iter_dataset(dataset, roles=("train",))]
-        if not sets:
-            raise BaselineError(f"{dataset} holds no kept networks of train-role architectures; nothing to train on")
-        try:
-            normalizer = dataset_normalizer(dataset, self.normalization, sets)
-        except WeightError as err:
-            raise BaselineError(str(err)) from None
-        cfg = PRESETS[self.method][self.preset]
-        if self.steps is not None:
-            cfg = replace(cfg, **({"diffusion_steps": self.steps} if self.method == "d2nwg" else {"steps": self.steps}))
-        out = Path(self.out) if self.out is not None else (dataset if dataset.name else dataset.resolve()).parent / self.method
-        info = {"task": index.get("task"), "control_mode": index.get("control_mode"), "dataset": str(dataset)}
-        say(f"training {self.method} on {sum(ws.n for ws in sets)} networks of {len(sets)} {info['task']} architectures -> {out}")
-        t0 = time.perf_counter()
-        model, res = train_baseline(self.method, cfg, [normalizer.apply(ws) for ws in sets], out, normalizer=normalizer,
-                                    info=info, progress=self.progress)
-        first, last = summarize_history(res.history)
-        say(f"steps {res.start_step} -> {res.end_step} in {time.perf_counter() - t0:.0f} s; loss {first:.4f} -> {last:.4f}; "
-            f"parameters {model.parameter_counts()}")
-        say(f"checkpoint: {res.checkpoint}")
-        if info["task"]:
-            say(f"next: nnit generate --task {info['task']} --checkpoint {res.checkpoint} --arch 32,16,64,32 --evaluate")
+        run = train_baseline(self.method, self.dataset, self.preset, self.out, steps=self.steps, normalization=self.normalization,
+                             progress=self.progress, log=say)
+        if run.task:
+            say(f"next: nnit generate --task {run.task} --checkpoint {run.checkpoint} --arch 32,16,64,32 --evaluate")

@@ -59,21 +59,12 @@ class TrainCommand:
 
     def run(self) -> None:
         from nnit.api import train
-        from nnit.baselines.common import summarize_history
         from nnit.distributed import init_from_env, is_main
 
         init_from_env()  # under torchrun: join the process group now, so only rank 0 reports
-        say = print if is_main() else (lambda *_: None)  # under torchrun only rank 0 reports
+        say = print if is_main() else (lambda *_: None)
         _set_threads(self.threads)
         res = train(self.dataset, self.preset, self.out, self.overrides, progress=self.progress, log=say)
-        if res.history:
-            first, last = summarize_history(res.history)
-            k = max(1, min(50, len(res.history) // 5))
-            say(f"steps {res.start_step} -> {res.end_step} in {res.seconds:.0f} s "
-                f"({len(res.history) / max(res.seconds, 1e-9):.2f} steps/s); loss {first:.4f} -> {last:.4f} (mean of {k} steps)")
-        else:
-            say(f"already trained to step {res.end_step}; raise --steps to continue")
-        say(f"checkpoint: {res.checkpoint}")
         if res.task:
             say(f"next: nnit generate --task {res.task} --checkpoint {res.checkpoint} --arch 32,16,64,32 --evaluate")
 
@@ -185,19 +176,11 @@ class GenerateCommand:
             warnings.simplefilter("ignore", api.SupportWarning)
             gen = api.generate(ckpt, spec.name, self.arch, num, sampler=s.sampler, steps=s.steps, temperature=temperature,
                                depth=s.depth, seed=s.seed, ema=s.ema, strict=self.strict, progress=self.progress)
-        for w in gen.support_warnings:
-            print(f"warning: [{gen.architectures[0].hidden_str()}] is outside what this model was trained on: {w}; "
-                  "its networks may not work (--strict refuses such architectures)")
-        how = ("SANE anchor sampling" if gen.sampler == "sane-anchors" else
-               f"{gen.sampler}, {gen.steps} steps" + (f", temperature {gen.temperature:g}" if gen.temperature is not None else ""))
-        print(f"{gen.mode} sampling: {num} networks ({how}) sampled and assembled in {gen.seconds:.2f} s")
+        for line in gen.summary_lines():
+            print(line)
         out = Path(self.out) if self.out is not None else ckpt.parent.parent / "generated" / (
             ("" if gen.generator == "NNiT" else f"{gen.generator.lower()}_")
             + (hidden_label(gen.architectures[0].hidden) if gen.mode == "conditional" else f"joint_d{s.depth}"))
-        if gen.joint is not None:
-            j = gen.joint
-            print(f"joint: {j['valid']}/{num} sampled architectures valid, {j['novel']}/{num} novel "
-                  f"(not among the {len(gen.train_archs)} train architectures), {j['distinct_archs']} distinct")
         table = None
         if self.evaluate:
             table = api.evaluate(spec.name, gen, e.episodes, e.eval_seed, top_k=e.top_k, preset=self.preset, workers=e.workers,

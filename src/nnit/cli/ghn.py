@@ -1,9 +1,9 @@
 """``nnit train-ghn`` and ``nnit build-dataset``: the GHN data engine's commands, thin wrappers over
-:func:`nnit.ghn.train.train_ghn_ensemble` and :func:`nnit.ghn.dataset.build_dataset`."""
+:func:`nnit.api.train_ghn` and :func:`nnit.api.build_dataset`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -49,30 +49,12 @@ class TrainGHNCommand:
     resumed run keeps it."""
 
     def run(self) -> None:
-        from nnit.ghn.train import ghn_config, saved_teacher_checkpoint, train_ghn_ensemble
-        from nnit.tasks.registry import get_task
+        from nnit.api import train_ghn
 
-        spec = get_task(self.task)
-        cfg = ghn_config(self.preset, spec.name)
-        if self.ensemble_size is not None:
-            cfg = replace(cfg, ensemble_size=self.ensemble_size)
-        if self.iterations is not None:
-            cfg = replace(cfg, iterations=self.iterations)
-        cfg = replace(cfg, seed=self.seed)
-        out = self.out or Path("runs") / self.preset / spec.name / "ghn"
-        teacher = str(self.teacher_checkpoint) if self.teacher_checkpoint is not None else None
-        mode = None
-        if spec.kind == "robot":
-            if self.control_mode == "auto":
-                from nnit.experts.teachers import get_teacher
-
-                # the given PPO teacher, else the one a resumed run was trained with, else the scripted one
-                mode = get_teacher(spec.name, checkpoint=teacher or saved_teacher_checkpoint(out)).spec.control_mode
-            else:
-                mode = self.control_mode
-        path = train_ghn_ensemble(spec.name, cfg, out, num_workers=self.workers, data_dir=str(self.data_dir) if self.data_dir else None,
-                                  control_mode=mode, progress=self.progress, teacher_checkpoint=teacher)
-        print(f"GHN ensemble ({cfg.ensemble_size} members) saved to {path}")
+        train_ghn(self.task, self.preset, self.out, ensemble_size=self.ensemble_size, iterations=self.iterations, seed=self.seed,
+                  control_mode=None if self.control_mode == "auto" else self.control_mode,
+                  teacher_checkpoint=self.teacher_checkpoint, workers=self.workers, data_dir=self.data_dir,
+                  progress=self.progress, log=print)
 
 
 @dataclass(frozen=True)
@@ -107,20 +89,7 @@ class BuildDatasetCommand:
     """Show a progress bar."""
 
     def run(self) -> None:
-        import json
+        from nnit.api import build_dataset
 
-        from nnit.ghn.dataset import DATASET_PRESETS, build_dataset, format_role_summary, role_summary
-        from nnit.weights.architecture import Architecture
-
-        cfg = DATASET_PRESETS[self.preset]
-        if self.episodes is not None:
-            cfg = replace(cfg, episodes=self.episodes)
-        if self.keep is not None:
-            cfg = replace(cfg, keep_per_arch=self.keep)
-        out = self.out or Path(self.ghn).parent.parent / "dataset"
-        only = [Architecture.parse(a, 1, 1).hidden for a in self.archs] if self.archs else None
-        path = build_dataset(self.ghn, out, cfg, num_workers=self.workers, data_dir=str(self.data_dir) if self.data_dir else None,
-                             limit_archs=self.limit_archs, only=only, progress=self.progress)
-        summary = json.loads((path / "summary.json").read_text())
-        print(format_role_summary(role_summary(path)))
-        print(f"dataset {path}: {summary['total_kept']} networks kept over {len(summary['architectures'])} architectures")
+        build_dataset(self.ghn, self.preset, self.out, episodes=self.episodes, keep=self.keep, archs=self.archs,
+                      limit_archs=self.limit_archs, workers=self.workers, data_dir=self.data_dir, progress=self.progress, log=print)

@@ -44,6 +44,7 @@ from nnit.fileio import atomic_write_json
 from nnit.ghn.dataset import shard_name
 from nnit.reproduce import stages as stage_functions
 from nnit.stopping import Stopped
+from nnit.tasks.registry import is_robot_task
 from nnit.weights.architecture import hidden_label
 
 
@@ -98,10 +99,6 @@ REPRODUCE_PRESETS: dict[str, ReproduceConfig] = {
     "paper": ReproduceConfig(tasks=("PickCube-v1", "PushCube-v1", "StackCubeEasy-v1", "FashionMNIST"), num_networks=100,
                              top_k=10, episodes=50, seen=PAPER_SEEN, unseen=PAPER_UNSEEN),
 }
-
-
-def is_robot(task: str) -> bool:
-    return not task.lower().endswith("mnist")
 
 
 @dataclass
@@ -279,7 +276,7 @@ class Pipeline:
 
     def stages(self, task: str) -> list[Stage]:
         c, p, T = self.cfg, self.preset, self.task_dir(task)
-        robot = is_robot(task)
+        robot = is_robot_task(task)
         data_dir = self.data_dir if not robot else None
         data = ["--data-dir", str(data_dir)] if data_dir else []
         ghn_ckpt = T / "ghn" / "ghn.safetensors"
@@ -288,9 +285,9 @@ class Pipeline:
         if robot:  # the dataset's controller (the teacher's), for evaluating its networks
             mode = json.loads((ds / "index.json").read_text()).get("control_mode") if (ds / "index.json").exists() else None
             if mode is None:
-                from nnit.experts.teachers import get_teacher
+                from nnit.tasks.registry import default_control_mode
 
-                mode = get_teacher(task).spec.control_mode
+                mode = default_control_mode(task)
         control = ["--control-mode", mode] if mode else []
         temp = c.sampler_temperature
         temp_expect = {"temperature": (temp, 1.0)}  # results.json made before the option existed: 1

@@ -21,7 +21,8 @@ from typing import Mapping, Optional, Union
 
 from nnit.eval.protocol import TopKSummary
 from nnit.fileio import atomic_write_text
-from nnit.reproduce.pipeline import Pipeline, config_dict, is_robot
+from nnit.reproduce.pipeline import Pipeline, config_dict
+from nnit.tasks.registry import is_robot_task
 from nnit.reproduce.results import (Alignment, DatasetEvaluation, DatasetRole, GenerationRecord, GHNLog, Memorization,
                                     SplitMean, Teacher, load_json, to_json)
 from nnit.weights.architecture import hidden_label
@@ -145,7 +146,7 @@ class ReportData:
 def task_results(pipe: Pipeline, task: str) -> TaskResults:
     """Read every output of ``task``'s stages."""
     c, T = pipe.cfg, pipe.task_dir(task)
-    robot = is_robot(task)
+    robot = is_robot_task(task)
     evals = {gen: {hidden_label(h): _topk(pipe, task, gen, h) for h in c.seen + c.unseen}
              for gen in ("dataset", *(g for g, _ in GENERATORS))}
     table2 = {gen: {"seen": SplitMean.of([rows[hidden_label(h)] for h in c.seen]),
@@ -325,7 +326,7 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
         f"architectures {_archs(c.unseen)}. Dataset = the kept GHN networks of the same architectures (top-{c.top_k} of those kept), "
         f"same harness and seeds ({c.eval_seed}..{c.eval_seed + c.episodes - 1}). Cells: return ± std across the top-k networks (success). "
         f"Sampler: {c.sampler}, {c.sampler_steps} steps{_temperature(c)}.\n")
-    robot_tasks = [t for t in data.tasks if is_robot(t)]
+    robot_tasks = [t for t in data.tasks if is_robot_task(t)]
     if robot_tasks:
         add("| generator | split | " + " | ".join(robot_tasks) + " | paper " + " | paper ".join(robot_tasks) + " |")
         add("|---|---|" + "---:|" * (2 * len(robot_tasks)))
@@ -373,7 +374,7 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
             add(f"| {task} | {r.generator} | {','.join(map(str, r.arch))} | {r.num_generated} | {r.num_train} | "
                 f"{r.gen_to_train_median:.3f} | {_num(r.train_to_train_median, 3)} | {_num(r.ratio_median, 2)} |")
     # ---------------------------------------------------------------- image tasks
-    img = [t for t in data.tasks if not is_robot(t)]
+    img = [t for t in data.tasks if not is_robot_task(t)]
     if img:
         add("\n## Image classification (test accuracy of the top-k networks)\n")
         add("| task | generator | seen | unseen |\n|---|---|---:|---:|")
@@ -432,7 +433,7 @@ def _scaledowns(pipe: Pipeline) -> str:
         ("Teacher", "PPO expert 3x256 Tanh (multi-task)", "scripted privileged-state controllers (pd_ee_delta_pos); a PPO expert drops in via --teacher-checkpoint"),
         ("GHN ensemble", "128 GHNs, 500 DAgger iterations (1500 StackCubeEasy)",
          f"{g.ensemble_size} GHNs, DAgger iterations x {g.updates_per_iteration} updates: "
-         + ", ".join(f"{t} {ghn_config(p, t).iterations}" for t in c.tasks if is_robot(t)) + f"; hidden {g.ghn.hidden_dim}"),
+         + ", ".join(f"{t} {ghn_config(p, t).iterations}" for t in c.tasks if is_robot_task(t)) + f"; hidden {g.ghn.hidden_dim}"),
         ("Dataset", "100 kept networks per architecture, 64 filter episodes", f"<= {d.keep_per_arch} kept per architecture (one candidate per GHN), {d.episodes} filter episodes"),
         ("NNiT", "Table 7: 400k steps (1000 epochs), batch 16", f"{n.model}, steps: " + ", ".join(f"{t} {train_config(p, t).steps}" for t in c.tasks) + f", batch {n.batch_size}, {n.token_mode} tokens, {n.normalization} normalization"),
         ("Evaluation", "top-10 of 100, 50 episodes", f"top-{c.top_k} of {c.num_networks}, {c.episodes} episodes"),
