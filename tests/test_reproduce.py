@@ -166,18 +166,18 @@ def test_ppo_expert_summary_reads_a_finished_run(tmp_path):
 
 
 def test_a_tasks_subset_runs_only_those_tasks_but_reports_every_task(tmp_path):
-    from nnit.cli.reproduce import reproduce_command
+    from nnit.cli.reproduce import ReproduceCommand
 
-    reproduce_command(preset="tiny", tasks=["FashionMNIST"], report_only=True, runs=tmp_path / "runs", report=tmp_path / "REPORT.md")
+    ReproduceCommand(preset="tiny", tasks=["FashionMNIST"], report_only=True, runs=tmp_path / "runs", report=tmp_path / "REPORT.md").run()
     data = json.loads((tmp_path / "REPORT.json").read_text())
     assert set(data["tasks"]) == set(REPRODUCE_PRESETS["tiny"].tasks)  # a partial run does not shrink the report
     with pytest.raises(ValueError, match="no-such-stage"):  # a misspelt --only is an error, not a silent no-op
-        reproduce_command(preset="tiny", tasks=["FashionMNIST"], only=["no-such-stage"], runs=tmp_path / "runs",
-                          report=tmp_path / "REPORT.md")
+        ReproduceCommand(preset="tiny", tasks=["FashionMNIST"], only=["no-such-stage"], runs=tmp_path / "runs",
+                          report=tmp_path / "REPORT.md").run()
 
 
 def test_default_report_is_not_shrunk_by_a_machine_with_fewer_runs(tmp_path, monkeypatch, capsys):
-    from nnit.cli.reproduce import reproduce_command
+    from nnit.cli.reproduce import ReproduceCommand
 
     monkeypatch.chdir(tmp_path)
     committed = {"timings": {"PushCube-v1": {"ghn": {"seconds": 581}, "dataset": {"seconds": 1055}}}}
@@ -186,13 +186,13 @@ def test_default_report_is_not_shrunk_by_a_machine_with_fewer_runs(tmp_path, mon
     stages = tmp_path / "runs" / "cpu" / "reproduce" / "stages.json"
     stages.parent.mkdir(parents=True)
     stages.write_text(json.dumps({"PickCube-v1": {"eval-dataset-h32-16-64-32": {"seconds": 24}}}))
-    reproduce_command(preset="cpu", report_only=True, runs=tmp_path / "runs")
+    ReproduceCommand(preset="cpu", report_only=True, runs=tmp_path / "runs").run()
     assert (tmp_path / "REPORT.md").read_text() == "the committed report"
     assert "reports 2 timed stages" in capsys.readouterr().out
     # as many timed stages as the report: it is rewritten
     rec = {"seconds": 1.0, "status": "done", "command": "(in-process)"}
     stages.write_text(json.dumps({"PickCube-v1": {"ghn": rec, "dataset": rec}}))
-    reproduce_command(preset="cpu", report_only=True, runs=tmp_path / "runs")
+    ReproduceCommand(preset="cpu", report_only=True, runs=tmp_path / "runs").run()
     assert (tmp_path / "REPORT.md").read_text().startswith("# NNiT reproduction report")
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal, Mapping, Optional, Sequence, Union
 
 from nnit.config import EVAL, PresetName
+from nnit.errors import NNiTError
 from nnit.fileio import atomic_write_json
 from nnit.weights.architecture import Architecture, hidden_label
 from nnit.weights.mlp import WeightSet
@@ -46,7 +47,7 @@ class SupportWarning(UserWarning):
     """A generator was asked for an architecture outside what it was trained on (its networks may not work)."""
 
 
-class APIError(ValueError):
+class APIError(NNiTError):
     """A problem with the caller's input (a missing checkpoint, a task the model was not trained on, ...).
 
     The ``nnit`` commands print it as one line and exit with status 2."""

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from nnit.errors import NNiTError
 from nnit.fileio import atomic_save_safetensors
 
 FORMAT = "nnit.checkpoint/1"
@@ -30,7 +31,7 @@ DEFAULT_NAME = "checkpoint.safetensors"
 _RESERVED = ("format", "step", "config", "param_groups", "has_optimizer", "meta", "sections")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(NNiTError):
     """A checkpoint that cannot be read or does not match the model."""
 
 

@@ -18,6 +18,8 @@ from typing import Iterable, Sequence
 
 import torch
 
+from nnit.errors import NNiTError
+
 
 def is_distributed() -> bool:
     """True inside an initialised process group of more than one process."""
@@ -91,7 +93,7 @@ def shard(n: int) -> slice:
     """This rank's rows of a global batch of ``n`` (``n`` must split evenly over the ranks)."""
     w, r = world_size(), rank()
     if n % w:
-        raise ValueError(f"a global batch of {n} does not split evenly over {w} processes")
+        raise NNiTError(f"a global batch of {n} does not split evenly over {w} processes")
     return slice(r * (n // w), (r + 1) * (n // w))
 
 

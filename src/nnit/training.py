@@ -34,6 +34,7 @@ from torch import nn
 
 from nnit import distributed as dist
 from nnit.checkpoint import DEFAULT_NAME, Checkpoint, restore, save_checkpoint
+from nnit.errors import NNiTError
 from nnit.fileio import truncate_jsonl_log
 from nnit.stopping import TrainingStopped, stop_on_signals
 
@@ -124,7 +125,7 @@ class Trainer:
         extra_fn: Callable[[], dict[str, torch.Tensor]] = dict,
     ) -> None:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_distributed():
-            raise ValueError(f"{loop.kind} training runs in one process: start it without torchrun "
+            raise NNiTError(f"{loop.kind} training runs in one process: start it without torchrun "
                              "(the stages that train data-parallel join the process group before building a Trainer)")
         self.model, self.optimizer, self.loop = model, optimizer, loop
         self.out = Path(out_dir)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from torch.nn import functional as F
 
+from nnit.errors import NNiTError
 from nnit.weights.architecture import Architecture
 from nnit.weights.mlp import WeightSet
 
@@ -87,7 +88,7 @@ def _pairwise_corr(maps: torch.Tensor) -> torch.Tensor:
 def alignment_score(ws: WeightSet) -> float:
     """Mean over layers and over pairs of networks of corr(|W_l^i|, |W_l^j|)."""
     if ws.n < 2:
-        raise ValueError("the alignment score needs at least two networks")
+        raise NNiTError("the alignment score needs at least two networks")
     scores = []
     for m in magnitude_maps(ws):
         c = _pairwise_corr(m.flatten(1).double())
@@ -116,7 +117,7 @@ def diversity(ws: WeightSet) -> dict[str, float]:
     """Nearest-neighbour L2 distance and the cosine similarity to that neighbour, averaged over
     networks (paper Table 6), plus the mean pairwise L2 distance."""
     if ws.n < 2:
-        raise ValueError("diversity needs at least two networks")
+        raise NNiTError("diversity needs at least two networks")
     v = ws.to_vector().detach().double()
     d = torch.cdist(v, v)
     d.fill_diagonal_(math.inf)

@@ -30,9 +30,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from nnit.config import JSONConfig
 from nnit.baselines.common import ArchEmbedding, count_parameters, timestep_embedding
+from nnit.config import JSONConfig
 from nnit.diffusion.gaussian import GaussianDiffusion, linear_betas
+from nnit.errors import NNiTError
 from nnit.weights.architecture import Architecture, ArchitectureError, WidthVocab
 from nnit.weights.mlp import WeightSet
 
@@ -263,6 +264,6 @@ class D2NWG(nn.Module):
             elif method == "ancestral":  # fixed posterior variance beta~ (v = -1 in the learned-variance form)
                 z, _ = d.p_sample_step(eps, torch.full_like(z, -1.0), z, ii, torch.randn(z.shape, generator=g), clip=clip)
             else:
-                raise ValueError(f"unknown sampler {method!r}; choose 'ddim' or 'ancestral'")
+                raise NNiTError(f"unknown sampler {method!r}; choose 'ddim' or 'ancestral'")
         vec = self.vae.decode(z * self.latent_scale)
         return self.layout.unflatten(arch, vec)

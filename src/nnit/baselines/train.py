@@ -20,6 +20,7 @@ from nnit import distributed as dist
 from nnit.baselines.d2nwg import D2NWG, D2NWG_PRESETS, D2NWGConfig
 from nnit.baselines.sane import SANE, SANE_PRESETS, SANEConfig, row_tokens
 from nnit.checkpoint import DEFAULT_NAME, CheckpointError, load_checkpoint
+from nnit.errors import NNiTError
 from nnit.training import LoopConfig, Trainer, TrainResult, cosine_lr
 from nnit.weights.architecture import Architecture
 from nnit.weights.mlp import WeightSet
@@ -37,11 +38,11 @@ def _data_section(sets: Sequence[WeightSet], normalizer: Optional[WeightNormaliz
 
 def _check_sets(sets: Sequence[WeightSet]) -> tuple[int, int, str, int]:
     if not sets:
-        raise ValueError("a baseline needs at least one weight set to train on")
+        raise NNiTError("a baseline needs at least one weight set to train on")
     a = sets[0].arch
     for ws in sets:
         if (ws.arch.input_dim, ws.arch.output_dim, ws.arch.activation) != (a.input_dim, a.output_dim, a.activation):
-            raise ValueError("all training networks must share input dim, output dim and activation")
+            raise NNiTError("all training networks must share input dim, output dim and activation")
     return a.input_dim, a.output_dim, a.activation, max(ws.arch.depth for ws in sets)
 
 
@@ -85,7 +86,7 @@ def train_d2nwg(cfg: D2NWGConfig, sets: Sequence[WeightSet], out_dir: str | os.P
     rows = dist.shard(cfg.batch_size)
     in_dim, out_dim, act, depth = _check_sets(sets)
     if any(ws.arch.depth != depth for ws in sets):
-        raise ValueError("D2NWG's zero-padded layout needs one depth for all training networks")
+        raise NNiTError("D2NWG's zero-padded layout needs one depth for all training networks")
     torch.manual_seed(cfg.seed)
     model = D2NWG(cfg, in_dim, out_dim, depth, act)
     vecs, masks, archs = [], [], []
@@ -201,7 +202,7 @@ def train_baseline(method: str, cfg, sets: Sequence[WeightSet], out_dir, **kw):
         return train_d2nwg(cfg, sets, out_dir, **kw)
     if method == "sane":
         return train_sane(cfg, sets, out_dir, **kw)
-    raise ValueError(f"unknown baseline {method!r}; choose one of {', '.join(METHODS)}")
+    raise NNiTError(f"unknown baseline {method!r}; choose one of {', '.join(METHODS)}")
 
 
 # ============================================================================ sampling

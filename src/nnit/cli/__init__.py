@@ -3,7 +3,8 @@
 Every subcommand is a thin wrapper over the Python API (:mod:`nnit.api`) or a stage's own entry point:
 either a frozen config dataclass with a ``run()`` method or a typed function; tyro turns the dataclass
 fields (or the signature) and their docstrings into flags and help.
-Bad input prints one line and exits with status 2. A training command stopped by Ctrl-C / SIGTERM
+Bad input (:class:`nnit.errors.NNiTError` and the error types derived from it) prints one line and exits with
+status 2; any other exception is a bug and keeps its traceback. A training command stopped by Ctrl-C / SIGTERM
 checkpoints its last step and exits with 128 + the signal number (:mod:`nnit.stopping`).
 """
 
@@ -15,10 +16,11 @@ from pathlib import Path
 from typing import Literal
 
 from nnit.config import TOKENS, PresetName
+from nnit.errors import NNiTError
 
 
-class CLIError(Exception):
-    """A user-facing error: printed as one line, exit status 2."""
+class CLIError(NNiTError):
+    """A user-facing error of a command: printed as one line, exit status 2."""
 
 
 def info(preset: PresetName = "cpu", mode: Literal["padded", "valid", "both"] = "both", json_out: bool = False) -> None:
@@ -78,14 +80,15 @@ def export(checkpoint: Path, out: Path, dtype: Literal["float16", "bfloat16", "f
 def main(argv: list[str] | None = None) -> None:
     import tyro
 
-    from nnit.cli.analyze import analyze_command
+    from nnit.cli.analyze import AnalyzeCommand
     from nnit.cli.baselines import TrainBaselineCommand
     from nnit.cli.evaluate import EvalCommand
     from nnit.cli.experts import TrainExpertCommand
     from nnit.cli.generate import GenerateCommand, TrainCommand
     from nnit.cli.ghn import BuildDatasetCommand, TrainGHNCommand
     from nnit.cli.presets import presets_command
-    from nnit.cli.reproduce import reproduce_command
+    from nnit.cli.reproduce import ReproduceCommand
+    from nnit.reproduce.pipeline import StageFailed
     from nnit.stopping import Stopped
 
     commands = {
@@ -95,11 +98,11 @@ def main(argv: list[str] | None = None) -> None:
         "train-expert": TrainExpertCommand,
         "train-ghn": TrainGHNCommand,
         "build-dataset": BuildDatasetCommand,
-        "analyze": analyze_command,
+        "analyze": AnalyzeCommand,
         "train": TrainCommand,
         "generate": GenerateCommand,
         "train-baseline": TrainBaselineCommand,
-        "reproduce": reproduce_command,
+        "reproduce": ReproduceCommand,
         "export": export,
     }
     try:
@@ -109,18 +112,12 @@ def main(argv: list[str] | None = None) -> None:
     except Stopped as stopped:  # Ctrl-C / SIGTERM during training: the last step is checkpointed
         print(f"nnit: {stopped}; rerun the same command to resume", file=sys.stderr)
         raise SystemExit(128 + stopped.signum) from None
-    except CLIError as err:
-        print(f"nnit: error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except RuntimeError as err:  # a pipeline stage failed (nnit reproduce): its log tail, exit 1
-        if type(err).__name__ != "StageFailed":
-            raise
+    except StageFailed as err:  # a pipeline stage failed (nnit reproduce): its log tail, exit 1
         print(f"nnit: error: {err}", file=sys.stderr)
         raise SystemExit(1) from None
-    except ValueError as err:  # domain errors (bad architecture, grid overflow, bad weights) -> one line
+    except NNiTError as err:  # the user's input (a bad argument, file, checkpoint, setting): one line, exit 2
         print(f"nnit: error: {err}", file=sys.stderr)
         raise SystemExit(2) from None
-
 
 if __name__ == "__main__":
     main()

@@ -1,29 +1,20 @@
-"""``nnit analyze alignment``: GHN vs SGD structural alignment, diversity and heatmaps."""
+"""``nnit analyze alignment``: GHN vs SGD structural alignment, diversity and heatmaps; a thin wrapper over
+:func:`nnit.analysis.alignment.alignment_study`."""
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Literal, Optional
 
 import tyro
 
 from nnit.config import PresetName
 
 
-def analyze_command(
-    what: tyro.conf.Positional[Literal["alignment"]],
-    ghn: Path,
-    arch: str = "64,64,64,64",
-    preset: PresetName = "cpu",
-    networks: int | None = None,
-    out: Path | None = None,
-    evaluate: bool = True,
-    seed: int = 0,
-    workers: int | None = None,
-    data_dir: Path | None = None,
-    progress: bool = True,
-) -> None:
+@dataclass(frozen=True)
+class AnalyzeCommand:
     """Measure structural alignment: GHN-generated vs SGD-trained networks of one architecture.
 
     GHN set: the ensemble's members generate ARCH. SGD set: ARCH trained from different seeds by
@@ -32,21 +23,35 @@ def analyze_command(
     and (with --evaluate) both sets' task performance to OUT/alignment.json.
 
     Example: nnit analyze alignment --ghn runs/cpu/PushCube-v1/ghn/ghn.safetensors --arch 64,64,64,64
-
-    Args:
-        what: The analysis to run (alignment).
-        ghn: A trained GHN ensemble checkpoint (from nnit train-ghn).
-        arch: Hidden widths of the study architecture.
-        preset: tiny / cpu / paper: SGD steps, networks per set, evaluation episodes (nnit.analysis.alignment.ALIGNMENT_PRESETS).
-        networks: Networks per set (default: the preset's, capped by the ensemble size).
-        out: Output directory (default: beside the checkpoint, in ../alignment).
-        evaluate: Also evaluate both sets on the task (Table 1's performance columns).
-        seed: First SGD seed (network i uses seed + i).
-        workers: Simulator workers for the evaluation.
-        data_dir: IDX folder for image tasks.
     """
-    from nnit.analysis.alignment import alignment_study
 
-    report = alignment_study(ghn, arch, preset, networks, out, evaluate, seed, workers, data_dir, progress)
-    print(json.dumps(report["sets"], indent=1))
-    print(f"wrote {Path(report['figure']).parent / 'alignment.json'} and {report['figure']}")
+    what: tyro.conf.Positional[Literal["alignment"]]
+    """The analysis to run (alignment)."""
+    ghn: Path
+    """A trained GHN ensemble checkpoint (from nnit train-ghn)."""
+    arch: str = "64,64,64,64"
+    """Hidden widths of the study architecture."""
+    preset: PresetName = "cpu"
+    """tiny / cpu / paper: SGD steps, networks per set, evaluation episodes (nnit presets --stage alignment)."""
+    networks: Optional[int] = None
+    """Networks per set (default: the preset's, capped by the ensemble size)."""
+    out: Optional[Path] = None
+    """Output directory (default: beside the checkpoint, in ../alignment)."""
+    evaluate: bool = True
+    """Also evaluate both sets on the task (Table 1's performance columns)."""
+    seed: int = 0
+    """First SGD seed (network i uses seed + i)."""
+    workers: Optional[int] = None
+    """Simulator workers for the evaluation."""
+    data_dir: Optional[Path] = None
+    """IDX folder for image tasks."""
+    progress: bool = True
+    """Show progress bars."""
+
+    def run(self) -> None:
+        from nnit.analysis.alignment import alignment_study
+
+        report = alignment_study(self.ghn, self.arch, self.preset, self.networks, self.out, self.evaluate, self.seed,
+                                 self.workers, self.data_dir, self.progress)
+        print(json.dumps(report["sets"], indent=1))
+        print(f"wrote {Path(report['figure']).parent / 'alignment.json'} and {report['figure']}")

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from nnit.config import EVAL, PresetName
+from nnit.errors import NNiTError
 
 
 @dataclass(frozen=True)
@@ -83,7 +84,7 @@ class EvalCommand:
         episodes = cfg.episodes if self.episodes is None else self.episodes
         seed = cfg.base_seed if self.seed is None else self.seed
         if (self.weights is None) == (self.random <= 0):
-            raise ValueError("give exactly one of --weights FILE or --random N")
+            raise NNiTError("give exactly one of --weights FILE or --random N")
         if self.weights is not None:
             ws = WeightSet.load(self.weights)
             source = str(self.weights)

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from nnit.config import PresetName
+from nnit.errors import NNiTError
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ class TrainExpertCommand:
 
         spec = get_task(self.task)
         if not isinstance(spec, RobotTaskSpec):
-            raise ValueError(f"PPO experts are for robot tasks; {spec.name} is an image task")
+            raise NNiTError(f"PPO experts are for robot tasks; {spec.name} is an image task")
         cfg = replace(ppo_config(self.preset, spec.name), seed=self.seed)
         if self.total_steps is not None:
             cfg = replace(cfg, total_steps=self.total_steps)

@@ -13,12 +13,13 @@ import tyro
 
 from nnit.api import TrainOverrides
 from nnit.config import EVAL, PresetName
+from nnit.errors import NNiTError
 
 ModelName = Literal["NNiT-XS", "NNiT-Ti", "NNiT-S", "NNiT-B"]
 """The size presets of ``nnit.diffusion.model.MODEL_PRESETS`` (kept equal by a test)."""
 
 
-class GenerateError(ValueError):
+class GenerateError(NNiTError):
     """A user-facing ``nnit train`` / ``nnit generate`` problem (one line, exit status 2)."""
 
 

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 from nnit.config import PresetName
 
 
-def reproduce_command(
-    preset: PresetName = "cpu",
-    tasks: Optional[list[str]] = None,
-    only: Optional[list[str]] = None,
-    rerun: Optional[list[str]] = None,
-    report: Optional[Path] = None,
-    runs: Path = Path("runs"),
-    data_dir: Optional[Path] = None,
-    report_only: bool = False,
-    progress: bool = False,
-) -> None:
+@dataclass(frozen=True)
+class ReproduceCommand:
     """Run every stage (teachers, GHN ensembles, dataset, alignment, NNiT, baselines, evaluation) and write the report.
 
     Every stage runs in this process (nnit.api and the library). Cached: a rerun skips finished stages; a killed
@@ -34,43 +26,54 @@ def reproduce_command(
     Example: nnit reproduce --preset cpu --tasks PushCube-v1 --only nnit eval-nnit
 
     Example: nnit reproduce --preset cpu --tasks PushCube-v1 --only eval-nnit joint memorization --rerun eval-nnit joint memorization
-
-    Args:
-        preset: tiny / cpu / paper.
-        tasks: Only these tasks (default: the preset's).
-        only: Only these stages (names or prefixes, e.g. ghn dataset eval-nnit).
-        rerun: Run these stages again although finished (names or prefixes; e.g. after replacing a checkpoint by hand).
-            Their old outputs are renamed to <dir>.old-<UTC time>, not deleted. Stages that read a rerun stage's
-            outputs are rerun only when named too.
-        report: Where REPORT.md goes (default: REPORT.md for cpu / paper, RUNS/tiny/REPORT.md for tiny);
-            figures go to docs/report/<preset>/ beside it (RUNS/tiny/report_figures for tiny). The default report
-            is left as it is when it covers more timed stages than the runs here (e.g. on a fresh machine).
-        runs: Root of the run directories.
-        data_dir: IDX folder for image tasks (FashionMNIST defaults to the Debian package).
-        report_only: Only rewrite the report from what exists.
-        progress: Show the stages' progress bars in their logs.
     """
-    from nnit.reproduce.pipeline import REPRODUCE_PRESETS, Pipeline
-    from nnit.reproduce.report import write_report
-    from nnit.tasks.registry import get_task
 
-    cfg = REPRODUCE_PRESETS[preset]
-    names = [get_task(t).name for t in tasks] if tasks else None  # clear error for unknown tasks
-    pipe = Pipeline(preset, cfg, root=runs, data_dir=data_dir, progress=progress)
-    if not report_only:
-        pipe.run(tasks=names, only=only, rerun=rerun)  # --tasks selects what runs; the report always covers every task of the preset
-    if report is None:
-        report = Path("REPORT.md") if preset != "tiny" else runs / "tiny" / "REPORT.md"
-        committed = report.with_suffix(".json")
-        kept = _stage_count(json.loads(committed.read_text()).get("timings", {}) if committed.is_file() else {})
-        have = _stage_count(pipe._timings())
-        if have < kept:  # e.g. a fresh machine holding only some tasks' runs: do not shrink the committed report
-            print(f"{report} reports {kept} timed stages, the runs under {pipe.root} only {have}: {report} left as it is "
-                  f"(--report PATH writes this report elsewhere)")
-            return
-    figures = Path("docs/report") / preset if preset != "tiny" else runs / "tiny" / "report_figures"
-    path = write_report(pipe, Path(report), figures)
-    print(f"wrote {path}")
+    preset: PresetName = "cpu"
+    """tiny / cpu / paper."""
+    tasks: Optional[list[str]] = None
+    """Only these tasks (default: the preset's)."""
+    only: Optional[list[str]] = None
+    """Only these stages (names or prefixes, e.g. ghn dataset eval-nnit)."""
+    rerun: Optional[list[str]] = None
+    """Run these stages again although finished (names or prefixes; e.g. after replacing a checkpoint by hand). Their old
+    outputs are renamed to <dir>.old-<UTC time>, not deleted. Stages that read a rerun stage's outputs are rerun only
+    when named too."""
+    report: Optional[Path] = None
+    """Where REPORT.md goes (default: REPORT.md for cpu / paper, RUNS/tiny/REPORT.md for tiny); figures go to
+    docs/report/<preset>/ beside it (RUNS/tiny/report_figures for tiny). The default report is left as it is when it
+    covers more timed stages than the runs here (e.g. on a fresh machine)."""
+    runs: Path = Path("runs")
+    """Root of the run directories."""
+    data_dir: Optional[Path] = None
+    """IDX folder for image tasks (FashionMNIST defaults to the Debian package)."""
+    report_only: bool = False
+    """Only rewrite the report from what exists."""
+    progress: bool = False
+    """Show the stages' progress bars in their logs."""
+
+    def run(self) -> None:
+        from nnit.reproduce.pipeline import REPRODUCE_PRESETS, Pipeline
+        from nnit.reproduce.report import write_report
+        from nnit.tasks.registry import get_task
+
+        cfg = REPRODUCE_PRESETS[self.preset]
+        names = [get_task(t).name for t in self.tasks] if self.tasks else None  # clear error for unknown tasks
+        pipe = Pipeline(self.preset, cfg, root=self.runs, data_dir=self.data_dir, progress=self.progress)
+        if not self.report_only:
+            pipe.run(tasks=names, only=self.only, rerun=self.rerun)  # --tasks selects what runs; the report always covers every task of the preset
+        report = self.report
+        if report is None:
+            report = Path("REPORT.md") if self.preset != "tiny" else self.runs / "tiny" / "REPORT.md"
+            committed = report.with_suffix(".json")
+            kept = _stage_count(json.loads(committed.read_text()).get("timings", {}) if committed.is_file() else {})
+            have = _stage_count(pipe._timings())
+            if have < kept:  # e.g. a fresh machine holding only some tasks' runs: do not shrink the committed report
+                print(f"{report} reports {kept} timed stages, the runs under {pipe.root} only {have}: {report} left as it is "
+                      f"(--report PATH writes this report elsewhere)")
+                return
+        figures = Path("docs/report") / self.preset if self.preset != "tiny" else self.runs / "tiny" / "report_figures"
+        path = write_report(pipe, Path(report), figures)
+        print(f"wrote {path}")
 
 
 def _stage_count(timings: dict) -> int:

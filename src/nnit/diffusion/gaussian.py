@@ -34,6 +34,8 @@ from typing import Callable, Literal, Optional
 import numpy as np
 import torch
 
+from nnit.errors import NNiTError
+
 Likelihood = Literal["continuous", "discretized"]
 SamplerName = Literal["ancestral", "ddim"]
 
@@ -148,7 +150,7 @@ class GaussianDiffusion:
         interpolation follow from the new betas. ``timestep_map`` maps step i to tau_i.
         """
         if not 1 <= num_steps <= self.num_timesteps:
-            raise ValueError(f"num_steps must be in 1..{self.num_timesteps}, got {num_steps}")
+            raise NNiTError(f"num_steps must be in 1..{self.num_timesteps}, got {num_steps}")
         T = self.num_timesteps
         kept = sorted(set(int(round(x)) for x in np.linspace(T / num_steps, T, num_steps)))
         ab = self.alphas_cumprod[kept]
@@ -381,7 +383,7 @@ def sample_loop(
     Returns (x0_a, x0_w) with the final masked weights.
     """
     if not temperature >= 0:
-        raise ValueError(f"temperature must be >= 0 (got {temperature})")
+        raise NNiTError(f"temperature must be >= 0 (got {temperature})")
     device = x_a.device
     T = diffusion.num_timesteps
     B = x_a.shape[0]
@@ -412,7 +414,7 @@ def sample_loop(
             if not conditional:
                 x_a, x0_a_hat = diffusion.ddim_step(eps_a, x_a, ii, randn(tuple(x_a.shape)), eta, clip=arch_clip)
         else:
-            raise ValueError(f"unknown sampler {method!r}; choose 'ancestral' or 'ddim'")
+            raise NNiTError(f"unknown sampler {method!r}; choose 'ancestral' or 'ddim'")
         rest = float(diffusion.sqrt_one_minus_alphas_cumprod[i - 1]) * z_w
         x_w = torch.where(mask, x_new, rest)
     final_mask = weight_mask(x_a) if callable(weight_mask) else weight_mask

@@ -29,8 +29,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nnit.errors import NNiTError
 
-class ModelError(ValueError):
+
+class ModelError(NNiTError):
     """Inputs that the model's position tables cannot express."""
 
 

@@ -35,12 +35,13 @@ import torch
 from torch import nn
 
 from nnit import distributed as dist
-from nnit.config import JSONConfig
 from nnit.checkpoint import DEFAULT_NAME, Checkpoint, CheckpointError
 from nnit.checkpoint import load_checkpoint as load_core_checkpoint
+from nnit.config import JSONConfig
 from nnit.diffusion.arch_codes import ArchCodec
 from nnit.diffusion.gaussian import GaussianDiffusion, linear_betas, sample_monl_timesteps
 from nnit.diffusion.model import NNiT, NNiTConfig, nnit_config
+from nnit.errors import NNiTError
 from nnit.stopping import TrainingStopped  # noqa: F401  (re-exported: what a stopped train() raises)
 from nnit.training import LoopConfig, Trainer, TrainResult, cosine_lr
 from nnit.weights.architecture import Architecture, WidthVocab
@@ -142,7 +143,7 @@ def train_config(preset: str, task: str | None = None) -> TrainConfig:
     """The preset's NNiT training config for ``task``: :data:`TRAIN_PRESETS` with, for ``cpu``, the grasping
     tasks' longer schedule (:data:`CPU_STEPS`)."""
     if preset not in TRAIN_PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(TRAIN_PRESETS)}")
+        raise NNiTError(f"unknown preset {preset!r}; choose one of {', '.join(TRAIN_PRESETS)}")
     cfg = TRAIN_PRESETS[preset]
     if preset == "cpu" and task in CPU_STEPS:
         cfg = replace(cfg, steps=CPU_STEPS[task])
@@ -198,9 +199,9 @@ class NNiTDataset:
     def __init__(self, sets: Sequence[WeightSet], grid: PatchGrid, mode: str, codec: ArchCodec,
                  arch_balance: float = 0.0) -> None:
         if not sets:
-            raise ValueError("an NNiT dataset needs at least one weight set")
+            raise NNiTError("an NNiT dataset needs at least one weight set")
         if not math.isfinite(arch_balance) or arch_balance < 0:
-            raise ValueError(f"arch_balance must be a finite number >= 0, got {arch_balance}")
+            raise NNiTError(f"arch_balance must be a finite number >= 0, got {arch_balance}")
         self.grid, self.mode, self.codec = grid, mode, codec
         self.tokens = [grid.tokenize(ws.detach().to("cpu", torch.float32), mode) for ws in sets]
         self.codes = [codec.encode(ws.arch) for ws in sets]  # raises for widths outside the vocabulary
@@ -385,7 +386,7 @@ def train(
     ckpt = load_checkpoint(ckpt_path) if resume and ckpt_path.exists() else None
     bad = set(continuation or {}) - set(CONTINUATION_FIELDS)
     if bad:
-        raise ValueError(f"a continuation can only change {', '.join(CONTINUATION_FIELDS)}, not {', '.join(sorted(bad))}")
+        raise NNiTError(f"a continuation can only change {', '.join(CONTINUATION_FIELDS)}, not {', '.join(sorted(bad))}")
     if ckpt is not None:
         config = replace(ckpt.config, steps=config.steps, **(continuation or {}))
         model_cfg, codec = ckpt.model_config, ckpt.codec

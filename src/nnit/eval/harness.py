@@ -41,6 +41,7 @@ from typing import Any, Callable, Literal, Sequence
 import numpy as np
 import torch
 
+from nnit.errors import NNiTError
 from nnit.eval.results import POLICY, EvalResult, aggregate, episode_seeds  # noqa: F401  (re-exported)
 from nnit.eval.workers import WorkerPool, default_num_workers, weights_from_message, weights_message
 from nnit.tasks.registry import ImageTaskSpec, RobotTaskSpec, TaskError, TaskSpec, check_fits, get_task, resolve_sim_backend
@@ -122,7 +123,7 @@ class CPUEvaluator(WorkerPool):
     def __init__(self, task: RobotTaskSpec | str, num_workers: int | None = None, env_factory: EnvFactory | None = None):
         self.task = get_task(task)
         if not isinstance(self.task, RobotTaskSpec):
-            raise ValueError(f"CPUEvaluator runs robot tasks; {self.task.name} is an image task")
+            raise NNiTError(f"CPUEvaluator runs robot tasks; {self.task.name} is an image task")
         self.env_factory = env_factory or default_env_factory
         super().__init__(default_num_workers() if num_workers is None else int(num_workers), _worker_main,
                          (self.task, self.env_factory), label="evaluation")
@@ -319,13 +320,13 @@ def record_video(
 
     spec = get_task(task, control_mode=control_mode)  # type: ignore[arg-type]
     if not isinstance(spec, RobotTaskSpec):
-        raise ValueError(f"videos are for robot tasks; {spec.name} is an image task")
+        raise NNiTError(f"videos are for robot tasks; {spec.name} is an image task")
     check_weights(spec, weights)
     if not -weights.n <= network < weights.n:
-        raise ValueError(f"network {network} out of range: the weight set holds {weights.n}")
+        raise NNiTError(f"network {network} out of range: the weight set holds {weights.n}")
     path = Path(path)
     if path.suffix.lower() not in (".mp4", ".gif"):
-        raise ValueError(f"video path must end in .mp4 or .gif, got {path.name}")
+        raise NNiTError(f"video path must end in .mp4 or .gif, got {path.name}")
     env = make_env(spec.name, sim_backend="physx_cpu", control_mode=spec.control_mode, render=True)
     net = weights[network].detach().to(torch.float32)
     frames: list[np.ndarray] = []

@@ -20,6 +20,7 @@ from typing import Sequence
 
 import numpy as np
 
+from nnit.errors import NNiTError
 from nnit.eval.results import EvalResult
 
 
@@ -66,7 +67,7 @@ def top_k_indices(primary: np.ndarray, k: int, secondary: np.ndarray | None = No
     """
     primary = np.asarray(primary, dtype=np.float64)
     if k < 1:
-        raise ValueError(f"k must be >= 1, got {k}")
+        raise NNiTError(f"k must be >= 1, got {k}")
     n = primary.shape[0]
     sec = np.zeros(n) if secondary is None else np.asarray(secondary, dtype=np.float64)
     p = np.where(np.isnan(primary), -np.inf, primary)

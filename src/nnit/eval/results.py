@@ -19,6 +19,7 @@ from typing import Literal, Sequence
 
 import numpy as np
 
+from nnit.errors import NNiTError
 from nnit.fileio import atomic_write_text
 from nnit.tasks.registry import ImageTaskSpec, RobotTaskSpec
 
@@ -178,7 +179,7 @@ class EvalResult:
 def episode_seeds(base_seed: int, episodes: int) -> list[int]:
     """The reset seed of each episode: ``base_seed + e`` (the same for every network)."""
     if episodes < 1:
-        raise ValueError(f"episodes must be >= 1, got {episodes}")
+        raise NNiTError(f"episodes must be >= 1, got {episodes}")
     return [int(base_seed) + e for e in range(episodes)]
 
 

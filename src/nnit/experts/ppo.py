@@ -49,6 +49,7 @@ import torch
 from torch import nn
 
 from nnit.checkpoint import load_checkpoint, restore, save_checkpoint
+from nnit.errors import NNiTError
 from nnit.eval.workers import WorkerPool
 from nnit.experts.interface import TeacherSpec
 from nnit.fileio import truncate_jsonl_log
@@ -152,7 +153,7 @@ def ppo_config(preset: str, task: str) -> PPOConfig:
     """The preset's config with the per-task budgets (cpu: PushCube 2M steps, PickCube 10M,
     StackCubeEasy 25M; paper: ManiSkill's per-task commands)."""
     if preset not in PPO_PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(PPO_PRESETS)}")
+        raise NNiTError(f"unknown preset {preset!r}; choose one of {', '.join(PPO_PRESETS)}")
     cfg = PPO_PRESETS[preset]
     if preset == "paper" and task in _PAPER_TASKS:
         cfg = replace(cfg, **_PAPER_TASKS[task])
@@ -549,7 +550,7 @@ def _check_resume(saved: PPOConfig, cfg: PPOConfig, path: Path) -> None:
     a, b = asdict(saved), asdict(cfg)
     diff = sorted(k for k in a if k not in _RESUMABLE and a[k] != b[k])
     if diff:
-        raise ValueError(f"{path} was trained with another config ({', '.join(diff)} differ); use a fresh --out directory")
+        raise NNiTError(f"{path} was trained with another config ({', '.join(diff)} differ); use a fresh --out directory")
 
 
 def train_ppo(
@@ -577,7 +578,7 @@ def train_ppo(
     ckpt_path = out / "checkpoint.safetensors"
     task = get_task(task_name, control_mode=cfg.control_mode)
     if not isinstance(task, RobotTaskSpec):
-        raise ValueError(f"PPO experts are for robot tasks; {task.name} is an image task")
+        raise NNiTError(f"PPO experts are for robot tasks; {task.name} is an image task")
     sim = resolve_sim_backend(backend)
     device = torch.device("cuda" if sim == "physx_cuda" else "cpu")
     torch.manual_seed(cfg.seed)
@@ -682,7 +683,7 @@ def load_ppo_agent(path: str | Path) -> tuple[PPOAgent, dict]:
     """The agent of a PPO checkpoint (a file or a run directory) and the checkpoint's config."""
     ck = load_checkpoint(path)
     if ck.meta.get("kind") != "ppo_agent":
-        raise ValueError(f"{ck.path} is not a PPO expert checkpoint (kind {ck.meta.get('kind')!r})")
+        raise NNiTError(f"{ck.path} is not a PPO expert checkpoint (kind {ck.meta.get('kind')!r})")
     cfg = config_from_dict(ck.config["ppo"])
     agent = PPOAgent(ck.config["obs_dim"], ck.config["act_dim"], cfg.hidden, cfg.init_logstd)
     restore(ck, agent)
@@ -700,7 +701,7 @@ class PPOActorTeacher:
 
     def __init__(self, actor: WeightSet, spec: TeacherSpec):
         if actor.n != 1 or actor.arch.input_dim != spec.obs_dim or actor.arch.output_dim != spec.act_dim:
-            raise ValueError(f"actor {actor.arch} (x{actor.n}) does not match {spec}")
+            raise NNiTError(f"actor {actor.arch} (x{actor.n}) does not match {spec}")
         self.actor = actor.detach()
         self.spec = spec
 

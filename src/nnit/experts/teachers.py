@@ -29,6 +29,7 @@ from types import MappingProxyType
 
 import torch
 
+from nnit.errors import NNiTError
 from nnit.experts.interface import Teacher, TeacherSpec  # noqa: F401  (the interface; re-exported)
 
 # ====================================================================== observation layouts
@@ -456,12 +457,12 @@ def get_teacher(task: str, checkpoint: str | os.PathLike | None = None, **overri
     """
     if checkpoint is not None:
         if overrides:
-            raise ValueError(f"overrides {sorted(overrides)} apply to scripted teachers, not to a PPO checkpoint")
+            raise NNiTError(f"overrides {sorted(overrides)} apply to scripted teachers, not to a PPO checkpoint")
         from nnit.experts.ppo import PPOActorTeacher
 
         teacher = PPOActorTeacher.from_checkpoint(checkpoint)
         if teacher.spec.task != task:
-            raise ValueError(f"{checkpoint} holds a {teacher.spec.task} expert, not {task}")
+            raise NNiTError(f"{checkpoint} holds a {teacher.spec.task} expert, not {task}")
         return teacher
     try:
         cls = _SCRIPTED[task]

@@ -20,6 +20,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from nnit.errors import NNiTError
 from nnit.eval.harness import EnvFactory, check_weights, default_env_factory
 from nnit.eval.workers import WorkerPool, default_num_workers, weights_from_message, weights_message
 from nnit.tasks.registry import RobotTaskSpec, get_task
@@ -104,7 +105,7 @@ class DaggerCollector(WorkerPool):
     def __init__(self, task: RobotTaskSpec | str, num_workers: int | None = None, env_factory: EnvFactory | None = None):
         self.task = get_task(task)
         if not isinstance(self.task, RobotTaskSpec):
-            raise ValueError(f"DAgger collection runs robot tasks; {self.task.name} is an image task")
+            raise NNiTError(f"DAgger collection runs robot tasks; {self.task.name} is an image task")
         self.env_factory = env_factory or default_env_factory
         super().__init__(default_num_workers() if num_workers is None else int(num_workers), _dagger_worker_main,
                          (self.task, self.env_factory), label="DAgger")

@@ -27,6 +27,7 @@ from typing import Iterable, Optional, Sequence
 import numpy as np
 import torch
 
+from nnit.errors import NNiTError
 from nnit.fileio import atomic_write_json
 from nnit.tasks.registry import RobotTaskSpec, TaskSpec, get_task
 from nnit.weights.architecture import Architecture, hidden_label, paper_split
@@ -110,7 +111,7 @@ def build_dataset(
     if only is not None:
         missing = [h for h in only if h not in {x for _, x in todo}]
         if missing:
-            raise ValueError(f"architectures {missing} are not in the split's {', '.join(cfg.roles)} roles")
+            raise NNiTError(f"architectures {missing} are not in the split's {', '.join(cfg.roles)} roles")
         todo = [(role, h) for role, h in todo if h in set(only)]
     if limit_archs is not None:
         todo = todo[:limit_archs]
@@ -120,9 +121,9 @@ def build_dataset(
     index = json.loads(index_path.read_text()) if index_path.exists() else {"task": task.name, "control_mode": getattr(task, "control_mode", None), "config": cfg_json, "ghn_sha256": ghn_id, "architectures": {}}
     defaults = json.loads(json.dumps(asdict(DatasetConfig())))  # fields added later read as their defaults
     if {**defaults, **index["config"]} != cfg_json or index["task"] != task.name:
-        raise ValueError(f"{out} was built with another dataset config; use a fresh --out directory")
+        raise NNiTError(f"{out} was built with another dataset config; use a fresh --out directory")
     if index.get("ghn_sha256", ghn_id) != ghn_id:  # e.g. the GHN was trained further since: its candidates would be stale
-        raise ValueError(f"{out} was built from another GHN checkpoint than {ghn_checkpoint} (trained further since?); "
+        raise NNiTError(f"{out} was built from another GHN checkpoint than {ghn_checkpoint} (trained further since?); "
                          f"use a fresh --out directory")
     t_start = time.perf_counter()
     evaluator = None

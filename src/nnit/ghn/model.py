@@ -38,6 +38,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nnit.errors import NNiTError
 from nnit.weights.architecture import Architecture
 from nnit.weights.mlp import WeightSet
 
@@ -206,7 +207,7 @@ class GHNEnsemble(nn.Module):
         C = self.cfg.canvas
         for arch in archs:
             if max(arch.widths) > C:
-                raise ValueError(f"{arch} has a layer wider than the GHN canvas C={C}")
+                raise NNiTError(f"{arch} has a layer wider than the GHN canvas C={C}")
         out: list[WeightSet | None] = [None] * len(archs)
         by_depth: dict[int, list[int]] = {}
         for idx, arch in enumerate(archs):

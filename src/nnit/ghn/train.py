@@ -26,10 +26,11 @@ import torch
 from torch.nn import functional as F
 
 from nnit.checkpoint import load_checkpoint, restore
+from nnit.errors import NNiTError
 from nnit.ghn.dagger import StateBuffer, beta_at, clip_grad_norm_per_member
 from nnit.ghn.model import GHNConfig, GHNEnsemble
-from nnit.training import LoopConfig, Trainer, cosine_lr
 from nnit.tasks.registry import ImageTaskSpec, RobotTaskSpec, TaskSpec, get_task
+from nnit.training import LoopConfig, Trainer, cosine_lr
 from nnit.weights.architecture import Architecture, paper_split, search_space
 
 
@@ -105,7 +106,7 @@ def ghn_config(preset: str, task: str) -> GHNTrainConfig:
     """The preset's config with the per-task changes: the paper's (StackCubeEasy: longer, larger meta-batch) and,
     for ``cpu``, more iterations for the grasping tasks (:data:`CPU_ITERATIONS`)."""
     if preset not in GHN_PRESETS:
-        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(GHN_PRESETS)}")
+        raise NNiTError(f"unknown preset {preset!r}; choose one of {', '.join(GHN_PRESETS)}")
     cfg = GHN_PRESETS[preset]
     if preset == "cpu" and task in CPU_ITERATIONS:
         cfg = replace(cfg, iterations=CPU_ITERATIONS[task])
@@ -170,7 +171,7 @@ class DaggerDistillation:
         self.teacher_checkpoint = None if teacher_checkpoint is None else str(teacher_checkpoint)
         self.teacher = get_teacher(task.name, checkpoint=self.teacher_checkpoint)
         if self.teacher.spec.control_mode != task.control_mode:
-            raise ValueError(
+            raise NNiTError(
                 f"the {task.name} teacher acts in {self.teacher.spec.control_mode} but the task is set to "
                 f"{task.control_mode}; pass the teacher's control mode"
             )
@@ -238,12 +239,12 @@ def train_ghn_ensemble(
         # a run may be extended (more iterations; the LR schedule stretches to the new length),
         # but every other setting must match the checkpoint's
         if replace(saved, iterations=cfg.iterations, checkpoint_every=cfg.checkpoint_every) != cfg:
-            raise ValueError(f"{ckpt_path} was trained with another config; use a fresh --out directory")
+            raise NNiTError(f"{ckpt_path} was trained with another config; use a fresh --out directory")
         saved_teacher = ck.config.get("teacher_checkpoint")
         if teacher_checkpoint is None:
             teacher_checkpoint = saved_teacher
         elif saved_teacher is None or Path(saved_teacher).resolve() != Path(teacher_checkpoint).resolve():
-            raise ValueError(f"{ckpt_path} was trained with another teacher ({saved_teacher or 'the scripted one'}); "
+            raise NNiTError(f"{ckpt_path} was trained with another teacher ({saved_teacher or 'the scripted one'}); "
                              "use a fresh --out directory")
     total_updates = cfg.iterations * cfg.updates_per_iteration
     trainer = Trainer(
@@ -261,7 +262,7 @@ def train_ghn_ensemble(
     if task.kind == "robot":
         source = DaggerDistillation(task, cfg, num_workers, teacher_checkpoint=teacher_checkpoint)
     elif teacher_checkpoint is not None:
-        raise ValueError(f"a teacher checkpoint applies to robot tasks; {task.name} is trained on its labels")
+        raise NNiTError(f"a teacher checkpoint applies to robot tasks; {task.name} is trained on its labels")
     else:
         source = ImageDistillation(task, data_dir)
     if ck is not None:

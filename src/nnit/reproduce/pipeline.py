@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, TextIO
 
 from nnit.config import EVAL, PresetName
+from nnit.errors import NNiTError
 from nnit.fileio import atomic_write_json
 from nnit.ghn.dataset import shard_name
 from nnit.reproduce import stages as stage_functions
@@ -368,12 +369,12 @@ class Pipeline:
             for flag, patterns in (("--only", only), ("--rerun", rerun)):
                 unknown = [o for o in patterns or [] if not any(_selects(o, n) for n in names)]
                 if unknown:
-                    raise ValueError(f"{flag} {' '.join(unknown)}: no such stage (stages: {', '.join(sorted(names))})")
+                    raise NNiTError(f"{flag} {' '.join(unknown)}: no such stage (stages: {', '.join(sorted(names))})")
             if only and rerun:
                 selected = {n for n in names if any(_selects(o, n) for o in only)}
                 unselected = [r for r in rerun if not any(_selects(r, n) for n in selected)]
                 if unselected:
-                    raise ValueError(f"--rerun {' '.join(unselected)}: not among the --only stages ({' '.join(only)})")
+                    raise NNiTError(f"--rerun {' '.join(unselected)}: not among the --only stages ({' '.join(only)})")
         stop = _StopNow()
         with stop.active():
             for task in tasks or list(self.cfg.tasks):

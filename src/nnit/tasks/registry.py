@@ -16,6 +16,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from typing import Literal, Union
 
+from nnit.errors import NNiTError
+
 ControlMode = Literal["pd_joint_delta_pos", "pd_ee_delta_pos"]
 SimBackend = Literal["physx_cpu", "physx_cuda"]
 
@@ -41,11 +43,11 @@ def resolve_sim_backend(backend: Literal["auto", "cpu", "cuda", "physx_cpu", "ph
         return "physx_cuda" if torch.cuda.is_available() else "physx_cpu"
     table = {"cpu": "physx_cpu", "cuda": "physx_cuda", "physx_cpu": "physx_cpu", "physx_cuda": "physx_cuda"}
     if backend not in table:
-        raise ValueError(f"unknown simulation backend {backend!r}; choose one of auto, {', '.join(table)}")
+        raise NNiTError(f"unknown simulation backend {backend!r}; choose one of auto, {', '.join(table)}")
     return table[backend]  # type: ignore[return-value]
 
 
-class TaskError(ValueError):
+class TaskError(NNiTError):
     """An unknown task, or weights that do not fit a task."""
 
 

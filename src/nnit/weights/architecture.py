@@ -28,6 +28,8 @@ import random
 from dataclasses import dataclass, field
 from typing import Iterable, Sequence
 
+from nnit.errors import NNiTError
+
 ACTIVATIONS = ("tanh", "relu", "gelu", "silu")
 
 PAPER_WIDTHS = (16, 32, 64)
@@ -42,7 +44,7 @@ KNOWN_HELD_OUT = (
 SPLIT_SEED = 2603  # the seed of the permutation that draws the extra held-out and validation archs
 
 
-class ArchitectureError(ValueError):
+class ArchitectureError(NNiTError):
     """An architecture string or width that cannot be used."""
 
 

@@ -21,6 +21,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from nnit.errors import NNiTError
 from nnit.fileio import atomic_save_safetensors
 from nnit.weights.architecture import Architecture, ArchitectureError
 
@@ -28,7 +29,7 @@ _ACT = {"tanh": torch.tanh, "relu": F.relu, "gelu": F.gelu, "silu": F.silu}
 _ACT_MODULE = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU, "silu": nn.SiLU}
 
 
-class WeightError(ValueError):
+class WeightError(NNiTError):
     """Weights that do not fit their architecture, contain NaN/inf, or a bad weight file."""
 
 

@@ -29,6 +29,7 @@ from typing import Literal, Sequence
 
 import torch
 
+from nnit.errors import NNiTError
 from nnit.weights.architecture import Architecture
 from nnit.weights.mlp import WeightError, WeightSet
 
@@ -36,7 +37,7 @@ TokenMode = Literal["padded", "valid"]
 TOKEN_MODES: tuple[str, ...] = ("padded", "valid")
 
 
-class GridError(ValueError):
+class GridError(NNiTError):
     """An architecture that does not fit the configured patch grid, or a bad grid."""
 
 
