@@ -579,13 +579,11 @@ def build_dataset(ghn: Union[str, Path], preset: PresetName = "cpu", out: Union[
 
 
 @dataclass
-class BaselineRun:
-    """What a call of :func:`train_baseline` did."""
+class TrainRun:
+    """What a call of :func:`train` did."""
 
-    method: str
-    """``d2nwg`` or ``sane``."""
     checkpoint: Path
-    """The checkpoint file."""
+    """The checkpoint file (model, EMA, optimizer, step, config)."""
     task: Optional[str]
     """The dataset's task."""
     start_step: int
@@ -593,10 +591,18 @@ class BaselineRun:
     end_step: int
     """Step it ended at."""
     history: list[dict]
-    """Per-step losses of this call."""
+    """Per-step losses and learning rate of this call."""
     seconds: float
     """Wall time of the training loop."""
-    parameters: dict
+
+
+@dataclass
+class BaselineRun(TrainRun):
+    """What a call of :func:`train_baseline` did."""
+
+    method: str = "d2nwg"
+    """``d2nwg`` or ``sane``."""
+    parameters: dict = field(default_factory=dict)
     """Parameter counts of the model's parts."""
 
 
@@ -633,8 +639,8 @@ def train_baseline(method: Literal["d2nwg", "sane"], dataset: Union[str, Path], 
     t0 = time.perf_counter()
     model, res = train_loop(method, cfg, [normalizer.apply(ws) for ws in sets], out, normalizer=normalizer, info=info,
                             progress=progress)
-    run = BaselineRun(method, Path(res.checkpoint), info["task"], res.start_step, res.end_step, res.history,
-                      time.perf_counter() - t0, model.parameter_counts())
+    run = BaselineRun(Path(res.checkpoint), info["task"], res.start_step, res.end_step, res.history, time.perf_counter() - t0,
+                      method=method, parameters=model.parameter_counts())
     first, last = summarize_history(run.history)
     say(f"steps {run.start_step} -> {run.end_step} in {run.seconds:.0f} s; loss {first:.4f} -> {last:.4f}; parameters {run.parameters}")
     say(f"checkpoint: {run.checkpoint}")
@@ -664,24 +670,6 @@ class TrainOverrides:
     """Draw a network of an architecture with n training networks with weight n^-B: 0 = every network equally
     often (the paper), 1 = every architecture equally often. Also changes a run being continued, from its
     checkpoint step on."""
-
-
-@dataclass
-class TrainRun:
-    """What a call of :func:`train` did."""
-
-    checkpoint: Path
-    """The checkpoint file (model, EMA, optimizer, step, config)."""
-    task: Optional[str]
-    """The dataset's task."""
-    start_step: int
-    """Step the call started from (> 0 when it resumed)."""
-    end_step: int
-    """Step it ended at."""
-    history: list[dict]
-    """Per-step losses and learning rate of this call."""
-    seconds: float
-    """Wall time of the training loop."""
 
 
 def train(

@@ -110,27 +110,24 @@ def _worker_main(wid: int, task: RobotTaskSpec, env_factory: EnvFactory, inbox, 
         env.close()
 
 
-class CPUEvaluator(WorkerPool):
-    """A pool of worker processes, each holding one ``physx_cpu`` env of one task.
+class SimulatorPool(WorkerPool):
+    """Worker processes, each holding one ``physx_cpu`` env of one robot task, serving ``worker_main``'s messages;
+    ``num_workers=0`` keeps one env in the calling process instead (``self._env``). The base of the evaluator
+    and of the DAgger collector (:class:`nnit.ghn.collect.DaggerCollector`)."""
 
-    Reuse one evaluator for many weight sets (dataset building evaluates thousands) so the
-    workers and envs are built once. ``num_workers=0`` runs episodes in the calling process.
+    role = "simulation"
+    """What the pool does, for its error messages."""
 
-    >>> with CPUEvaluator(get_task("PushCube-v1"), num_workers=2) as ev:   # doctest: +SKIP
-    ...     result = ev.evaluate(ws, episodes=10, base_seed=0)
-    """
-
-    def __init__(self, task: RobotTaskSpec | str, num_workers: int | None = None, env_factory: EnvFactory | None = None):
+    def __init__(self, task: RobotTaskSpec | str, num_workers: int | None, env_factory: EnvFactory | None, worker_main) -> None:
         self.task = get_task(task)
         if not isinstance(self.task, RobotTaskSpec):
-            raise NNiTError(f"CPUEvaluator runs robot tasks; {self.task.name} is an image task")
+            raise NNiTError(f"{type(self).__name__} runs robot tasks; {self.task.name} is an image task")
         self.env_factory = env_factory or default_env_factory
-        super().__init__(default_num_workers() if num_workers is None else int(num_workers), _worker_main,
-                         (self.task, self.env_factory), label="evaluation")
+        super().__init__(default_num_workers() if num_workers is None else int(num_workers), worker_main,
+                         (self.task, self.env_factory), label=self.role)
         self._env = None  # the in-process env when num_workers == 0
 
-    # ------------------------------------------------------------------ lifecycle
-    def start(self) -> "CPUEvaluator":
+    def start(self):
         if self._procs or self._env is not None:
             return self
         if self.num_workers == 0:
@@ -145,6 +142,22 @@ class CPUEvaluator(WorkerPool):
         if self._env is not None:
             self._env.close()
             self._env = None
+
+
+class CPUEvaluator(SimulatorPool):
+    """A pool of worker processes, each holding one ``physx_cpu`` env of one task.
+
+    Reuse one evaluator for many weight sets (dataset building evaluates thousands) so the
+    workers and envs are built once. ``num_workers=0`` runs episodes in the calling process.
+
+    >>> with CPUEvaluator(get_task("PushCube-v1"), num_workers=2) as ev:   # doctest: +SKIP
+    ...     result = ev.evaluate(ws, episodes=10, base_seed=0)
+    """
+
+    role = "evaluation"
+
+    def __init__(self, task: RobotTaskSpec | str, num_workers: int | None = None, env_factory: EnvFactory | None = None):
+        super().__init__(task, num_workers, env_factory, _worker_main)
 
     # ------------------------------------------------------------------ evaluation
     def run_episodes(self, ws: WeightSet, seeds: Sequence[int], progress: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -20,10 +20,9 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from nnit.errors import NNiTError
-from nnit.eval.harness import EnvFactory, check_weights, default_env_factory
-from nnit.eval.workers import WorkerPool, default_num_workers, weights_from_message, weights_message
-from nnit.tasks.registry import RobotTaskSpec, get_task
+from nnit.eval.harness import EnvFactory, SimulatorPool, check_weights
+from nnit.eval.workers import weights_from_message, weights_message
+from nnit.tasks.registry import RobotTaskSpec
 from nnit.tasks.rollout import Policy, Step, mlp_policy, run_episode
 from nnit.weights.mlp import WeightSet
 
@@ -98,35 +97,15 @@ def _dagger_worker_main(wid: int, task: RobotTaskSpec, env_factory: EnvFactory, 
         env.close()
 
 
-class DaggerCollector(WorkerPool):
+class DaggerCollector(SimulatorPool):
     """A pool of worker processes, each holding one ``physx_cpu`` env of one task, running DAgger
     episodes. ``num_workers=0`` runs them in the calling process."""
 
+    role = "DAgger"
+
     def __init__(self, task: RobotTaskSpec | str, num_workers: int | None = None, env_factory: EnvFactory | None = None):
-        self.task = get_task(task)
-        if not isinstance(self.task, RobotTaskSpec):
-            raise NNiTError(f"DAgger collection runs robot tasks; {self.task.name} is an image task")
-        self.env_factory = env_factory or default_env_factory
-        super().__init__(default_num_workers() if num_workers is None else int(num_workers), _dagger_worker_main,
-                         (self.task, self.env_factory), label="DAgger")
-        self._env = None  # the in-process env when num_workers == 0
+        super().__init__(task, num_workers, env_factory, _dagger_worker_main)
         self._teachers: dict = {}  # the in-process teachers, by (task, checkpoint)
-
-    def start(self) -> "DaggerCollector":
-        if self._procs or self._env is not None:
-            return self
-        if self.num_workers == 0:
-            torch.set_num_threads(1)
-            self._env = self.env_factory(self.task)
-            return self
-        super().start()
-        return self
-
-    def close(self) -> None:
-        super().close()
-        if self._env is not None:
-            self._env.close()
-            self._env = None
 
     def collect(self, students: Sequence[WeightSet], seeds: Sequence[int], beta: float, mix_seed: int,
                 teacher_checkpoint: str | os.PathLike | None = None) -> tuple[list[np.ndarray], dict]:
