@@ -82,7 +82,7 @@ def test_api_errors_are_api_errors(trained, tmp_path):
     _, run, _ = trained
     with pytest.raises(APIError, match="trained on FashionMNIST, not MNIST"):
         nnit.generate(run.checkpoint, task="MNIST", arch="32,32,32,32", num=1, steps=1)
-    with pytest.raises(APIError, match="not expressible"):
+    with pytest.raises(APIError, match="not expressible"), pytest.warns(nnit.api.SupportWarning, match="width 128"):
         nnit.generate(run.checkpoint, task="FashionMNIST", arch="16,128,16,16", num=1, steps=1)
     with pytest.raises(APIError, match="temperature must be >= 0"):
         nnit.generate(run.checkpoint, task="FashionMNIST", arch="32,32,32,32", num=1, steps=1, temperature=-1)
