@@ -115,26 +115,29 @@ def figure(rows: list[dict], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker  # noqa: F401
 
     evaluated = [r for r in rows if "success" in r]
     groups = sorted({(r["task"], r["arch"], r["num"]) for r in (evaluated or rows)})
     fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 4.2), squeeze=False)
     for ax, (task, arch, num) in zip(axes[0], groups):
         sel = [r for r in (evaluated or rows) if (r["task"], r["arch"], r["num"]) == (task, arch, num)]
-        for s in sorted({(r["sampler"], r["temperature"]) for r in sel}):
-            pts = sorted((r for r in sel if (r["sampler"], r["temperature"]) == s), key=lambda r: r["steps"])
+        for s in sorted({(r["sampler"], r["temperature"], r["seed"]) for r in sel}):
+            pts = sorted((r for r in sel if (r["sampler"], r["temperature"], r["seed"]) == s), key=lambda r: r["steps"])
+            label = f"{s[0]} (T={s[1]:g}" + (f", seed {s[2]})" if len({r["seed"] for r in sel}) > 1 else ")")
             x = [r["seconds"] for r in pts]
             if evaluated:
                 y = [100 * r["success"] for r in pts]
                 err = [[100 * (r["success"] - r["bootstrap"]["p05"]) for r in pts],
                        [100 * (r["bootstrap"]["p95"] - r["success"]) for r in pts]]
-                ax.errorbar(x, y, yerr=np.clip(err, 0, None), marker="o", capsize=3, label=f"{s[0]} (T={s[1]:g})")
+                ax.errorbar(x, y, yerr=np.clip(err, 0, None), marker="o", capsize=3, label=label)
             else:
                 y = [r["steps"] for r in pts]
-                ax.plot(x, y, marker="o", label=f"{s[0]} (T={s[1]:g})")
+                ax.plot(x, y, marker="o", label=label)
             for xi, yi, r in zip(x, y, pts):
                 ax.annotate(str(r["steps"]), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
         ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
         ax.set_xlabel(f"seconds for {num} networks (sampling + assembly)")
         ax.set_ylabel("top-10 success (%), bootstrap 5-95%" if evaluated else "steps")
         ax.set_title(f"{task} [{arch}]", fontsize=10)
