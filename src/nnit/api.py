@@ -38,7 +38,11 @@ if TYPE_CHECKING:
     from nnit.eval.protocol import TopKSummary
     from nnit.eval.results import EvalResult
 
-SamplerName = Literal["ancestral", "ddim"]
+SamplerName = Literal["ancestral", "ddim", "dpm++2m", "dpm++2m-sde", "unipc"]
+FEW_STEP_DEFAULTS = {"ddim": 50, "dpm++2m": 20, "dpm++2m-sde": 20, "unipc": 20}
+"""Default steps of the few-step samplers (``ancestral`` defaults to the model's T)."""
+ODE_SAMPLERS = ("dpm++2m", "unipc")
+"""Solvers without fresh noise, which refuse a sampling temperature other than 1."""
 Hidden = tuple[int, ...]
 Log = Optional[Callable[[str], None]]
 
@@ -226,8 +230,9 @@ def generate(
     """Sample ``num`` networks for ``task`` from a trained NNiT (or D2NWG / SANE) checkpoint.
 
     ``arch`` (hidden widths, e.g. ``"32,16,64,32"`` or ``(32, 16, 64, 32)``) samples p(w | a); ``None``
-    samples the joint p(a, w) with ``depth`` hidden layers (NNiT only). ``steps`` defaults to the model's
-    T (1000) for ``ancestral`` and 50 for ``ddim``. ``temperature`` scales each weight step's fresh noise
+    samples the joint p(a, w) with ``depth`` hidden layers (NNiT only). ``sampler``: ``ancestral`` (the paper's,
+    learned variance; ``steps`` defaults to the model's T = 1000), ``ddim`` (50), or diffusers' DPM-Solver++ 2M
+    ``dpm++2m`` / its SDE variant ``dpm++2m-sde`` / ``unipc`` (20; docs/studies/fast-sampling.md). ``temperature`` scales each weight step's fresh noise
     (1 = the model's distribution, the paper's sampler); the baselines sample at 1. An architecture
     outside what the model was trained on (:func:`support_warnings`) is sampled with the reasons in
     ``support_warnings``, or refused with ``strict``.
@@ -257,7 +262,7 @@ def generate(
         raise APIError(f"checkpoint {gen_path} makes {in_dim} -> {out_dim} networks but {spec.name} needs "
                        f"{spec.input_dim} -> {spec.output_dim}")
     num_timesteps = getattr(getattr(gen, "diffusion", None), "num_timesteps", None) or getattr(gen, "num_timesteps", 1000)
-    steps = (50 if sampler == "ddim" else num_timesteps) if steps is None else steps
+    steps = (num_timesteps if sampler == "ancestral" else FEW_STEP_DEFAULTS.get(sampler, 50)) if steps is None else steps
     if num < 1 or steps < 1:
         raise APIError(f"num and steps must be >= 1 (got {num}, {steps})")
     if not temperature >= 0:

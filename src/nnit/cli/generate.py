@@ -77,10 +77,12 @@ class SamplingOptions:
 
     num: Optional[int] = None
     """Networks to sample (default: the preset's, 100 at cpu/paper)."""
-    sampler: Literal["ddim", "ancestral"] = "ancestral"
-    """ancestral (the paper's, learned variance; the default) or ddim."""
+    sampler: Literal["ancestral", "ddim", "dpm++2m", "dpm++2m-sde", "unipc"] = "ancestral"
+    """ancestral (the paper's, learned variance; the default: the quality reference), ddim, or diffusers' few-step
+    solvers dpm++2m, dpm++2m-sde (SDE: takes a temperature), unipc: 100 networks in seconds instead of minutes, not
+    yet shown to match ancestral on the hardest architectures (docs/studies/fast-sampling.md)."""
     steps: Optional[int] = None
-    """Denoising steps (default: 1000 = T for ancestral, 50 for ddim; fewer = faster, worse)."""
+    """Denoising steps (default: 1000 = T for ancestral, 50 for ddim, 20 for dpm++2m / dpm++2m-sde / unipc)."""
     temperature: Optional[float] = None
     """NNiT's sampling temperature, the scale of each weight step's fresh noise (default: the preset's; 1 = the
     model's distribution, the paper's). Baselines sample at 1."""
@@ -172,7 +174,10 @@ class GenerateCommand:
         is_nnit = checkpoint_kind(ckpt) not in METHODS  # header only
         if not is_nnit and s.temperature not in (None, 1.0):
             raise GenerateError(f"--temperature applies to NNiT's sampler only, not to the baseline in {ckpt}")
-        temperature = (ecfg.temperature if s.temperature is None else s.temperature) if is_nnit else 1.0
+        deterministic = s.sampler in api.ODE_SAMPLERS  # no fresh noise to scale
+        if deterministic and s.temperature not in (None, 1.0):
+            raise GenerateError(f"--temperature applies to samplers with fresh noise (ancestral, dpm++2m-sde), not {s.sampler}")
+        temperature = (ecfg.temperature if s.temperature is None else s.temperature) if is_nnit and not deterministic else 1.0
         with warnings.catch_warnings():  # the support warning is printed below, as one line
             warnings.simplefilter("ignore", api.SupportWarning)
             gen = api.generate(ckpt, spec.name, self.arch, num, sampler=s.sampler, steps=s.steps, temperature=temperature,

@@ -37,7 +37,8 @@ import torch
 from nnit.errors import NNiTError
 
 Likelihood = Literal["continuous", "discretized"]
-SamplerName = Literal["ancestral", "ddim"]
+SamplerName = Literal["ancestral", "ddim", "dpm++2m", "dpm++2m-sde", "unipc"]
+"""``ancestral`` / ``ddim`` run on a respaced schedule here; the others are diffusers solvers (``nnit.diffusion.solvers``)."""
 
 
 # ============================================================================ primitives
@@ -364,6 +365,7 @@ def sample_loop(
     temperature: float = 1.0,
     generator: Optional[torch.Generator] = None,
     progress: bool = False,
+    steps: Optional[int] = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Run the reverse process over all steps of ``diffusion`` (respace it first for few-step sampling).
 
@@ -381,9 +383,20 @@ def sample_loop(
     DDIM's sigma z with eta > 0 alike): tau = 1 is the model's distribution, tau < 1 trades diversity for
     fidelity (the temperature of Glow / IDDPM-style samplers; the architecture's noise is left at 1).
     Returns (x0_a, x0_w) with the final masked weights.
+
+    ``method`` other than ``ancestral`` / ``ddim`` (``dpm++2m``, ``dpm++2m-sde``, ``unipc``) runs that diffusers
+    solver in ``steps`` steps (default: all of ``diffusion``'s) over ``diffusion`` (pass the unrespaced one);
+    see ``nnit.diffusion.solvers`` for how they treat temperature, the learned variance and masking.
+    ``steps`` is ignored by ``ancestral`` / ``ddim``, which take every step of ``diffusion``.
     """
     if not temperature >= 0:
         raise NNiTError(f"temperature must be >= 0 (got {temperature})")
+    if method not in ("ancestral", "ddim"):
+        from nnit.diffusion.solvers import solver_loop
+
+        return solver_loop(diffusion, denoise, x_a, w_shape, conditional=conditional, weight_mask=weight_mask, method=method,
+                           steps=diffusion.num_timesteps if steps is None else int(steps), arch_clip=arch_clip,
+                           weight_clip=weight_clip, temperature=temperature, generator=generator, progress=progress)
     device = x_a.device
     T = diffusion.num_timesteps
     B = x_a.shape[0]

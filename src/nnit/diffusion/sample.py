@@ -13,7 +13,9 @@
   widths; ``valid`` says whether the raw rounding was already a valid token sequence.
 
 Samplers: ``"ancestral"`` with ``steps = T`` is the paper's 1000-step sampler (fewer steps = the
-respaced IDDPM sampler with learned variance); ``"ddim"`` is DDIM on a respaced schedule.
+respaced IDDPM sampler with learned variance); ``"ddim"`` is DDIM on a respaced schedule;
+``"dpm++2m"``, ``"dpm++2m-sde"`` and ``"unipc"`` are diffusers' few-step solvers (``nnit.diffusion.solvers``:
+no learned variance; temperature scales ``dpm++2m-sde``'s fresh noise, the ODE solvers accept only 1).
 """
 
 from __future__ import annotations
@@ -80,8 +82,12 @@ class NNiTSampler:
 
     # ------------------------------------------------------------------ helpers
     def schedule(self, method: SamplerName, steps: Optional[int]) -> GaussianDiffusion:
+        """The schedule ``sample_loop`` runs: respaced to ``steps`` for ancestral / DDIM; the full one for the
+        diffusers solvers, which pick their own ``steps`` timesteps of it."""
         T = self.diffusion.num_timesteps
         steps = T if steps is None else int(steps)
+        if method not in ("ancestral", "ddim"):
+            return self.diffusion
         return self.diffusion if steps == T else self.diffusion.respace(steps)
 
     def _padded_emask(self, arch: Architecture) -> torch.Tensor:
@@ -110,6 +116,8 @@ class NNiTSampler:
     def _denoiser(self, positions: torch.Tensor):
         def denoise(x_a, x_w, t_a, t_w, w_mask):
             token_mask = w_mask.any(-1) if self.mode == "valid" else None
+            if token_mask is not None and bool(token_mask.all()):
+                token_mask = None  # nothing to hide: the unmasked attention kernel gives the same outputs, faster
             out_a, v_a, out_w, v_w = self.model(x_a, x_w, positions, t_a, t_w, token_mask, None)
             par, d = self.config.parameterization, self.diffusion
             return d.eps_from_output(out_a.float(), x_a, t_a, par), v_a, d.eps_from_output(out_w.float(), x_w, t_w, par), v_w
@@ -154,7 +162,7 @@ class NNiTSampler:
         _, x_w = sample_loop(self.schedule(method, steps), self._denoiser(positions), x_a, tuple(w_mask.shape),
                              conditional=True, weight_mask=w_mask, method=method, eta=eta, generator=gen,
                              weight_clip=self._clip(clip), temperature=temperature,
-                             progress=progress)
+                             progress=progress, steps=steps)
         return self._finish(arch, x_w, self.mode)
 
     # ------------------------------------------------------------------ p(a, w)
@@ -189,7 +197,7 @@ class NNiTSampler:
         x_a, x_w = sample_loop(self.schedule(method, steps), self._denoiser(positions), x_a, tuple(full.shape),
                                conditional=False, weight_mask=weight_mask, method=method, eta=eta, generator=gen,
                                weight_clip=self._clip(clip), temperature=temperature,
-                               progress=progress)
+                               progress=progress, steps=steps)
         archs, valid, _ = self.codec.decode(x_a, input_dim, output_dim, activation)
         seen = {tuple(h) for h in self.data.get("train_archs", [])}
         result = JointSample(archs, valid, [a.hidden not in seen for a in archs])
