@@ -46,6 +46,29 @@ def test_first_signal_requests_a_stop_second_interrupts_handlers_restored():
     assert str(TrainingStopped(7, Path("ck"), signal.SIGINT, unit="iteration")) == "stopped by SIGINT at iteration 7; checkpoint ck"
 
 
+def test_a_signal_no_inner_loop_acted_on_reaches_the_enclosing_handler():
+    """A signal after a training loop's last step (its stop request unused) is not lost: an enclosing
+    stop_on_signals (nnit reproduce's) gets it when the loop's block ends; without one, nothing happens."""
+    from nnit.stopping import Stopped
+
+    def stop_now(signum):
+        raise Stopped("outer", signum)
+
+    with pytest.raises(Stopped, match="outer"):
+        with stop_on_signals(on_signal=stop_now):
+            with stop_on_signals() as inner:
+                os.kill(os.getpid(), signal.SIGTERM)
+                assert inner.signum == signal.SIGTERM  # the loop saw it but finished anyway
+    with stop_on_signals() as alone:  # standalone: the request stays a request
+        os.kill(os.getpid(), signal.SIGTERM)
+    assert alone.signum == signal.SIGTERM
+    with stop_on_signals(on_signal=stop_now):  # an inner block that acted on it (raised) is not passed on twice
+        with pytest.raises(TrainingStopped):
+            with stop_on_signals():
+                os.kill(os.getpid(), signal.SIGTERM)
+                raise TrainingStopped(3, Path("ck"), signal.SIGTERM)
+
+
 def _echo_worker(wid, inbox, outbox):
     outbox.put(("ready", wid))
     while (msg := inbox.get())[0] != "stop":

@@ -17,7 +17,7 @@ import subprocess
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Optional, Sequence
+from typing import Callable, Iterator, Optional, Sequence
 
 
 class Stopped(Exception):
@@ -43,10 +43,13 @@ class StopRequest:
 
 
 @contextmanager
-def stop_on_signals() -> Iterator[StopRequest]:
+def stop_on_signals(on_signal: Optional[Callable[[int], None]] = None) -> Iterator[StopRequest]:
     """While the block runs, SIGINT / SIGTERM request a stop instead of killing the process; the previous
-    handlers come back afterwards. Outside the main thread, where Python cannot install handlers, nothing
-    changes (the request is never set)."""
+    handlers come back afterwards. ``on_signal(signum)`` runs after the request is recorded (it may raise, e.g.
+    :class:`Stopped`, to stop at once). A second signal raises KeyboardInterrupt. When the block ends normally
+    with a request nobody acted on (a signal after a loop's last step) and an enclosing block of this kind is
+    listening, the signal is passed on to it. Outside the main thread, where Python cannot install handlers,
+    nothing changes (the request is never set)."""
     req = StopRequest()
     if threading.current_thread() is not threading.main_thread():
         yield req
@@ -56,13 +59,18 @@ def stop_on_signals() -> Iterator[StopRequest]:
         if req.signum is not None:
             raise KeyboardInterrupt
         req.signum = signum
+        if on_signal is not None:
+            on_signal(signum)
 
+    handler.nnit_stop = True  # type: ignore[attr-defined]  # marks the handlers installed here
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         yield req
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+    if req.signum is not None and getattr(old[req.signum], "nnit_stop", False):  # ended normally, request pending
+        signal.raise_signal(req.signum)
 
 
 def call_forwarding_signals(args: Sequence[str], **popen_kwargs) -> tuple[int, Optional[int]]:

@@ -31,7 +31,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 import traceback
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
@@ -44,7 +43,7 @@ from nnit.errors import NNiTError
 from nnit.fileio import atomic_write_json
 from nnit.ghn.dataset import shard_name
 from nnit.reproduce import stages as stage_functions
-from nnit.stopping import Stopped
+from nnit.stopping import Stopped, stop_on_signals
 from nnit.tasks.registry import is_robot_task
 from nnit.weights.architecture import hidden_label
 
@@ -186,30 +185,18 @@ class StageFailed(RuntimeError):
 class _StopNow:
     """While active, the first SIGINT / SIGTERM raises :class:`Stopped` at once (naming :attr:`where`), a second one
     KeyboardInterrupt. A training loop inside installs its own handler (:func:`nnit.stopping.stop_on_signals`)
-    for its duration, which checkpoints the step before stopping."""
+    for its duration, which checkpoints the step before stopping, and passes on a signal it did not act on."""
 
     def __init__(self) -> None:
         self.where = "between stages"
-        self.signum: Optional[int] = None
+
+    def _stop(self, signum: int) -> None:
+        raise Stopped(f"stopped by {signal.Signals(signum).name} {self.where}", signum)
 
     @contextmanager
     def active(self) -> Iterator["_StopNow"]:
-        if threading.current_thread() is not threading.main_thread():  # no handlers outside the main thread
+        with stop_on_signals(on_signal=self._stop):
             yield self
-            return
-
-        def handler(signum, frame):
-            if self.signum is not None:
-                raise KeyboardInterrupt
-            self.signum = signum
-            raise Stopped(f"stopped by {signal.Signals(signum).name} {self.where}", signum)
-
-        old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-        try:
-            yield self
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
 
 
 @contextmanager
