@@ -71,7 +71,11 @@ def test_cpu_preset_trains_the_grasping_tasks_longer():
         cfg = train_config("cpu", task)
         assert cfg.steps == 60_000 > TRAIN_PRESETS["cpu"].steps
         assert dataclasses.replace(cfg, steps=TRAIN_PRESETS["cpu"].steps) == TRAIN_PRESETS["cpu"]  # only the length differs
-    assert train_config("paper", "PickCube-v1") == TRAIN_PRESETS["paper"]
+    # paper: Table 7's 1300 epochs (x 400 steps) for the grasping tasks, 1000 for PushCube-v1; epsilon prediction
+    assert train_config("paper", "PushCube-v1") == TRAIN_PRESETS["paper"] and TRAIN_PRESETS["paper"].steps == 400_000
+    paper_pick = train_config("paper", "PickCube-v1")
+    assert paper_pick.steps == 520_000 and dataclasses.replace(paper_pick, steps=400_000) == TRAIN_PRESETS["paper"]
+    assert TRAIN_PRESETS["paper"].parameterization == "eps"
     with pytest.raises(ValueError, match="unknown preset"):
         train_config("huge")
 
