@@ -51,7 +51,7 @@ TOKENS: dict[str, TokenConfig] = {
 
 @dataclass(frozen=True)
 class EvalConfig:
-    """How generated networks are judged (``nnit eval``, issue 3; paper Sec. 6 protocol)."""
+    """How generated networks are judged (``nnit eval``; the paper's Sec. 6 protocol)."""
 
     episodes: int = 10
     """Episodes per network (robot tasks); episode e of every network uses seed ``base_seed + e``."""

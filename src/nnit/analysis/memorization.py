@@ -1,4 +1,4 @@
-"""Memorization check (issue 6; the question behind the paper's Table 4): are generated networks
+"""Memorization check (the question behind the paper's Table 4): are generated networks
 copies of training networks?
 
 For a generated network g of architecture a and the training networks t_1..t_n of a, we align g's

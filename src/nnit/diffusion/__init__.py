@@ -1,4 +1,4 @@
-"""NNiT: the diffusion transformer, Gaussian diffusion with MoNL, training and sampling (issue 5).
+"""NNiT: the diffusion transformer, Gaussian diffusion with MoNL, training and sampling.
 
 * ``gaussian``   — schedule, q(x_t|x_0), posterior, learned variance, hybrid loss, MoNL, samplers
 * ``arch_codes`` — architecture tokens as fixed +-1 codes for continuous diffusion, nearest-code decoding

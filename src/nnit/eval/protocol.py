@@ -143,7 +143,7 @@ def results_table(result: EvalResult, limit: int | None = 20) -> str:
 
 
 def paper_reference() -> dict[str, dict[str, float]]:
-    """Success rates (%) the paper reports for top-10 of 100 on unseen architectures (DESIGN.md Sec. 1)."""
+    """Success rates (%) the paper reports for top-10 of 100 on unseen architectures (its Table 2 and Table 3)."""
     return {
         "NNiT": {"PickCube-v1": 99.0, "PushCube-v1": 100.0, "StackCubeEasy-v1": 86.0},
         "NNiT (joint)": {"PickCube-v1": 99.0, "PushCube-v1": 100.0, "StackCubeEasy-v1": 90.0},

@@ -1,7 +1,7 @@
 """Privileged-state scripted teachers for the ManiSkill3 tasks (the DAgger labellers of the `cpu` preset).
 
 PPO experts for PickCube and StackCube need 10-50M environment steps, hours to a day on two CPU
-cores (DESIGN.md section 2). The GHN's DAgger loop only needs *a labeller*: a function from a
+cores. The GHN's DAgger loop only needs *a labeller*: a function from a
 state observation to an action. The teachers here read the privileged state the ManiSkill
 ``obs_mode="state"`` vector already carries (TCP pose, cube poses, goal position, gripper width)
 and drive the Panda's end effector with clipped proportional control in ``pd_ee_delta_pos``

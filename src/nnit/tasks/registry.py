@@ -31,7 +31,7 @@ IMAGE_SIDE = 28
 """Side of an MNIST / Fashion-MNIST image."""
 DEFAULT_DOWNSAMPLE = 4
 """Default average-pooling factor for image tasks: 28x28 -> 7x7 = 49 inputs. The token grid of the
-weight generators holds layers up to M = 64 wide (DESIGN.md Sec. 3-5), so the first layer's fan-in
+weight generators holds layers up to M = 64 wide (the tokenizer's M), so the first layer's fan-in
 must be <= 64; 7x7 is the largest exact pooling of 28x28 that fits. Set 1 for full 784-pixel inputs."""
 
 
