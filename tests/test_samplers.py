@@ -17,6 +17,7 @@ import torch
 
 from nnit.diffusion.gaussian import GaussianDiffusion, sample_loop
 from nnit.diffusion.solvers import SOLVERS
+from test_diffusion import _exact_denoiser  # noqa: E402  (tests/ is on sys.path)
 
 pytest.importorskip("diffusers")
 
@@ -98,17 +99,6 @@ def test_ode_solvers_refuse_a_temperature(diff, method):
         sde_samples(diff, method, 0.5, steps=3, n=4)
     with pytest.raises(ValueError, match="steps"):
         sde_samples(diff, method, 1.0, steps=0, n=4)
-
-
-def _exact_denoiser(diff, x0_a, x0_w):
-    """A 'perfect model' for fixed data: the eps x_t would have if it came from x0 (as in test_diffusion.py)."""
-
-    def denoise(x_a, x_w, t_a, t_w, w_mask):
-        eps_a = diff.predict_eps_from_x0(x_a, t_a.clamp(min=1), x0_a) * (t_a > 0).float()[:, None, None]
-        eps_w = diff.predict_eps_from_x0(x_w, t_w, x0_w * w_mask)
-        return eps_a, -torch.ones_like(eps_a), eps_w, -torch.ones_like(eps_w)
-
-    return denoise
 
 
 @pytest.mark.parametrize("method", list(SOLVERS))

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal, Mapping, Optional, Sequence, Union
 
 from nnit.config import EVAL, PresetName
+from nnit.diffusion.gaussian import SamplerName
 from nnit.errors import NNiTError
 from nnit.fileio import atomic_write_json
 from nnit.weights.architecture import Architecture, hidden_label
@@ -37,8 +38,8 @@ if TYPE_CHECKING:
 
     from nnit.eval.protocol import TopKSummary
     from nnit.eval.results import EvalResult
+    from nnit.tasks.registry import TaskSpec
 
-SamplerName = Literal["ancestral", "ddim", "dpm++2m", "dpm++2m-sde", "unipc"]
 FEW_STEP_DEFAULTS = {"ddim": 50, "dpm++2m": 20, "dpm++2m-sde": 20, "unipc": 20}
 """Default steps of the few-step samplers (``ancestral`` defaults to the model's T)."""
 ODE_SAMPLERS = ("dpm++2m", "unipc")
@@ -372,7 +373,7 @@ class EvalTable:
 
 
 def evaluate(
-    task: str,
+    task: Union[str, "TaskSpec"],
     weights: Union[WeightSet, GenerationResult, Mapping[Hidden, WeightSet]],
     episodes: Optional[int] = None,
     seed: Optional[int] = None,

@@ -76,19 +76,28 @@ def default_env_factory(task: RobotTaskSpec):
 
 
 # ============================================================================ CPU worker pool
+def start_worker_env(wid: int, task: RobotTaskSpec, env_factory: EnvFactory, outbox, label: str):
+    """A simulator worker's start: one torch thread, its env, then ``("ready", wid)``; on failure ``("error", ...)``
+    goes to the parent (instead of leaving it waiting) and None is returned."""
+    torch.set_num_threads(1)
+    try:
+        env = env_factory(task)
+    except Exception as err:
+        outbox.put(("error", wid, f"{label} {wid} could not create {task.name}: {type(err).__name__}: {err}"))
+        return None
+    outbox.put(("ready", wid))
+    return env
+
+
 def _worker_main(wid: int, task: RobotTaskSpec, env_factory: EnvFactory, inbox, outbox) -> None:
     """Worker process: build one env, then serve messages until ``("stop",)``.
 
     ``("weights", arch_dict, [arrays])`` replaces the networks; ``("run", net, seeds)`` runs that
     network's episodes (:func:`run_network`) and answers ``("done", net, [(return, once, at_end), ...])``.
     """
-    torch.set_num_threads(1)
-    try:
-        env = env_factory(task)
-    except Exception as err:  # report the failure instead of hanging the parent
-        outbox.put(("error", wid, f"worker {wid} could not create {task.name}: {type(err).__name__}: {err}"))
+    env = start_worker_env(wid, task, env_factory, outbox, "worker")
+    if env is None:
         return
-    outbox.put(("ready", wid))
     nets: list[WeightSet] = []
     try:
         while True:

@@ -18,9 +18,8 @@ import os
 from typing import Sequence
 
 import numpy as np
-import torch
 
-from nnit.eval.harness import EnvFactory, SimulatorPool, check_weights
+from nnit.eval.harness import EnvFactory, SimulatorPool, check_weights, start_worker_env
 from nnit.eval.workers import weights_from_message, weights_message
 from nnit.tasks.registry import RobotTaskSpec
 from nnit.tasks.rollout import Policy, Step, mlp_policy, run_episode
@@ -76,13 +75,9 @@ def run_dagger_job(env, task: RobotTaskSpec, job: tuple, teachers: dict) -> tupl
 def _dagger_worker_main(wid: int, task: RobotTaskSpec, env_factory: EnvFactory, inbox, outbox) -> None:
     """Worker process: one env; ``("collect", job_id, job)`` runs :func:`run_dagger_job` and answers
     ``("collected", job_id, return, once, at_end, states)``; ``("stop",)`` ends it."""
-    torch.set_num_threads(1)
-    try:
-        env = env_factory(task)
-    except Exception as err:  # report the failure instead of hanging the parent
-        outbox.put(("error", wid, f"DAgger worker {wid} could not create {task.name}: {type(err).__name__}: {err}"))
+    env = start_worker_env(wid, task, env_factory, outbox, "DAgger worker")
+    if env is None:
         return
-    outbox.put(("ready", wid))
     teachers: dict = {}
     try:
         while True:
