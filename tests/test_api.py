@@ -140,3 +140,20 @@ def test_an_architecture_inside_the_support_gets_no_warning(trained, recwarn):
     res = nnit.generate(run.checkpoint, task="FashionMNIST", arch="64,32,16,64", num=2, steps=2, strict=True)  # held out, seen widths
     assert res.in_support and res.support_warnings == []
     assert not [w for w in recwarn if issubclass(w.category, nnit.api.SupportWarning)]
+
+
+def test_init_from_starts_a_new_run_from_a_checkpoints_weights(trained, tmp_path):
+    from nnit.diffusion.train import load_checkpoint
+
+    ds, run, _ = trained
+    messages: list[str] = []
+    ft = nnit.train(ds, "tiny", out=tmp_path / "ft", log=messages.append,
+                    overrides=TrainOverrides(steps=2, init_from=run.checkpoint, model="NNiT-Ti", p_prior=0.3))
+    init, ck = load_checkpoint(run.checkpoint), load_checkpoint(ft.checkpoint)
+    assert (ft.start_step, ft.end_step) == (0, 2) and any("starting from the weights" in m for m in messages)
+    assert ck.model_config == init.model_config  # the model comes from the checkpoint, not from --model
+    assert ck.config.p_prior == 0.3 and ck.data["init_from"] == {"path": str(run.checkpoint), "step": init.step}
+    moved = max(float((ck.model[k] - init.ema[k]).abs().max()) for k in init.ema)
+    assert moved < 1e-3  # two small warm-up steps away from the EMA weights it started from
+    with pytest.raises(APIError, match="p-prior"):
+        nnit.train(ds, "tiny", out=tmp_path / "bad", overrides=TrainOverrides(p_prior=0.9))

@@ -131,7 +131,13 @@ class GenerationResult:
         if self.joint is not None:
             j = self.joint
             lines.append(f"joint: {j['valid']}/{self.num} sampled architectures valid, {j['novel']}/{self.num} novel "
-                         f"(not among the {len(self.train_archs)} train architectures), {j['distinct_archs']} distinct")
+                         f"(not among the {len(self.train_archs)} train architectures), {j['distinct_archs']} distinct"
+                         + (f"; total variation to the training frequencies {j['tv_to_train']:.2f} (drawing {self.num} "
+                            f"from the training set: {j['train_reference']['tv_to_train']['mean']:.2f}, "
+                            f"{j['train_reference']['distinct_archs']['mean']:.0f} distinct)" if "tv_to_train" in j else "")
+                         )
+            if j.get("warning"):
+                lines.append(f"warning: {j['warning']}")
         lines += [f"warning: [{self.architectures[0].hidden_str()}] is outside what this model was trained on: {w}; "
                   "its networks may not work (--strict refuses such architectures)" for w in self.support_warnings]
         return lines
@@ -676,6 +682,12 @@ class TrainOverrides:
     """Draw a network of an architecture with n training networks with weight n^-B: 0 = every network equally
     often (the paper), 1 = every architecture equally often. Also changes a run being continued, from its
     checkpoint step on."""
+    p_prior: Optional[float] = None
+    """Share of samples in the architecture-prior mode (weights hidden, t_w = T), which architecture-first joint
+    sampling of valid-token models needs."""
+    init_from: Optional[Path] = None
+    """Start a new run from this NNiT checkpoint's weights (fine-tuning: fresh optimizer and LR schedule; model size,
+    tokens, normalization and parameterization from that checkpoint). Ignored when --out already holds a run."""
 
 
 def train(
@@ -710,9 +722,11 @@ def train(
     sets = [ws for _, ws in iter_dataset(dataset, roles=("train",))]
     if not sets:
         raise APIError(f"{dataset} holds no kept networks of train-role architectures; nothing to train on")
-    given = {k: v for k, v in vars(overrides).items() if v is not None}
+    given = {k: v for k, v in vars(overrides).items() if v is not None and k != "init_from"}
     cfg = replace(train_config(preset, task), **given)
     continuation = {k: v for k, v in given.items() if k in CONTINUATION_FIELDS}
+    if not 0 <= cfg.p_prior <= 1 - cfg.p_joint:
+        raise APIError(f"--p-prior must be in [0, {1 - cfg.p_joint:g}] (1 - p_joint), got {cfg.p_prior}")
     out = Path(out) if out is not None else (dataset if dataset.name else dataset.resolve()).parent / "nnit"
     ckpt_path = out / CHECKPOINT_NAME
     ck = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
@@ -725,12 +739,21 @@ def train(
         say(f"resuming {ckpt_path} at step {ck.step}/{cfg.steps}"
             + (f" (kept the checkpoint's {', '.join(f'{k}={getattr(ck.config, k)}' for k in ignored)})" if ignored else "")
             + "".join(f"; {k} {getattr(ck.config, k)} -> {v} from step {ck.step}" for k, v in changed.items()))
+    init = None
+    if overrides.init_from is not None and ck is None:
+        init = load_checkpoint(overrides.init_from)
+        if init.data.get("task") not in (None, task):
+            raise APIError(f"--init-from {overrides.init_from} was trained on {init.data['task']}, not {task}")
+        say(f"starting from the weights of {overrides.init_from} (step {init.step}; its model, tokens and normalization)")
+    source = ck if ck is not None else init
     try:
-        normalizer = (WeightNormalizer.from_dict(ck.data["normalizer"]) if ck is not None and "normalizer" in ck.data
+        normalizer = (WeightNormalizer.from_dict(source.data["normalizer"]) if source is not None and "normalizer" in source.data
                       else dataset_normalizer(dataset, cfg.normalization, sets))
     except WeightError as err:
         raise APIError(str(err)) from None
     info = {"task": task, "control_mode": index.get("control_mode"), "dataset": str(dataset)}
+    if init is not None:
+        info["init_from"] = {"path": str(overrides.init_from), "step": init.step}
     n_nets = sum(ws.n for ws in sets)
     say(f"training NNiT ({cfg.model}, {cfg.token_mode} tokens) on {n_nets} networks of {len(sets)} {task} "
         f"architectures for {cfg.steps} steps -> {out}")
@@ -742,7 +765,7 @@ def train(
             f"({sets[rare].n} networks) is drawn {share[rare] / sum(share):.1%} of the time (uniform: {sets[rare].n / n_nets:.1%})")
     t0 = time.perf_counter()
     res = train_loop(cfg, [normalizer.apply(ws) for ws in sets], out, normalizer=normalizer, progress=progress, info=info,
-                     continuation=continuation)
+                     continuation=continuation, init_from=overrides.init_from if init is not None else None)
     run = TrainRun(Path(res.checkpoint), task, res.start_step, res.end_step, res.history, time.perf_counter() - t0)
     if run.history:
         from nnit.baselines.common import summarize_history

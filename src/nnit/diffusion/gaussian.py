@@ -314,14 +314,16 @@ class GaussianDiffusion:
 # ============================================================================ Mixture of Noise Levels
 @dataclass
 class MoNLTimesteps:
-    """Timesteps of one training batch under MoNL (paper Appendix C, Eq. 4)."""
+    """Timesteps of one training batch under MoNL (paper Appendix C, Eq. 4), plus this project's prior mode."""
 
     t_a: torch.Tensor
-    """(B,) architecture timesteps: t_ref (joint) or 0 (conditional)."""
+    """(B,) architecture timesteps: t_ref (joint and prior modes) or 0 (conditional)."""
     t_w: torch.Tensor
-    """(B,) weight timesteps: always t_ref in 1..T."""
+    """(B,) weight timesteps: t_ref in 1..T (T in prior mode)."""
     joint: torch.Tensor
     """(B,) bool: True where the sample is in joint mode."""
+    prior: Optional[torch.Tensor] = None
+    """(B,) bool: True where the sample is in architecture-prior mode (weights hidden); None when p_prior = 0."""
 
 
 def sample_monl_timesteps(
@@ -331,17 +333,31 @@ def sample_monl_timesteps(
     per: Literal["sample", "batch"] = "sample",
     generator: Optional[torch.Generator] = None,
     device: torch.device | str = "cpu",
+    p_prior: float = 0.0,
 ) -> MoNLTimesteps:
     """t_ref ~ U{1..T}, m ~ U(0, 1); t_w = t_ref; t_a = t_ref if m >= 1 - p_joint (joint) else 0 (paper Eq. 4).
 
     ``per="sample"`` draws m per sample (lower-variance mixing within a batch); ``per="batch"`` draws one
     m for the whole batch, as Sec. 5.3's wording ("for each batch") reads. p_joint = 0.5 is the paper's.
+
+    ``p_prior > 0`` adds a third mode taken from the conditional share: where m < p_prior the sample is in
+    *architecture-prior* mode, t_a = t_ref and t_w = T with the weights hidden from the model (the caller
+    masks them out): the limit t_w -> T of the joint mode, i.e. the marginal p(a) that architecture-first joint
+    sampling draws from (``NNiTSampler.joint``). It needs p_prior + p_joint <= 1; p_prior = 0 draws exactly
+    the paper's stream.
     """
+    if p_prior < 0 or p_joint < 0 or p_prior + p_joint > 1 + 1e-9:
+        raise NNiTError(f"MoNL mode probabilities must be >= 0 with p_prior + p_joint <= 1 (got {p_prior}, {p_joint})")
     t_ref = torch.randint(1, num_timesteps + 1, (batch_size,), generator=generator)
     m = torch.rand(batch_size if per == "sample" else 1, generator=generator).expand(batch_size)
     joint = m >= 1.0 - p_joint
     t_a = torch.where(joint, t_ref, torch.zeros_like(t_ref))
-    return MoNLTimesteps(t_a.to(device), t_ref.to(device), joint.to(device))
+    if p_prior <= 0:
+        return MoNLTimesteps(t_a.to(device), t_ref.to(device), joint.to(device))
+    prior = m < p_prior
+    t_a = torch.where(prior, t_ref, t_a)
+    t_w = torch.where(prior, torch.full_like(t_ref, num_timesteps), t_ref)
+    return MoNLTimesteps(t_a.to(device), t_w.to(device), joint.to(device), prior.to(device))
 
 
 # ============================================================================ two-modality sampler

@@ -83,6 +83,10 @@ class TrainConfig(JSONConfig):
     """MoNL: probability of joint mode (t_a = t_w); else conditional (t_a = 0). Paper: 0.5."""
     monl_per: Literal["sample", "batch"] = "sample"
     """Draw the MoNL mode per sample or once per batch."""
+    p_prior: float = 0.0
+    """Probability of the architecture-prior mode (t_a = t, t_w = T, weights hidden; taken from the conditional
+    share): it teaches the marginal p(a) that architecture-first joint sampling draws from, which valid-token
+    models need because their weight-token layout reveals the architecture. 0 = the paper's two modes."""
     steps: int = 20000
     """Optimizer steps in total (a resumed run continues up to this)."""
     batch_size: int = 16
@@ -124,11 +128,11 @@ class TrainConfig(JSONConfig):
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     # seconds on a laptop core: proves plumbing and that the loss falls
     "tiny": TrainConfig(model="NNiT-XS", steps=200, batch_size=8, lr=1e-3, min_lr=1e-4, warmup_steps=20,
-                        ema_decay=0.95, log_every=10, ckpt_every=100),
+                        ema_decay=0.95, p_prior=0.1, log_every=10, ckpt_every=100),
     # the 2-core reference run: a small model, valid tokens, a high learning rate (the model is optimization-limited
     # on CPU; the measurements behind these values: docs/studies/preset-choices.md)
     "cpu": TrainConfig(model="NNiT-Ti", steps=30000, batch_size=16, lr=1e-3, min_lr=3e-5, warmup_steps=200,
-                       ema_decay=0.999, ckpt_every=500),
+                       ema_decay=0.999, p_prior=0.1, ckpt_every=500),
     # paper Table 7: epsilon prediction, AdamW without weight decay, grad clip 1, EMA 0.9999, cosine 7e-5 -> 3e-5 after
     # 500 warm-up steps, batch 16; 1000 epochs of 6,400 policies = 400k steps (PAPER_STEPS: 1300 epochs for the
     # grasping tasks); the model size is not given
@@ -179,6 +183,13 @@ class NNiTBatch:
         """The networks ``rows`` of the batch (a data-parallel rank's share), padded as the whole batch."""
         t = [x[rows] for x in (self.arch_codes, self.arch_mask, self.values, self.positions, self.token_mask, self.element_mask)]
         return NNiTBatch(*t, self.archs[rows])
+
+    def hide_weights(self, rows: torch.Tensor) -> "NNiTBatch":
+        """The batch with the weight tokens of ``rows`` ((B,) bool) removed from attention and from the loss
+        (the architecture-prior mode of MoNL)."""
+        keep = ~rows.to(self.token_mask.device).unsqueeze(-1)  # (B, 1)
+        return NNiTBatch(self.arch_codes, self.arch_mask, self.values * keep.unsqueeze(-1), self.positions,
+                         self.token_mask & keep, self.element_mask & keep.unsqueeze(-1), self.archs)
 
     def to(self, device: torch.device | str) -> "NNiTBatch":
         t = [x.to(device) for x in (self.arch_codes, self.arch_mask, self.values, self.positions, self.token_mask, self.element_mask)]
@@ -279,7 +290,8 @@ def nnit_losses(
     generator: Optional[torch.Generator] = None, parameterization: str = "eps",
     noise: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
 ) -> dict[str, torch.Tensor]:
-    """Paper Eq. 5: sum over modalities of eps-MSE + L_vb, each a masked per-sample mean, averaged over the batch.
+    """Paper Eq. 5: sum over modalities of eps-MSE + L_vb, each a masked per-sample mean, averaged over the batch
+    (the weight terms over the samples that show weights: not those in architecture-prior mode).
 
     Weight padding entries are outside the state (held at 0, no loss); the arch eps target is 0 where t_a = 0.
     ``noise`` = (weight noise, arch noise) drawn by the caller; else both are drawn from ``generator``."""
@@ -295,7 +307,10 @@ def nnit_losses(
     eps_w = diffusion.eps_from_output(out_w.float(), xt_w, t_w, parameterization)  # (B, T, p*p)
     lw = diffusion.hybrid_loss(batch.values, xt_w, t_w, noise_w, eps_w, v_w, wmask, "continuous")
     la = diffusion.hybrid_loss(batch.arch_codes, xt_a, t_a, noise_a, eps_a, v_a, batch.arch_mask.unsqueeze(-1), "discretized", 2)
-    out = {"mse_w": lw["mse"].mean(), "vb_w": lw["vb"].mean(), "mse_a": la["mse"].mean(), "vb_a": la["vb"].mean()}
+    shown = wmask.flatten(1).any(1)  # (B,) samples whose weights are part of the loss
+    n_w = shown.sum().clamp(min=1)
+    out = {"mse_w": (lw["mse"] * shown).sum() / n_w, "vb_w": (lw["vb"] * shown).sum() / n_w,
+           "mse_a": la["mse"].mean(), "vb_a": la["vb"].mean()}
     out["total"] = out["mse_w"] + out["vb_w"] + out["mse_a"] + out["vb_a"]
     return out
 
@@ -350,6 +365,11 @@ def data_metadata(sets: Sequence[WeightSet], normalizer: Optional[WeightNormaliz
     statistics, saved with the model."""
     archs = [ws.arch for ws in sets]
     meta: dict = {"train_archs": [list(h) for h in sorted({tuple(a.hidden) for a in archs})]}
+    counts: dict[str, int] = {}
+    for ws in sets:
+        key = ",".join(map(str, ws.arch.hidden))
+        counts[key] = counts.get(key, 0) + ws.n
+    meta["train_arch_counts"] = dict(sorted(counts.items()))  # the reference frequencies of joint sampling
     for name in ("input_dim", "output_dim", "activation"):
         vals = {getattr(a, name) for a in archs}
         meta[name] = vals.pop() if len(vals) == 1 else None
@@ -358,6 +378,11 @@ def data_metadata(sets: Sequence[WeightSet], normalizer: Optional[WeightNormaliz
         meta["normalizer"] = normalizer.to_dict()
     return meta
 
+
+MODEL_FIELDS: tuple[str, ...] = ("model", "token_mode", "patch_size", "max_width", "arch_widths", "arch_dim", "max_depth",
+                                 "num_timesteps", "parameterization", "normalization")
+"""TrainConfig fields that define the model and its data space: a run started ``init_from`` a checkpoint takes them
+from that checkpoint."""
 
 CONTINUATION_FIELDS: tuple[str, ...] = ("arch_balance",)
 """TrainConfig fields a resumed run may change (besides ``steps``): they shape the data stream, not the model."""
@@ -375,6 +400,7 @@ def train(
     stop_after: Optional[int] = None,
     info: Optional[dict] = None,
     continuation: Optional[dict] = None,
+    init_from: Optional[str | os.PathLike] = None,
 ) -> TrainResult:
     """Train (or continue) an NNiT on normalized weight sets; see the module docstring.
 
@@ -384,6 +410,9 @@ def train(
     ``info`` (e.g. task name, control mode, dataset path) is stored in the checkpoint's ``data`` section.
     ``continuation`` changes data-stream settings of a resumed run from its checkpoint step on (only
     :data:`CONTINUATION_FIELDS`, e.g. ``{"arch_balance": 1.0}``); the checkpoint then stores the new values.
+    ``init_from`` (an NNiT checkpoint or zoo export) starts a *new* run from its weights (EMA when stored): fine-tuning
+    with a fresh optimizer and LR schedule; the model-defining fields (:data:`MODEL_FIELDS`) come from it, the
+    training settings from ``config``. Ignored when ``out_dir`` already holds a checkpoint (that run is resumed).
     """
     dist.init_from_env()  # under torchrun: join the process group; each rank computes a slice of every batch
     out = Path(out_dir)
@@ -394,14 +423,21 @@ def train(
     bad = set(continuation or {}) - set(CONTINUATION_FIELDS)
     if bad:
         raise NNiTError(f"a continuation can only change {', '.join(CONTINUATION_FIELDS)}, not {', '.join(sorted(bad))}")
+    init = load_checkpoint(init_from) if init_from is not None and ckpt is None else None
     if ckpt is not None:
         config = replace(ckpt.config, steps=config.steps, **(continuation or {}))
         model_cfg, codec = ckpt.model_config, ckpt.codec
+    elif init is not None:
+        config = replace(config, **{k: getattr(init.config, k) for k in MODEL_FIELDS})
+        model_cfg, codec = init.model_config, init.codec
     else:
         model_cfg, codec = config.model_config(), ArchCodec(WidthVocab(config.arch_widths), config.arch_dim)
     rows = dist.shard(config.batch_size)  # this rank's part of every global batch (all of it in one process)
     torch.manual_seed(config.seed)
-    model = NNiT(model_cfg).to(device)
+    model = NNiT(model_cfg)
+    if init is not None:
+        model.load_state_dict(init.ema or init.model)
+    model = model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=config.lr, betas=(0.9, 0.999), weight_decay=config.weight_decay)
     gen = torch.Generator().manual_seed(config.seed)
     grid = PatchGrid(config.patch_size, config.max_width)
@@ -423,8 +459,11 @@ def train(
     def step_fn(step: int) -> tuple[dict, dict]:
         # every rank draws the same global batch, timesteps and noise, in the order one process would
         batch = dataset.batch_at(step, config.batch_size, config.bucket_pool, config.seed)
-        ts = sample_monl_timesteps(config.batch_size, config.num_timesteps, config.p_joint, config.monl_per, gen, device)
+        ts = sample_monl_timesteps(config.batch_size, config.num_timesteps, config.p_joint, config.monl_per, gen, device,
+                                   p_prior=config.p_prior)
         noise = (torch.randn(batch.values.shape, generator=gen), torch.randn(batch.arch_codes.shape, generator=gen))
+        if ts.prior is not None:
+            batch = batch.hide_weights(ts.prior.cpu())
         batch = batch.rows(rows).to(device)
         noise = tuple(n[rows].to(device) for n in noise)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
