@@ -10,8 +10,10 @@ import pytest
 import torch
 
 from nnit.baselines.common import ArchEmbedding
+from nnit.baselines.early_stopping import Plateau, validation_split
 from nnit.baselines.d2nwg import D2NWG_PRESETS, PaddedLayout
 from nnit.baselines.sane import SANE_PRESETS, row_tokens, tokens_to_weights
+from nnit.checkpoint import load_checkpoint
 from nnit.baselines.train import BaselineSampler, sane_token_dim, train_d2nwg, train_sane
 from nnit.weights import Architecture, WeightSet, WidthVocab
 from nnit.weights.architecture import ArchitectureError
@@ -60,7 +62,7 @@ def test_arch_embedding_rejects_widths_outside_the_vocabulary():
 
 
 def test_d2nwg_trains_resumes_and_samples(tmp_path):
-    cfg = replace(D2NWG_PRESETS["tiny"], vae_steps=60, diffusion_steps=60, ema_decay=0.9)
+    cfg = replace(D2NWG_PRESETS["tiny"], vae_steps=60, diffusion_steps=60, ema_decay=0.9, val_fraction=0.0)  # fixed steps
     sets = _sets()
     model, res = train_d2nwg(cfg, sets, tmp_path / "a", progress=False)
     h = res.history
@@ -84,7 +86,7 @@ def test_d2nwg_trains_resumes_and_samples(tmp_path):
 
 
 def test_sane_trains_fits_anchors_and_samples(tmp_path):
-    cfg = replace(SANE_PRESETS["tiny"], steps=60, ema_decay=0.9)
+    cfg = replace(SANE_PRESETS["tiny"], steps=60, ema_decay=0.9, val_fraction=0.0)  # fixed steps
     sets = _sets()
     model, res = train_sane(cfg, sets, tmp_path, progress=False)
     rec = [r["recon"] for r in res.history]
@@ -97,6 +99,47 @@ def test_sane_trains_fits_anchors_and_samples(tmp_path):
     assert ws.n == 2 and torch.isfinite(ws.to_vector()).all()
     with pytest.raises(ArchitectureError, match="no anchors"):
         s.conditional(Architecture(10, (64, 64, 64, 64), 4), num=1)
+
+
+def test_validation_split_holds_out_a_share_of_each_architecture():
+    split = validation_split([10, 1, 4], 0.25, seed=3)
+    (t0, v0), (t1, v1), (t2, v2) = split
+    assert len(v0) == 2 and len(t0) == 8 and sorted(t0.tolist() + v0.tolist()) == list(range(10))
+    assert len(v1) == 0 and t1.tolist() == [0]  # an architecture keeps its only network for training
+    assert len(v2) == 1 and len(t2) == 3
+    assert [t.tolist() for t, _ in validation_split([10, 1, 4], 0.25, seed=3)] == [t.tolist() for t, _ in split]
+    assert all(len(v) == 0 for _, v in validation_split([5, 5], 0.0))
+
+
+def test_plateau_ends_a_phase_after_patience_validations_without_improvement():
+    p = Plateau(patience=2, min_rel=0.01)
+    assert not p.update(10, 1.0) and not p.update(20, 0.5)  # improving
+    assert not p.update(30, 0.499)  # less than 1% better: does not count
+    assert p.update(40, 0.6) and p.best == 0.5 and p.best_step == 20
+
+
+def test_d2nwg_stops_each_phase_on_its_validation_plateau_and_stays_stopped(tmp_path):
+    # lr = 0: nothing improves, so each phase plateaus after its first validation + `patience` more
+    cfg = replace(D2NWG_PRESETS["tiny"], vae_steps=500, diffusion_steps=500, lr=0.0, min_lr=0.0, val_fraction=0.25,
+                  val_every=10, patience=2)
+    _, res = train_d2nwg(cfg, _sets(), tmp_path, progress=False)
+    budget = load_checkpoint(res.checkpoint).sections["budget"]
+    assert budget["phase_end"] == {"vae": 30} and budget["finished"] and budget["reason"] == "plateau"
+    assert res.end_step == 60 and [s for s, _ in budget["plateaus"]["diffusion"]["history"]] == [40, 50, 60]
+    assert any("eps_mse" in r for r in res.history[30:]) and all("recon" in r for r in res.history[:30])
+    _, again = train_d2nwg(cfg, _sets(), tmp_path, progress=False)  # a finished run is not trained further
+    assert (again.start_step, again.end_step) == (60, 60)
+    assert load_checkpoint(again.checkpoint).sections["data"]["validation_networks"] == 4 * 2  # 2 of 6 per architecture
+    _, capped = train_d2nwg(cfg, _sets(), tmp_path / "capped", progress=False, max_seconds=1e-9)
+    assert capped.end_step == 1 and load_checkpoint(capped.checkpoint).sections["budget"]["reason"] == "wall-clock cap"
+
+
+def test_sane_stops_on_its_validation_plateau_with_anchors_fitted(tmp_path):
+    cfg = replace(SANE_PRESETS["tiny"], steps=1000, lr=0.0, min_lr=0.0, val_fraction=0.25, val_every=5, patience=2)
+    model, res = train_sane(cfg, _sets(), tmp_path, progress=False)
+    assert res.end_step == 15 and load_checkpoint(res.checkpoint).sections["budget"]["reason"] == "plateau"
+    assert int((model.anchor_count > 0).sum()) > 0
+    assert BaselineSampler.from_checkpoint(tmp_path).conditional(Architecture(10, (32, 32, 32, 16), 4), num=2).n == 2
 
 
 def test_train_baseline_cli_then_generate_and_evaluate(tmp_path, capsys):

@@ -616,15 +616,20 @@ class BaselineRun(TrainRun):
     """``d2nwg`` or ``sane``."""
     parameters: dict = field(default_factory=dict)
     """Parameter counts of the model's parts."""
+    budget: dict = field(default_factory=dict)
+    """Early stopping: the wall-clock cap, the run's wall time, phase ends, validation curves and why it ended
+    (:class:`nnit.baselines.early_stopping.Budget`)."""
 
 
 def train_baseline(method: Literal["d2nwg", "sane"], dataset: Union[str, Path], preset: PresetName = "cpu",
                    out: Union[str, Path, None] = None, *, steps: Optional[int] = None,
-                   normalization: Literal["global", "per_role"] = "per_role", progress: bool = False,
-                   log: Log = None) -> BaselineRun:
+                   normalization: Literal["global", "per_role"] = "per_role", max_seconds: float = 0.0,
+                   progress: bool = False, log: Log = None) -> BaselineRun:
     """Train (or resume) D2NWG or SANE on exactly NNiT's data (the train architectures' kept networks) and
     normalization, in ``out`` (default beside the dataset, ``../<method>``). ``steps``: D2NWG's diffusion phase
-    (its VAE phase keeps the preset's) or SANE's steps. Data-parallel under torchrun like :func:`train`."""
+    (its VAE phase keeps the preset's) or SANE's steps, caps when the preset stops on a validation plateau.
+    ``max_seconds`` caps the run's wall clock (0 = none; the equal-budget comparison passes NNiT's training time).
+    Data-parallel under torchrun like :func:`train`."""
     from nnit.baselines.common import summarize_history
     from nnit.baselines.train import PRESETS, train_baseline as train_loop
     from nnit.ghn.dataset import dataset_normalizer, iter_dataset
@@ -649,12 +654,20 @@ def train_baseline(method: Literal["d2nwg", "sane"], dataset: Union[str, Path], 
     info = {"task": index.get("task"), "control_mode": index.get("control_mode"), "dataset": str(dataset)}
     say(f"training {method} on {sum(ws.n for ws in sets)} networks of {len(sets)} {info['task']} architectures -> {out}")
     t0 = time.perf_counter()
+    if not max_seconds >= 0:
+        raise APIError(f"--max-seconds must be >= 0, got {max_seconds}")
     model, res = train_loop(method, cfg, [normalizer.apply(ws) for ws in sets], out, normalizer=normalizer, info=info,
-                            progress=progress)
+                            progress=progress, max_seconds=float(max_seconds))
+    from nnit.checkpoint import load_checkpoint as load_any
+
+    budget = load_any(res.checkpoint).sections.get("budget", {})
     run = BaselineRun(Path(res.checkpoint), info["task"], res.start_step, res.end_step, res.history, time.perf_counter() - t0,
-                      method=method, parameters=model.parameter_counts())
+                      method=method, parameters=model.parameter_counts(), budget=budget)
     first, last = summarize_history(run.history)
     say(f"steps {run.start_step} -> {run.end_step} in {run.seconds:.0f} s; loss {first:.4f} -> {last:.4f}; parameters {run.parameters}")
+    if budget.get("finished"):
+        say(f"ended early ({budget['reason']}) at step {run.end_step} after {budget['seconds']:.0f} s in total"
+            + "".join(f"; {k} phase ended at step {v}" for k, v in budget.get("phase_end", {}).items()))
     say(f"checkpoint: {run.checkpoint}")
     return run
 

@@ -188,12 +188,14 @@ class Trainer:
         self,
         step_fn: Callable[[int], tuple[Mapping[str, Scalar], Mapping[str, Optional[Scalar]]]],
         on_end: Optional[Callable[[int], None]] = None,
+        finished: Optional[Callable[[int], bool]] = None,
     ) -> list[dict]:
         """Run units ``self.step .. end`` (``end`` = ``total``, or ``stop_after`` units on); returns one record
         per unit: ``{unit: n, **stats, **losses}``.
 
         ``step_fn(i)`` does unit ``i`` and returns ``(losses, stats)``; losses are averaged over ranks. ``on_end(end)``
-        runs before the final checkpoint."""
+        runs before the final checkpoint. ``finished(n)``, asked after each unit (n units done), ends the run early
+        when it returns True (e.g. early stopping on a validation loss): that unit becomes the last."""
         from tqdm.auto import tqdm
 
         loop, main = self.loop, dist.is_main()
@@ -219,11 +221,15 @@ class Trainer:
                     done = i + 1
                     rec = {loop.unit: done, **{k: _number(v) for k, v in stats.items()}, **dict(zip(names, values))}
                     history.append(rec)
+                    if finished is not None and done != end and dist.any_rank(finished(done)):
+                        end = done  # finished early: this unit is the last one
                     if main and (done % loop.log_every == 0 or done == end):
                         self._log(writer, log_path, rec, names, done, (done - start) / (time.perf_counter() - t0))
                         if names:
                             bar.set_postfix(loss=f"{rec['total' if 'total' in rec else names[0]]:.4f}")
-                    if done != end and dist.any_rank(stop.signum is not None):  # checkpoint this unit, then stop
+                    if done == end:
+                        break
+                    if dist.any_rank(stop.signum is not None):  # checkpoint this unit, then stop
                         bar.close()
                         raise TrainingStopped(done, self.save(done), stop.signum or signal.SIGTERM, unit=loop.unit)
                     if done % loop.ckpt_every == 0 and done != end:

@@ -66,6 +66,14 @@ class D2NWGConfig(JSONConfig):
     num_timesteps: int = 1000
     arch_widths: tuple[int, ...] = (16, 32, 64)
     seed: int = 0
+    val_fraction: float = 0.0
+    """Share of each architecture's networks held out to decide when a phase stops improving (0 = fixed steps)."""
+    val_every: int = 500
+    """Steps between validations."""
+    patience: int = 5
+    """Validations without a 1% improvement before a phase ends (``vae_steps`` / ``diffusion_steps`` are then caps)."""
+    vae_time_share: float = 0.3
+    """Share of the run's wall-clock cap (``nnit train-baseline --max-seconds``) the VAE phase may take."""
 
     @property
     def total_steps(self) -> int:
@@ -74,8 +82,11 @@ class D2NWGConfig(JSONConfig):
 
 D2NWG_PRESETS: dict[str, D2NWGConfig] = {
     "tiny": D2NWGConfig(chunk=256, vae_hidden=64, denoiser_width=64, denoiser_hidden=128, denoiser_blocks=2,
-                        vae_steps=100, diffusion_steps=150, batch_size=8, ema_decay=0.95),
-    "cpu": D2NWGConfig(),
+                        vae_steps=100, diffusion_steps=150, batch_size=8, ema_decay=0.95, val_fraction=0.25, val_every=25,
+                        patience=2),
+    # equal budget: each phase until its validation loss plateaus (the step counts are caps), the run capped at NNiT's
+    # wall-clock for the task (``nnit reproduce`` passes it as --max-seconds)
+    "cpu": D2NWGConfig(vae_steps=20_000, diffusion_steps=200_000, val_fraction=0.1, val_every=500, patience=5),
     "paper": D2NWGConfig(vae_steps=50_000, diffusion_steps=200_000, lr=3e-4, min_lr=3e-5, ema_decay=0.9999),
 }
 

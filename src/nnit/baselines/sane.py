@@ -64,12 +64,19 @@ class SANEConfig(JSONConfig):
     sample_temperature: float = 1.0
     """Scale of the per-position std when sampling latents."""
     seed: int = 0
+    val_fraction: float = 0.0
+    """Share of each architecture's networks held out to decide when training stops improving (0 = fixed steps)."""
+    val_every: int = 250
+    """Steps between validations."""
+    patience: int = 5
+    """Validations without a 1% improvement before training ends (``steps`` is then a cap)."""
 
 
 SANE_PRESETS: dict[str, SANEConfig] = {
     "tiny": SANEConfig(d_model=64, heads=2, encoder_layers=1, decoder_layers=1, latent_dim=16, steps=60, batch_size=8,
-                       lr=1e-3, min_lr=1e-4, warmup_steps=20, ema_decay=0.95),
-    "cpu": SANEConfig(steps=1500),  # 2 views per step: several times NNiT-Ti's cost per step
+                       lr=1e-3, min_lr=1e-4, warmup_steps=20, ema_decay=0.95, val_fraction=0.25, val_every=20, patience=2),
+    # equal budget: until the validation loss plateaus (steps is a cap), capped at NNiT's wall-clock for the task
+    "cpu": SANEConfig(steps=100_000, val_fraction=0.1, val_every=250, patience=5),
     "paper": SANEConfig(d_model=512, heads=8, encoder_layers=8, decoder_layers=8, latent_dim=128, steps=200_000,
                         lr=1e-4, min_lr=1e-5, ema_decay=0.9999),
 }

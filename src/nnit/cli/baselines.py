@@ -35,6 +35,9 @@ class TrainBaselineCommand:
     """Override the training steps (D2NWG: the diffusion phase; its VAE phase keeps the preset's)."""
     normalization: Literal["global", "per_role"] = "per_role"
     """Weight normalization, as for nnit train (NNiT's cpu default: per_role)."""
+    max_seconds: float = 0.0
+    """Wall-clock cap of the run in seconds, over all its sessions (0 = none; the equal-budget comparison passes
+    NNiT's training time for the task)."""
     threads: Optional[int] = None
     """torch CPU threads."""
     progress: bool = True
@@ -51,6 +54,6 @@ class TrainBaselineCommand:
 
             torch.set_num_threads(self.threads)
         run = train_baseline(self.method, self.dataset, self.preset, self.out, steps=self.steps, normalization=self.normalization,
-                             progress=self.progress, log=say)
+                             max_seconds=self.max_seconds, progress=self.progress, log=say)
         if run.task:
             say(f"next: nnit generate --task {run.task} --checkpoint {run.checkpoint} --arch 32,16,64,32 --evaluate")
