@@ -1,4 +1,5 @@
-"""`nnit reproduce`: the stage plan, caching / resume, and the report (fast); the tiny preset end to end (slow)."""
+"""`nnit reproduce`: the stage plan, caching / resume, and the report (fast); the tiny preset, and the paper preset's
+pipeline (PPO experts first) at the tiny preset's scale, end to end (slow)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import sys
 import pytest
 
 from nnit.reproduce import stages
-from nnit.reproduce.pipeline import REPRODUCE_PRESETS, Pipeline, StageFailed
+from nnit.reproduce.pipeline import REPRODUCE_PRESETS, Pipeline, ReproduceConfig, StageFailed
 from nnit.reproduce.report import write_report
 
 
@@ -43,11 +44,13 @@ def test_every_stage_calls_its_function_with_arguments_it_takes(tmp_path):
 
     from nnit.reproduce.pipeline import StageCall
 
-    cfg = replace(REPRODUCE_PRESETS["tiny"], stage_args={**REPRODUCE_PRESETS["tiny"].stage_args, "eval": {"workers": 2},
-                                                         "nnit": {"steps": 7}, "d2nwg": {"steps": 5}})
+    extra = {"eval": {"workers": 2}, "nnit": {"steps": 7}, "d2nwg": {"steps": 5}}
+    cfg = replace(REPRODUCE_PRESETS["tiny"], stage_args={**REPRODUCE_PRESETS["tiny"].stage_args, **extra})
     pipe = Pipeline("tiny", cfg, root=tmp_path, data_dir=tmp_path / "idx")
-    for task in cfg.tasks:
-        for s in pipe.stages(task):
+    paper = Pipeline("paper", replace(REPRODUCE_PRESETS["paper"], stage_args={**extra, "expert": {"workers": 1, "total_steps": 300}}),
+                     root=tmp_path, data_dir=tmp_path / "idx")  # the paper's plan has the expert stage
+    for p, task in [(pipe, t) for t in cfg.tasks] + [(paper, t) for t in paper.cfg.tasks]:
+        for s in p.stages(task):
             if not isinstance(s.func, StageCall):
                 assert s.name in ("teacher", "memorization") and s.command is None
                 continue
@@ -58,6 +61,55 @@ def test_every_stage_calls_its_function_with_arguments_it_takes(tmp_path):
                 assert s.func.kwargs["data_dir"] == tmp_path / "idx" and "--data-dir" in s.command
     plan = {s.name: s for s in pipe.stages("PushCube-v1")}
     assert plan["nnit"].func.kwargs["steps"] == 7 and plan["d2nwg"].func.kwargs["steps"] == 5 and "--steps" in plan["nnit"].command
+    expert = next(s for s in paper.stages("PickCube-v1") if s.name == "expert")
+    assert expert.func.kwargs["total_steps"] == 300 and expert.command[-5:] == ["--workers", "1", "--total-steps", "300", "--no-progress"]
+
+
+def test_the_paper_preset_trains_ppo_experts_first_and_distils_them(tmp_path):
+    """paper: per robot task, the expert stage (nnit train-expert) before the teacher and GHN stages, the GHN
+    ensemble given the expert as its teacher, the dataset's networks evaluated in the expert's controller;
+    tiny and cpu keep the scripted teachers; Fashion-MNIST has neither teacher stage."""
+    assert REPRODUCE_PRESETS["paper"].ppo_experts and not REPRODUCE_PRESETS["cpu"].ppo_experts
+    pipe = Pipeline("paper", REPRODUCE_PRESETS["paper"], root=tmp_path)
+    plan = {s.name: s for s in pipe.stages("PickCube-v1")}
+    assert list(plan)[:4] == ["expert", "teacher", "ghn", "dataset"]
+    expert_dir = tmp_path / "paper" / "PickCube-v1" / "expert"
+    assert pipe.expert_dir("PickCube-v1") == expert_dir == pipe.teacher_checkpoint("PickCube-v1")
+    assert plan["expert"].command[:7] == ["train-expert", "--task", "PickCube-v1", "--preset", "paper", "--out", str(expert_dir)]
+    assert plan["expert"].func.function == "train_expert" and plan["expert"].done_file == expert_dir / "train_done.json"
+    assert plan["ghn"].func.kwargs["teacher_checkpoint"] == expert_dir
+    assert plan["ghn"].command[plan["ghn"].command.index("--teacher-checkpoint") + 1] == str(expert_dir)
+    ev = plan["eval-dataset-h32-16-64-32"]
+    assert ev.func.kwargs["control_mode"] == "pd_joint_delta_pos"  # the expert's controller, before the dataset exists
+    assert next(s.name for s in pipe.stages("FashionMNIST")) == "ghn" and pipe.teacher_checkpoint("FashionMNIST") is None
+    for preset in ("tiny", "cpu"):
+        scripted = Pipeline(preset, REPRODUCE_PRESETS[preset], root=tmp_path)
+        names = [s.name for s in scripted.stages("PushCube-v1")]
+        ghn = next(s for s in scripted.stages("PushCube-v1") if s.name == "ghn")
+        assert "expert" not in names and names[0] == "teacher" and "teacher_checkpoint" not in ghn.func.kwargs
+
+
+def test_outputs_made_with_the_other_kind_of_teacher_are_stale(tmp_path, monkeypatch):
+    """A GHN ensemble or teacher measurement made with the scripted teacher (e.g. before the paper preset trained PPO
+    experts) is rerun at a preset with PPO experts, its old outputs moved aside; the tiny preset's stay cached."""
+    paper = Pipeline("paper", REPRODUCE_PRESETS["paper"], root=tmp_path)
+    tiny = Pipeline("paper", REPRODUCE_PRESETS["tiny"], root=tmp_path)  # same directories, scripted teachers
+    plan = {s.name: s for s in paper.stages("PushCube-v1")}
+    ghn, teacher = plan["ghn"], plan["teacher"]
+    ghn.output.mkdir(parents=True)
+    ghn.done_file.write_text(json.dumps({"stage": "ghn", "command": "nnit train-ghn ..."}))  # a run from before: no teacher recorded
+    teacher.done_file.parent.mkdir(parents=True)
+    teacher.done_file.write_text(json.dumps({"success_once": 1.0}))
+    assert ghn.stale() == "teacher scripted != ppo_expert" and teacher.stale() == "teacher scripted != ppo_expert"
+    assert all(s.stale() is None for s in tiny.stages("PushCube-v1") if s.name in ("ghn", "teacher"))
+    calls: list[dict] = []
+    monkeypatch.setattr(stages, "train_ghn", _recorder(calls))
+    logs: list[str] = []
+    paper.run(tasks=["PushCube-v1"], only=["ghn"], log=logs.append)
+    assert calls[0]["teacher_checkpoint"] == paper.expert_dir("PushCube-v1")
+    assert any("other settings (teacher scripted != ppo_expert)" in ln for ln in logs)
+    assert json.loads(ghn.done_file.read_text())["teacher"] == "ppo_expert" and ghn.stale() is None
+    assert [p.name for p in ghn.output.parent.iterdir() if p.name.startswith("ghn.old-")]  # the old run is kept
 
 
 def test_cached_stages_are_skipped_and_a_failure_is_reported(tmp_path, monkeypatch):
@@ -142,6 +194,67 @@ def test_reproduce_tiny_end_to_end(tmp_path):
     assert push["joint"]["summary"]["num"] == 4
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600).stdout
     assert "running" not in out and out.count("done (cached") > 20
+
+
+def paper_at_tiny_scale() -> ReproduceConfig:
+    """The paper preset's pipeline on PushCube-v1 (its stage list and choices: a PPO expert trained first and distilled
+    into the GHN ensemble, both baselines, joint sampling, the sampler at temperature 1) with the tiny preset's
+    evaluation budgets; run by a Pipeline at the tiny preset, every stage trains at its tiny budget (the PPO expert:
+    2 iterations of 100 env steps, collected in the test's process)."""
+    from dataclasses import replace
+
+    paper, tiny = REPRODUCE_PRESETS["paper"], REPRODUCE_PRESETS["tiny"]
+    budgets = ("num_networks", "top_k", "episodes", "seen", "unseen", "teacher_episodes", "sampler_steps", "memorization_networks")
+    return replace(paper, tasks=("PushCube-v1",), stage_args={**tiny.stage_args, "expert": {"workers": 0}},
+                   **{f: getattr(tiny, f) for f in budgets})
+
+
+@pytest.mark.slow
+@pytest.mark.sim
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # ManiSkill, in this process
+def test_reproduce_paper_pipeline_at_tiny_scale(tmp_path):
+    """The paper's pipeline end to end at the tiny scale on CPU: the PPO expert is trained first, measured as the
+    teacher, and is what the GHN ensemble distils (its checkpoint, controller pd_joint_delta_pos, the dataset's
+    controller); the report shows the expert stage; a rerun skips every finished stage."""
+    from nnit.checkpoint import load_checkpoint
+    from nnit.weights.mlp import WeightSet
+
+    cfg = paper_at_tiny_scale()
+    pipe = Pipeline("tiny", cfg, root=tmp_path / "runs")
+    full = Pipeline("paper", REPRODUCE_PRESETS["paper"], root=tmp_path / "plan")
+    names = [s.name for s in pipe.stages("PushCube-v1")]
+    assert [n for n in names if not n.startswith("eval-")] == [n for n in (s.name for s in full.stages("PushCube-v1"))
+                                                               if not n.startswith("eval-")]  # the paper's stages
+    logs: list[str] = []
+    pipe.run(log=logs.append)
+    assert [ln.split(": ")[0] for ln in logs if ln.endswith(": running") or ": running " in ln][:3] == \
+        ["[PushCube-v1] expert", "[PushCube-v1] teacher", "[PushCube-v1] ghn"]
+    expert = pipe.expert_dir("PushCube-v1")
+    assert load_checkpoint(expert).step == 200 and (expert / "eval.json").is_file() and (expert / "train_done.json").is_file()
+    teacher = json.loads((pipe.state_dir / "PushCube-v1" / "teacher.json").read_text())
+    assert teacher["teacher"] == "ppo_expert" and teacher["teacher_checkpoint"] == str(expert)
+    assert teacher["spec"]["control_mode"] == "pd_joint_delta_pos" and teacher["episodes"] == 2
+    T = pipe.task_dir("PushCube-v1")
+    ghn = load_checkpoint(T / "ghn" / "ghn.safetensors")
+    assert ghn.config["teacher_checkpoint"] == str(expert) and ghn.config["control_mode"] == "pd_joint_delta_pos"
+    assert json.loads((T / "ghn" / "train_done.json").read_text())["teacher"] == "ppo_expert"
+    assert "--teacher-checkpoint" in json.loads(pipe.timings_path.read_text())["PushCube-v1"]["ghn"]["command"]
+    index = json.loads((T / "dataset" / "index.json").read_text())
+    assert index["control_mode"] == "pd_joint_delta_pos"
+    shard = next((T / "dataset" / "shards").glob("*.safetensors"))
+    assert WeightSet.load(shard).arch.output_dim == 8  # pd_joint_delta_pos's 8 actions (pd_ee_delta_pos: 4)
+    ev = next(s for s in pipe.stages("PushCube-v1") if s.name.startswith("eval-dataset-"))
+    assert ev.command[ev.command.index("--control-mode") + 1] == "pd_joint_delta_pos"
+    assert all(s.done_file.exists() for s in pipe.stages("PushCube-v1"))
+    path = write_report(pipe, tmp_path / "REPORT.md", tmp_path / "fig")
+    data = json.loads(path.with_suffix(".json").read_text())["tasks"]["PushCube-v1"]
+    assert data["ppo_expert"]["dir"] == str(expert) and data["ppo_expert"]["control_mode"] == "pd_joint_delta_pos"
+    assert data["ppo_expert"]["env_steps"] == 200 and data["teacher"]["teacher"] == "ppo_expert"
+    text = path.read_text()
+    assert "PPO experts (stage `expert`" in text and "| Teacher | PPO expert 3x256 Tanh (multi-task) | PPO experts, one per task" in text
+    rerun: list[str] = []
+    pipe.run(log=rerun.append)
+    assert len(rerun) == len(names) and all("done (cached" in ln for ln in rerun)
 
 
 def test_ppo_expert_summary_reads_a_finished_run(tmp_path):

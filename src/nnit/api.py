@@ -534,6 +534,62 @@ def weight_heatmap(sets: list[WeightSet], path: Path, per_set: int = 4) -> Path:
 
 
 # ============================================================================ data engine and baselines
+@dataclass(frozen=True)
+class ExpertRun:
+    """What a call of :func:`train_expert` did: the PPO expert's run and its final evaluation."""
+
+    run_dir: Path
+    """The run directory (``checkpoint.safetensors``, ``actor.safetensors``, ``eval.json``); a DAgger teacher as
+    :func:`train_ghn`'s ``teacher_checkpoint``."""
+    task: str
+    """The robot task."""
+    control_mode: str
+    """The controller the actor drives."""
+    hidden: tuple[int, ...]
+    """Hidden widths of the actor (Tanh)."""
+    env_steps: int
+    """Environment steps trained."""
+    episodes: int
+    """Episodes of the final evaluation of the deterministic actor."""
+    success_rate: float
+    """Share of those episodes that succeeded at some step."""
+    mean_return: float
+    """Mean return over those episodes."""
+    std_return: float
+    """Standard deviation of the return over those episodes."""
+
+
+def train_expert(task: str, preset: PresetName = "cpu", out: Union[str, Path, None] = None, *,
+                 total_steps: Optional[int] = None, control_mode: Optional[str] = None, workers: Optional[int] = None,
+                 backend: Literal["auto", "cpu", "cuda"] = "auto", seed: int = 0, progress: bool = False,
+                 log: Log = None) -> ExpertRun:
+    """Train (or resume) a PPO expert for a robot task in ``out`` (default ``runs/<preset>/<task>/expert``) and
+    evaluate its deterministic actor (:func:`nnit.experts.ppo.train_ppo`). ``total_steps`` and ``control_mode``
+    replace the preset's; ``workers``: CPU rollout processes (default one per core, 0 = in this process);
+    ``backend`` ``auto`` = ``physx_cuda`` when a GPU is visible."""
+    from nnit.eval.results import EvalResult
+    from nnit.experts.ppo import ppo_config, train_ppo
+    from nnit.tasks.registry import RobotTaskSpec, get_task
+
+    spec = get_task(task)
+    if not isinstance(spec, RobotTaskSpec):
+        raise APIError(f"PPO experts are for robot tasks; {spec.name} is an image task")
+    cfg = replace(ppo_config(preset, spec.name), seed=seed)
+    if total_steps is not None:
+        cfg = replace(cfg, total_steps=total_steps)
+    if control_mode is not None:
+        cfg = replace(cfg, control_mode=control_mode)
+    out = Path(out) if out is not None else Path("runs") / preset / spec.name / "expert"
+    run_dir = Path(train_ppo(spec.name, cfg, out, num_workers=workers, backend=backend, progress=progress))
+    ev = EvalResult.load(run_dir / "eval.json")
+    result = ExpertRun(run_dir, spec.name, str(ev.info["control_mode"]), tuple(ev.arch["hidden"]),
+                       int(ev.info.get("env_steps_trained", 0)), len(ev.seeds), float(ev.metrics["success_rate"][0]),
+                       float(ev.metrics["mean_return"][0]), float(ev.metrics["std_return"][0]))
+    (log or _quiet)(f"PPO expert {run_dir}: success {result.success_rate:.2f}, return {result.mean_return:.1f} +- "
+                    f"{result.std_return:.1f} over {result.episodes} episodes ({result.env_steps} env steps)")
+    return result
+
+
 def train_ghn(task: str, preset: PresetName = "cpu", out: Union[str, Path, None] = None, *,
               ensemble_size: Optional[int] = None, iterations: Optional[int] = None, seed: int = 0,
               control_mode: Optional[str] = None, teacher_checkpoint: Union[str, Path, None] = None,
@@ -793,5 +849,6 @@ def train(
     return run
 
 
-__all__ = ["APIError", "SupportWarning", "EvalTable", "GenerationResult", "BaselineRun", "TrainOverrides", "TrainRun", "build_dataset", "evaluate", "generate",
-           "load_generator", "save_generation", "support_warnings", "train", "train_baseline", "train_ghn"]
+__all__ = ["APIError", "SupportWarning", "EvalTable", "ExpertRun", "GenerationResult", "BaselineRun", "TrainOverrides", "TrainRun", "build_dataset", "evaluate", "generate",
+           "load_generator", "save_generation", "support_warnings", "train", "train_baseline", "train_expert",
+           "train_ghn"]

@@ -1,14 +1,13 @@
 """``nnit train-expert``: train (or resume) a PPO expert for one ManiSkill3 task; a thin wrapper over
-:func:`nnit.experts.ppo.train_ppo`."""
+:func:`nnit.api.train_expert`."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
 from nnit.config import PresetName
-from nnit.errors import NNiTError
 
 
 @dataclass(frozen=True)
@@ -45,21 +44,7 @@ class TrainExpertCommand:
     """Show a progress bar."""
 
     def run(self) -> None:
-        from nnit.eval.results import EvalResult
-        from nnit.experts.ppo import ppo_config, train_ppo
-        from nnit.tasks.registry import RobotTaskSpec, get_task
+        from nnit.api import train_expert
 
-        spec = get_task(self.task)
-        if not isinstance(spec, RobotTaskSpec):
-            raise NNiTError(f"PPO experts are for robot tasks; {spec.name} is an image task")
-        cfg = replace(ppo_config(self.preset, spec.name), seed=self.seed)
-        if self.total_steps is not None:
-            cfg = replace(cfg, total_steps=self.total_steps)
-        if self.control_mode is not None:
-            cfg = replace(cfg, control_mode=self.control_mode)
-        out = self.out or Path("runs") / self.preset / spec.name / "expert"
-        run = train_ppo(spec.name, cfg, out, num_workers=self.workers, backend=self.backend, progress=self.progress)
-        ev = EvalResult.load(run / "eval.json")
-        m = {k: float(v[0]) for k, v in ev.metrics.items()}
-        print(f"PPO expert {run}: success {m['success_rate']:.2f}, return {m['mean_return']:.1f} +- {m['std_return']:.1f} "
-              f"over {len(ev.seeds)} episodes ({ev.info.get('env_steps_trained')} env steps)")
+        train_expert(self.task, self.preset, self.out, total_steps=self.total_steps, control_mode=self.control_mode,
+                     workers=self.workers, backend=self.backend, seed=self.seed, progress=self.progress, log=print)

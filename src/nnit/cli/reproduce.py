@@ -12,7 +12,10 @@ from nnit.config import PresetName
 
 @dataclass(frozen=True)
 class ReproduceCommand:
-    """Run every stage (teachers, GHN ensembles, dataset, alignment, NNiT, baselines, evaluation) and write the report.
+    """Run every stage (PPO experts, teachers, GHN ensembles, dataset, alignment, NNiT, baselines, evaluation); write the report.
+
+    The paper preset trains a PPO expert per robot task first and distils it (its expert stage); tiny and cpu distil the
+    scripted teachers.
 
     Every stage runs in this process (nnit.api and the library). Cached: a rerun skips finished stages; a killed
     or stopped run resumes (each stage's own checkpoints). Ctrl-C / SIGTERM: a training stage checkpoints its step,

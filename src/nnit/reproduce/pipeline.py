@@ -11,10 +11,13 @@ a training loop first finishes and checkpoints its step (:func:`nnit.stopping.st
 other stage stops at once and runs again next time (its done file is written last; the dataset stage keeps
 the architectures it finished).
 
-Stages per task (robot tasks; Fashion-MNIST skips ``teacher``):
+Stages per task (robot tasks; Fashion-MNIST skips ``expert`` and ``teacher``):
 
-  teacher     the teacher's success over seeded episodes (the paper's "Expert" row)
-  ghn         nnit train-ghn                      (GHN ensemble, DAgger / supervised)
+  expert      nnit train-expert                   (PPO expert, the DAgger teacher; only at presets with
+              ``ppo_experts``, i.e. ``paper``: ``tiny`` and ``cpu`` distil the scripted teachers)
+  teacher     the teacher's success over seeded episodes (the paper's "Expert" row): the PPO expert or
+              the scripted teacher
+  ghn         nnit train-ghn [--teacher-checkpoint <expert>]  (GHN ensemble, DAgger / supervised)
   dataset     nnit build-dataset                  (candidates, filter, kept networks)
   alignment   nnit analyze alignment              (Tables 1 / 6, Figures 3 / 4)
   nnit        nnit train                          (NNiT, MoNL)
@@ -70,6 +73,10 @@ class ReproduceConfig:
     joint: bool = True
     """Also sample p(a, w) (Table 3)."""
     teacher_episodes: int = 50
+    """Episodes of the ``teacher`` stage's measurement of the teacher."""
+    ppo_experts: bool = False
+    """Robot tasks: train a PPO expert first (stage ``expert``, ``nnit train-expert``) and distil it into the GHN
+    ensemble, as the paper does; False: distil the scripted teacher."""
     sampler: str = "ancestral"
     sampler_steps: int = 1000
     sampler_temperature: float = 1.0
@@ -97,7 +104,7 @@ REPRODUCE_PRESETS: dict[str, ReproduceConfig] = {
     "cpu": ReproduceConfig(tasks=("PushCube-v1", "FashionMNIST", "PickCube-v1", "StackCubeEasy-v1"), num_networks=32,
                            top_k=10, episodes=10, seen=PAPER_SEEN[:2], unseen=PAPER_UNSEEN, sampler_temperature=EVAL["cpu"].temperature),
     "paper": ReproduceConfig(tasks=("PickCube-v1", "PushCube-v1", "StackCubeEasy-v1", "FashionMNIST"), num_networks=100,
-                             top_k=10, episodes=50, seen=PAPER_SEEN, unseen=PAPER_UNSEEN),
+                             top_k=10, episodes=50, seen=PAPER_SEEN, unseen=PAPER_UNSEEN, ppo_experts=True),
 }
 
 
@@ -126,7 +133,8 @@ class Stage:
     """Everything the stage writes (its --out directory), moved aside by a rerun; None: just the done file."""
     expect: dict = field(default_factory=dict)
     """Values the done file (JSON) must hold for a cached result to count, with their defaults when absent:
-    e.g. NNiT's sampling temperature, so changing it reruns the stage instead of reusing old samples."""
+    e.g. NNiT's sampling temperature, so changing it reruns the stage instead of reusing old samples. A training
+    stage's done file, which the pipeline writes, records them."""
 
     @property
     def command_line(self) -> str:
@@ -154,9 +162,14 @@ class Stage:
         return dst
 
 
-TRAINING_STAGES = ("ghn", "nnit")
+TRAINING_STAGES = ("expert", "ghn", "nnit")
 """Stages that checkpoint while they run (so a stopped run leaves files that look finished): they are done
 only when ``train_done.json``, written after the call returns, exists (the baselines' stages too)."""
+
+
+TEACHER_PPO, TEACHER_SCRIPTED = "ppo_expert", "scripted"
+"""What a robot task's ``teacher`` and ``ghn`` stages record as their teacher (``"teacher"`` in ``teacher.json`` and
+the GHN's ``train_done.json``): outputs made with the other kind of teacher than the preset's are stale."""
 
 
 def flags(kwargs: dict) -> list[str]:
@@ -251,6 +264,25 @@ class Pipeline:
     def log_file(self, task: str, stage: str) -> Path:
         return self.state_dir / "logs" / task / f"{stage}.log"
 
+    def expert_dir(self, task: str) -> Path:
+        """The ``expert`` stage's PPO run (``nnit train-expert --out``)."""
+        return self.task_dir(task) / "expert"
+
+    def teacher_checkpoint(self, task: str) -> Optional[Path]:
+        """The PPO expert the task's GHN ensemble distils; None: the scripted teacher (or an image task)."""
+        return self.expert_dir(task) if self.cfg.ppo_experts and is_robot_task(task) else None
+
+    def _teacher_control_mode(self, task: str) -> str:
+        """The controller of the task's teacher: the PPO expert's (its preset's, or the ``expert`` stage's
+        ``control_mode`` argument) or the scripted teacher's."""
+        if self.teacher_checkpoint(task) is not None:
+            from nnit.experts.ppo import ppo_config
+
+            return self.cfg.stage_args.get("expert", {}).get("control_mode") or ppo_config(self.preset, task).control_mode
+        from nnit.tasks.registry import default_control_mode
+
+        return default_control_mode(task)  # type: ignore[return-value]
+
     # ------------------------------------------------------------------ plan
     def _stage(self, name: str, done_file: Path, command: str, function: str, kwargs: dict, flag_args: list[str],
                output: Path, expect: Optional[dict] = None) -> Stage:
@@ -269,23 +301,30 @@ class Pipeline:
         data = ["--data-dir", str(data_dir)] if data_dir else []
         ghn_ckpt = T / "ghn" / "ghn.safetensors"
         ds = T / "dataset"
+        expert = self.teacher_checkpoint(task)
         mode = None
         if robot:  # the dataset's controller (the teacher's), for evaluating its networks
             mode = json.loads((ds / "index.json").read_text()).get("control_mode") if (ds / "index.json").exists() else None
             if mode is None:
-                from nnit.tasks.registry import default_control_mode
-
-                mode = default_control_mode(task)
+                mode = self._teacher_control_mode(task)
         control = ["--control-mode", mode] if mode else []
+        teacher_expect = {"teacher": (TEACHER_PPO if expert else TEACHER_SCRIPTED, TEACHER_SCRIPTED)} if robot else {}
+        distil = ({"teacher_checkpoint": expert}, ["--teacher-checkpoint", str(expert)]) if expert else ({}, [])
         temp = c.sampler_temperature
         temp_expect = {"temperature": (temp, 1.0)}  # results.json made before the option existed: 1
         out: list[Stage] = []
+        if expert:
+            out.append(self._stage("expert", expert / "train_done.json", "train-expert", "train_expert",
+                                   {"task": task, "preset": p, "out": expert},
+                                   ["--task", task, "--preset", p, "--out", str(expert)], output=expert))
         if robot:
-            out.append(Stage("teacher", self.state_dir / task / "teacher.json", func=lambda: self._teacher(task)))
+            out.append(Stage("teacher", self.state_dir / task / "teacher.json", func=lambda: self._teacher(task),
+                             expect=teacher_expect))
         out += [
             self._stage("ghn", T / "ghn" / "train_done.json", "train-ghn", "train_ghn",
-                        {"task": task, "preset": p, "out": T / "ghn", "data_dir": data_dir},
-                        ["--task", task, "--preset", p, "--out", str(T / "ghn"), *data], output=T / "ghn"),
+                        {"task": task, "preset": p, "out": T / "ghn", "data_dir": data_dir, **distil[0]},
+                        ["--task", task, "--preset", p, "--out", str(T / "ghn"), *distil[1], *data], output=T / "ghn",
+                        expect=teacher_expect),
             self._stage("dataset", ds / "summary.json", "build-dataset", "build_dataset",
                         {"ghn": ghn_ckpt, "preset": p, "out": ds, "data_dir": data_dir},
                         ["--ghn", str(ghn_ckpt), "--preset", p, "--out", str(ds), *data], output=ds),
@@ -424,16 +463,20 @@ class Pipeline:
             raise StageFailed(f"stage {stage.name} of {task} failed ({type(failure).__name__}: {failure}); log {logf}:\n{tail}") \
                 from failure
         if stage.name in TRAINING_STAGES + tuple(self.cfg.baselines):  # their checkpoints exist mid-run; mark the finished run
-            atomic_write_json(stage.done_file, {"stage": stage.name, "command": stage.command_line})
+            atomic_write_json(stage.done_file, {"stage": stage.name, "command": stage.command_line,
+                                                **{k: want for k, (want, _) in stage.expect.items()}})
         if not stage.done_file.exists():
             raise StageFailed(f"stage {stage.name} of {task} finished but did not write {stage.done_file}; log {logf}")
 
     # ------------------------------------------------------------------ in-process stages
     def _teacher(self, task: str) -> None:
-        from nnit.experts.teachers import measure_teacher
+        from nnit.experts.teachers import get_teacher, measure_teacher
 
-        r = measure_teacher(task, episodes=self.cfg.teacher_episodes, seed=self.cfg.eval_seed)
+        expert = self.teacher_checkpoint(task)
+        teacher = get_teacher(task, checkpoint=expert) if expert else None
+        r = measure_teacher(task, episodes=self.cfg.teacher_episodes, seed=self.cfg.eval_seed, teacher=teacher)
         r.pop("per_episode", None)
+        r.update(teacher=TEACHER_PPO if expert else TEACHER_SCRIPTED, teacher_checkpoint=None if expert is None else str(expert))
         atomic_write_json(self.state_dir / task / "teacher.json", r)
 
     def _memorization(self, task: str) -> None:

@@ -74,9 +74,8 @@ def _fmt(row: Optional[Row], robot: bool) -> str:
 
 
 def ppo_expert_summary(run_dir: Path) -> Optional[dict]:
-    """A finished ``nnit train-expert`` run (not a reproduce stage: the ``cpu`` preset's teachers are
-    scripted): env steps, training wall time (sum of the logged rollout + update seconds) and the final
-    evaluation (``eval.json``)."""
+    """A finished ``nnit train-expert`` run (the ``expert`` stage's, or one made by hand): the actor's hidden widths,
+    env steps, training wall time (sum of the logged rollout + update seconds) and the final evaluation (``eval.json``)."""
     from nnit.eval.harness import EvalResult
 
     if not (run_dir / "eval.json").exists():
@@ -84,7 +83,8 @@ def ppo_expert_summary(run_dir: Path) -> Optional[dict]:
     log = [json.loads(ln) for ln in (run_dir / "train_log.jsonl").read_text().splitlines() if ln.strip()]
     train = [r for r in log if "train/rollout_s" in r]
     ev = EvalResult.load(run_dir / "eval.json")
-    return {"dir": str(run_dir), "control_mode": ev.info.get("control_mode"), "env_steps": max((r["global_step"] for r in log), default=0),
+    return {"dir": str(run_dir), "control_mode": ev.info.get("control_mode"), "hidden": list(ev.arch.get("hidden", [])),
+            "env_steps": max((r["global_step"] for r in log), default=0),
             "train_wall_s": sum(r["train/rollout_s"] + r["train/update_s"] for r in train),
             "episodes": int(ev.info.get("episodes", len(ev.seeds))), "first_seed": int(ev.info.get("base_seed", 0)),
             "success_once": float(ev.metrics["success_rate"][0]), "success_at_end": float(ev.metrics["success_at_end_rate"][0]),
@@ -99,7 +99,8 @@ class TaskResults:
     robot: bool
     teacher: Optional[Teacher]
     ppo_expert: Optional[dict]
-    """:func:`ppo_expert_summary` of a PPO expert run beside the task's runs."""
+    """:func:`ppo_expert_summary` of the task's PPO expert: the ``expert`` stage's run at a preset with
+    ``ppo_experts``, else a run made outside ``nnit reproduce`` in ``<task>/expert_ppo``."""
     ghn: GHNLog
     dataset: Optional[dict[str, DatasetRole]]
     alignment: Optional[Alignment]
@@ -153,7 +154,7 @@ def task_results(pipe: Pipeline, task: str) -> TaskResults:
                     "unseen": SplitMean.of([rows[hidden_label(h)] for h in c.unseen])} for gen, rows in evals.items()}
     joint = GenerationRecord.load(pipe.eval_dir(task, "nnit", "joint") / "results.json")
     t = TaskResults(robot=robot, teacher=Teacher.load(pipe.state_dir / task / "teacher.json"),
-                    ppo_expert=ppo_expert_summary(T / "expert_ppo") if robot else None,
+                    ppo_expert=ppo_expert_summary(pipe.expert_dir(task) if c.ppo_experts else T / "expert_ppo") if robot else None,
                     ghn=GHNLog.load(T / "ghn" / "train_log.jsonl"), dataset=DatasetRole.load_all(T / "dataset"),
                     alignment=Alignment.load(T / "alignment" / "alignment.json"), evals=evals, table2=table2,
                     joint=joint if joint is not None and joint.raw else None,
@@ -279,6 +280,9 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
         f"'–' = made outside `nnit reproduce`, its time is in the README).\n")
     # ---------------------------------------------------------------- teachers & dataset
     add("## Teachers and the dataset\n")
+    if any(is_robot_task(t) for t in c.tasks):
+        add(f"Teacher: {'the PPO expert of stage `expert` (below)' if c.ppo_experts else 'the scripted controller'}, "
+            f"measured by stage `teacher` over {c.teacher_episodes} episodes (seeds {c.eval_seed}..); the GHN ensemble distils it.\n")
     add("| task | teacher success | teacher return | GHN iterations | GHN final loss | role | candidates | candidate mean | passed | kept |\n|---|---:|---:|---:|---:|---|---:|---:|---:|---:|")
     for task, t in data.tasks.items():
         te = t.teacher
@@ -287,11 +291,12 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
                 f"{_num(t.ghn.final_loss, 4)} | {role} | {r.candidates} | {_pct(r.candidate_mean)} | {r.passed} | {r.kept} |")
     experts = {task: t.ppo_expert for task, t in data.tasks.items() if t.ppo_expert}
     if experts:
-        add("\nPPO experts (`nnit train-expert`, 3x256 Tanh, run outside `nnit reproduce`; the `cpu` preset distils the scripted teachers):\n")
-        add("| task | control mode | env steps | training wall time | final eval episodes | success (once) | success at end | return | success during training |\n|---|---|---:|---:|---:|---:|---:|---:|---|")
+        add("\nPPO experts (stage `expert`, `nnit train-expert`; the GHN ensembles distil them):\n" if c.ppo_experts else
+            f"\nPPO experts (`nnit train-expert`, run outside `nnit reproduce`; the `{pipe.preset}` preset distils the scripted teachers):\n")
+        add("| task | actor (Tanh) | control mode | env steps | training wall time | final eval episodes | success (once) | success at end | return | success during training |\n|---|---|---|---:|---:|---:|---:|---:|---:|---|")
         for task, e in experts.items():
             curve = ", ".join(f"{v['env_steps'] // 1000}k: {_pct(v['success_once'])}" for v in e["evals"])
-            add(f"| {task} | `{e['control_mode']}` | {e['env_steps']:,} | {e['train_wall_s'] / 60:.1f} min | {e['episodes']} (seeds {e['first_seed']}..) | "
+            add(f"| {task} | {_hidden(e.get('hidden'))} | `{e['control_mode']}` | {e['env_steps']:,} | {e['train_wall_s'] / 60:.1f} min | {e['episodes']} (seeds {e['first_seed']}..) | "
                 f"{_pct(e['success_once'])} | {_pct(e['success_at_end'])} | {e['mean_return']:.1f} ± {e['std_return']:.1f} | {curve} |")
     # ---------------------------------------------------------------- table 1 / 6 + figures
     add("\n## Table 1 analogue — structural alignment, GHN vs SGD\n")
@@ -413,6 +418,13 @@ def _num(x, digits: int = 2) -> str:
     return "–" if x is None else f"{float(x):.{digits}f}"
 
 
+def _hidden(widths) -> str:
+    """Hidden widths as ``3x256`` when equal, else ``[64,32]``; '–' when unknown."""
+    if not widths:
+        return "–"
+    return f"{len(widths)}x{widths[0]}" if len(set(widths)) == 1 else "[" + ",".join(map(str, widths)) + "]"
+
+
 def _archs(archs) -> str:
     return ", ".join("[" + ",".join(map(str, h)) + "]" for h in archs)
 
@@ -424,16 +436,27 @@ def _temperature(c) -> str:
 
 def _scaledowns(pipe: Pipeline) -> str:
     from nnit.diffusion.train import train_config
+    from nnit.experts.ppo import ppo_config
     from nnit.ghn.dataset import DATASET_PRESETS
     from nnit.ghn.train import GHN_PRESETS, ghn_config
 
     p = pipe.preset
     g, d, n, c = GHN_PRESETS[p], DATASET_PRESETS[p], train_config(p), pipe.cfg
+    robot = [t for t in c.tasks if is_robot_task(t)]
+    if c.ppo_experts:
+        over = c.stage_args.get("expert", {})  # the expert stage's own overrides of its preset
+        e = {t: ppo_config(p, t) for t in robot}
+        modes = sorted({str(over.get("control_mode") or x.control_mode) for x in e.values()})
+        teacher = (f"PPO experts, one per task (stage `expert`), {' / '.join(sorted({_hidden(x.hidden) for x in e.values()}))} Tanh, "
+                   f"{', '.join(modes)}; env steps: " + ", ".join(f"{t} {over.get('total_steps') or x.total_steps:,}" for t, x in e.items()))
+    else:
+        teacher = ("scripted privileged-state controllers (pd_ee_delta_pos); `nnit reproduce --preset paper` trains PPO experts "
+                   "first, and a PPO expert drops in via `nnit train-ghn --teacher-checkpoint`")
     rows = [
-        ("Teacher", "PPO expert 3x256 Tanh (multi-task)", "scripted privileged-state controllers (pd_ee_delta_pos); a PPO expert drops in via --teacher-checkpoint"),
+        ("Teacher", "PPO expert 3x256 Tanh (multi-task)", teacher),
         ("GHN ensemble", "128 GHNs, 500 DAgger iterations (1500 StackCubeEasy)",
          f"{g.ensemble_size} GHNs, DAgger iterations x {g.updates_per_iteration} updates: "
-         + ", ".join(f"{t} {ghn_config(p, t).iterations}" for t in c.tasks if is_robot_task(t)) + f"; hidden {g.ghn.hidden_dim}"),
+         + ", ".join(f"{t} {ghn_config(p, t).iterations}" for t in robot) + f"; hidden {g.ghn.hidden_dim}"),
         ("Dataset", "100 kept networks per architecture, 64 filter episodes", f"<= {d.keep_per_arch} kept per architecture (one candidate per GHN), {d.episodes} filter episodes"),
         ("NNiT", "Table 7: 400k steps (1000 epochs), batch 16", f"{n.model}, steps: " + ", ".join(f"{t} {train_config(p, t).steps}" for t in c.tasks) + f", batch {n.batch_size}, {n.token_mode} tokens, {n.normalization} normalization"),
         ("Evaluation", "top-10 of 100, 50 episodes", f"top-{c.top_k} of {c.num_networks}, {c.episodes} episodes"),

@@ -44,7 +44,8 @@ def top_k_row(d: Optional[Mapping]) -> Optional[TopKSummary]:
 
 @dataclass(frozen=True)
 class Teacher:
-    """The scripted teacher's success over seeded episodes (the paper's "Expert" row)."""
+    """The teacher's success over seeded episodes (the paper's "Expert" row): the scripted teacher's, or the PPO
+    expert's at a preset with ``ppo_experts``."""
 
     success_once: float
     success_at_end: float

@@ -4,7 +4,8 @@ Each function does what its command does (same library calls, same files written
 which the pipeline sends to the stage's log) and returns a typed result. Training stages resume from their
 own checkpoints and, stopped by Ctrl-C / SIGTERM, checkpoint and raise :class:`nnit.stopping.TrainingStopped`.
 
-  train_ghn        nnit train-ghn
+  train_expert     nnit train-expert          (:func:`nnit.api.train_expert`)
+  train_ghn        nnit train-ghn             (:func:`nnit.api.train_ghn`)
   build_dataset    nnit build-dataset
   alignment        nnit analyze alignment
   train_nnit       nnit train                 (:func:`nnit.api.train`)
@@ -21,7 +22,7 @@ from pathlib import Path
 from typing import Optional, Sequence, Union
 
 from nnit import api
-from nnit.api import EvalTable, GenerationResult, TrainOverrides, TrainRun
+from nnit.api import EvalTable, ExpertRun, GenerationResult, TrainOverrides, TrainRun
 
 PathLike = Union[str, Path]
 
@@ -30,12 +31,20 @@ def _dir(path: Optional[PathLike]) -> Optional[str]:
     return None if path is None else str(path)
 
 
+def train_expert(task: str, preset: str, out: PathLike, *, workers: Optional[int] = None, total_steps: Optional[int] = None,
+                 control_mode: Optional[str] = None, backend: str = "auto", seed: int = 0, progress: bool = False) -> ExpertRun:
+    """Train (or resume) the task's PPO expert in ``out`` and evaluate its actor (``nnit train-expert``)."""
+    return api.train_expert(task, preset, out, total_steps=total_steps, control_mode=control_mode, workers=workers,  # type: ignore[arg-type]
+                            backend=backend, seed=seed, progress=progress, log=print)
+
+
 def train_ghn(task: str, preset: str, out: PathLike, *, data_dir: Optional[PathLike] = None, workers: Optional[int] = None,
               ensemble_size: Optional[int] = None, iterations: Optional[int] = None, seed: int = 0,
-              progress: bool = False) -> Path:
-    """Train (or resume) the task's GHN ensemble in ``out``; the checkpoint path (``nnit train-ghn``)."""
+              teacher_checkpoint: Optional[PathLike] = None, progress: bool = False) -> Path:
+    """Train (or resume) the task's GHN ensemble in ``out``; the checkpoint path (``nnit train-ghn``). ``teacher_checkpoint``:
+    distil that PPO expert instead of the scripted teacher."""
     return api.train_ghn(task, preset, out, ensemble_size=ensemble_size, iterations=iterations, seed=seed,  # type: ignore[arg-type]
-                         workers=workers, data_dir=data_dir, progress=progress, log=print)
+                         teacher_checkpoint=teacher_checkpoint, workers=workers, data_dir=data_dir, progress=progress, log=print)
 
 
 def build_dataset(ghn: PathLike, preset: str, out: PathLike, *, data_dir: Optional[PathLike] = None,
