@@ -12,7 +12,7 @@ For each checkpoint and temperature, this script draws ``--num`` joint samples w
   top-10 (ranked by return) success and return of all ``--num`` networks together, with a bootstrap of the
   top-10 success over the networks (``pool_size.py``'s).
 
-    .venv/bin/python benchmarks/joint_sampling.py --task PickCube-v1 \
+    .venv/bin/python benchmarks/joint_sampling.py --task PickCube-v1 --dataset zoo/datasets/cpu/PickCube-v1 \
         --checkpoint zoo/nnit_PickCube-v1.safetensors --label zoo --sampler ancestral --steps 1000 \
         --temperature 1 0.5 --evaluate --out results/benchmarks/joint_pickcube.json
 
@@ -38,6 +38,7 @@ from _results import write_results
 from pool_size import bootstrap
 
 from nnit import api
+from nnit.diffusion.sample import total_variation, training_draw_reference
 from nnit.weights.architecture import hidden_label
 
 
@@ -53,6 +54,13 @@ def measure(a: argparse.Namespace, tau: float) -> dict:
                            depth=a.depth, seed=a.seed)
     j = gen.joint or {}
     counts = Counter({hidden_label(h): ws.n for h, ws in gen.sets.items()})
+    if a.dataset is not None:  # the reference frequencies: the dataset's train networks per architecture
+        index = json.loads((a.dataset / "index.json").read_text())
+        freqs = {tuple(r["hidden"]): float(r["num_kept"]) for r in index["architectures"].values()
+                 if r["role"] == "train" and r["num_kept"]}
+        sampled = [h for h, ws in gen.sets.items() for _ in range(ws.n)]
+        j = {**j, "tv_to_train": total_variation(sampled, freqs), "train_reference": training_draw_reference(freqs, len(sampled)),
+             "reference_freqs": str(a.dataset)}
     row = {"task": a.task, "label": a.label, "checkpoint": str(a.checkpoint), "sampler": a.sampler, "steps": a.steps,
            "temperature": tau, "num": a.num, "depth": a.depth, "seed": a.seed, "seconds": gen.seconds,
            "threads": torch.get_num_threads(), "load_before": load0, **{k: v for k, v in j.items()},
@@ -98,6 +106,9 @@ def main() -> None:
     ap.add_argument("--temperature", type=float, nargs="+", default=[1.0])
     ap.add_argument("--num", type=int, default=100)
     ap.add_argument("--depth", type=int, default=4)
+    ap.add_argument("--dataset", type=Path, default=None,
+                    help="the GHN dataset the model was trained on: its train networks per architecture are the reference "
+                         "frequencies (default: the checkpoint's own record of them)")
     ap.add_argument("--seed", type=int, default=0, help="sampling seed")
     ap.add_argument("--evaluate", action="store_true")
     ap.add_argument("--episodes", type=int, default=10)

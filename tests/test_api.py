@@ -76,6 +76,20 @@ def test_joint_generation_groups_architectures_and_has_a_joint_row(trained):
     if len(res.sets) > 1:
         with pytest.raises(APIError):
             res.weights
+    # the tiny preset trains the architecture-prior mode: architectures are drawn first, then their weights
+    assert res.joint["schedule"] == "arch-first" and "warning" not in res.joint
+    ref = res.joint["train_reference"]
+    assert 0 <= res.joint["tv_to_train"] <= 1 and ref["num"] == 4 and ref["distinct_archs"]["mean"] >= 1
+    assert any("total variation to the training frequencies" in line for line in res.summary_lines())
+
+
+@pytest.mark.skipif(not (ROOT / "zoo" / "nnit_PushCube-v1.safetensors").exists(), reason="no zoo model")
+def test_joint_sampling_without_an_architecture_prior_says_so():
+    """A valid-token model trained without the prior mode samples architectures and weights together over one layout,
+    which reveals the architecture: the result carries a warning and ``nnit generate`` prints it."""
+    res = nnit.generate(ROOT / "zoo" / "nnit_PushCube-v1.safetensors", "PushCube-v1", num=3, steps=2, sampler="ddim")
+    assert res.joint["schedule"] == "together" and "without the architecture-prior mode" in res.joint["warning"]
+    assert any(line.startswith("warning: ") and "architecture-prior" in line for line in res.summary_lines())
 
 
 def test_api_errors_are_api_errors(trained, tmp_path):
