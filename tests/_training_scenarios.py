@@ -52,7 +52,8 @@ def run_nnit(out: Path, **kw) -> dict:
     from nnit.diffusion.train import TRAIN_PRESETS, train
 
     data, norm = weight_sets()
-    cfg = dataclasses.replace(TRAIN_PRESETS["tiny"], steps=NNIT_STEPS, warmup_steps=5, ckpt_every=1000, log_every=5)
+    cfg = dataclasses.replace(TRAIN_PRESETS["tiny"], steps=NNIT_STEPS, warmup_steps=5, ckpt_every=1000, log_every=5,
+                              p_prior=0.0)  # the paper's two MoNL modes, as recorded
     res = train(cfg, data, out, normalizer=norm, progress=False, **kw)
     return {"total": [r["total"] for r in res.history], **ckpt_sums(out)}
 
@@ -62,7 +63,8 @@ def run_d2nwg(out: Path) -> dict:
     from nnit.baselines.train import train_d2nwg
 
     data, norm = weight_sets(10, 4)
-    cfg = dataclasses.replace(D2NWG_PRESETS["tiny"], vae_steps=12, diffusion_steps=12, warmup_steps=3, ema_decay=0.9)
+    cfg = dataclasses.replace(D2NWG_PRESETS["tiny"], vae_steps=12, diffusion_steps=12, warmup_steps=3, ema_decay=0.9,
+                              val_fraction=0.0)  # fixed steps on all the data, as recorded
     _, res = train_d2nwg(cfg, data, out, normalizer=norm, progress=False)
     return {"total": [r["total"] for r in res.history], **ckpt_sums(out)}
 
@@ -72,7 +74,7 @@ def run_sane(out: Path) -> dict:
     from nnit.baselines.train import train_sane
 
     data, norm = weight_sets(10, 4)
-    cfg = dataclasses.replace(SANE_PRESETS["tiny"], steps=15, warmup_steps=3, ema_decay=0.9)
+    cfg = dataclasses.replace(SANE_PRESETS["tiny"], steps=15, warmup_steps=3, ema_decay=0.9, val_fraction=0.0)
     _, res = train_sane(cfg, data, out, normalizer=norm, progress=False)
     return {"total": [r["total"] for r in res.history], **ckpt_sums(out)}
 
@@ -100,7 +102,7 @@ def run_ghn(out: Path, data_dir: Path) -> dict:
 
 
 DDP_NNIT_STEPS = 8
-DDP_D2NWG = {"vae_steps": 4, "diffusion_steps": 4, "warmup_steps": 2, "ema_decay": 0.9}
+DDP_D2NWG = {"vae_steps": 4, "diffusion_steps": 4, "warmup_steps": 2, "ema_decay": 0.9, "val_fraction": 0.0}
 
 
 def ddp_runs(out: Path, resume_split: bool = False) -> dict:
@@ -123,7 +125,7 @@ def ddp_runs(out: Path, resume_split: bool = False) -> dict:
     d_data, d_norm = weight_sets(10, 4)
     d_cfg = dataclasses.replace(D2NWG_PRESETS["tiny"], **DDP_D2NWG)
     _, d_res = train_d2nwg(d_cfg, d_data, out / "d2nwg", normalizer=d_norm, progress=False)
-    s_cfg = dataclasses.replace(SANE_PRESETS["tiny"], steps=6, warmup_steps=2, ema_decay=0.9)
+    s_cfg = dataclasses.replace(SANE_PRESETS["tiny"], steps=6, warmup_steps=2, ema_decay=0.9, val_fraction=0.0)
     _, s_res = train_sane(s_cfg, d_data, out / "sane", normalizer=d_norm, progress=False)
     ck, d_ck, s_ck = load_checkpoint(out / "nnit"), load_checkpoint(out / "d2nwg"), load_checkpoint(out / "sane")
     return {"nnit": [r["total"] for r in hist], "d2nwg": [r["total"] for r in d_res.history],

@@ -44,7 +44,7 @@ EXPECTED = {'nnit': {'total': [0.33656013011932373,
           'model': 7630.046075158791,
           'ema': 7491.492278232165,
           'step': 30,
-          'layout': '3a52ad2f86a8'},
+          'layout': '65bc17203604'},
  'd2nwg': {'total': [1.0207310914993286,
                      0.7727826237678528,
                      1.145627498626709,
@@ -72,7 +72,7 @@ EXPECTED = {'nnit': {'total': [0.33656013011932373,
            'model': 9177.767294200305,
            'ema': 8437.067141499007,
            'step': 24,
-           'layout': '22c99203be5e'},
+           'layout': 'd56076c565b3'},
  'sane': {'total': [2.204556703567505,
                     2.2815210819244385,
                     2.0935356616973877,
@@ -91,7 +91,7 @@ EXPECTED = {'nnit': {'total': [0.33656013011932373,
           'model': 64539.46353851975,
           'ema': 64535.295479182576,
           'step': 15,
-          'layout': '63eba701800a'},
+          'layout': '7f3983eaad69'},
  'ghn': {'loss_mean': [2.860297679901123, 2.600398302078247, 2.561387538909912, 2.3980166912078857],
          'lr': [0.0009851453301853628, 0.0008833781400934471, 0.0007564765297211899, 0.0007],
          'model': 2592.7263929655746,
@@ -151,7 +151,7 @@ def test_data_parallel_two_processes_equal_one(tmp_path):
     assert curves[0] == curves[1]  # every rank logs the loss averaged over the ranks
     for key in ("nnit", "d2nwg", "sane", "sane_recon"):
         assert len(curves[0][key]) == len(single[key])
-        torch.testing.assert_close(torch.tensor(curves[0][key]), torch.tensor(single[key]), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(torch.tensor(curves[0][key]), torch.tensor(single[key]), rtol=1e-5, atol=1e-6, msg=key)
     ck, d_ck = load_checkpoint(tmp_path / "two" / "nnit"), load_checkpoint(tmp_path / "two" / "d2nwg")
     assert ck.step == S.DDP_NNIT_STEPS
     torch.testing.assert_close(ck.model, single["nnit_model"], rtol=1e-5, atol=1e-6)

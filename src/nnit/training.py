@@ -136,6 +136,9 @@ class Trainer:
         self.averaged = ema_of(model, ema_decay) if ema_decay is not None else None
         self.step = 0
         """Units done (the checkpoint's step)."""
+        self.wall_before = 0.0
+        """Wall time of the run's earlier sessions (from the checkpoint it resumed)."""
+        self._session_start = time.perf_counter()
 
     @property
     def ema(self) -> Optional[nn.Module]:
@@ -149,13 +152,21 @@ class Trainer:
         if "rng" in ck.extra:
             self.generator.set_state(ck.extra["rng"].to(torch.uint8))
         self.step = ck.step
+        self.wall_before = float(ck.meta.get("wall_seconds", 0.0))
+        self._session_start = time.perf_counter()
+
+    @property
+    def wall_seconds(self) -> float:
+        """Wall time of the whole run so far, earlier sessions included (stored as ``meta["wall_seconds"]``)."""
+        return self.wall_before + time.perf_counter() - self._session_start
 
     def save(self, step: int) -> Path:
         """Write the checkpoint of ``step`` (rank 0; the other ranks wait for it)."""
         if dist.is_main():
             save_checkpoint(self.path, self.model, step, self.config, optimizer=self.optimizer, ema=self.ema,
                             extra={"rng": self.generator.get_state(), **self.extra_fn()},
-                            meta={"kind": self.loop.kind}, sections=self.sections_fn())
+                            meta={"kind": self.loop.kind, "wall_seconds": round(self.wall_seconds, 1)},
+                            sections=self.sections_fn())
         dist.barrier()
         return self.path
 

@@ -289,9 +289,12 @@ def nnit_losses(
     model: nn.Module, diffusion: GaussianDiffusion, batch: NNiTBatch, t_a: torch.Tensor, t_w: torch.Tensor,
     generator: Optional[torch.Generator] = None, parameterization: str = "eps",
     noise: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
+    shown_fraction: Optional[float] = None,
 ) -> dict[str, torch.Tensor]:
     """Paper Eq. 5: sum over modalities of eps-MSE + L_vb, each a masked per-sample mean, averaged over the batch
-    (the weight terms over the samples that show weights: not those in architecture-prior mode).
+    (the weight terms over the samples that show weights: not those in architecture-prior mode). ``shown_fraction``
+    is the share of the *global* batch that shows weights (data-parallel ranks pass it so that their averaged
+    gradients equal one process's); default: this batch's share.
 
     Weight padding entries are outside the state (held at 0, no loss); the arch eps target is 0 where t_a = 0.
     ``noise`` = (weight noise, arch noise) drawn by the caller; else both are drawn from ``generator``."""
@@ -307,9 +310,10 @@ def nnit_losses(
     eps_w = diffusion.eps_from_output(out_w.float(), xt_w, t_w, parameterization)  # (B, T, p*p)
     lw = diffusion.hybrid_loss(batch.values, xt_w, t_w, noise_w, eps_w, v_w, wmask, "continuous")
     la = diffusion.hybrid_loss(batch.arch_codes, xt_a, t_a, noise_a, eps_a, v_a, batch.arch_mask.unsqueeze(-1), "discretized", 2)
-    shown = wmask.flatten(1).any(1)  # (B,) samples whose weights are part of the loss
-    n_w = shown.sum().clamp(min=1)
-    out = {"mse_w": (lw["mse"] * shown).sum() / n_w, "vb_w": (lw["vb"] * shown).sum() / n_w,
+    if shown_fraction is None:
+        shown_fraction = float(wmask.flatten(1).any(1).float().mean())  # samples whose weights are part of the loss
+    scale = 1.0 / max(shown_fraction, 1e-12)  # hidden samples' terms are 0: the batch mean over the shown ones
+    out = {"mse_w": lw["mse"].mean() * scale, "vb_w": lw["vb"].mean() * scale,
            "mse_a": la["mse"].mean(), "vb_a": la["vb"].mean()}
     out["total"] = out["mse_w"] + out["vb_w"] + out["mse_a"] + out["vb_a"]
     return out
@@ -462,13 +466,15 @@ def train(
         ts = sample_monl_timesteps(config.batch_size, config.num_timesteps, config.p_joint, config.monl_per, gen, device,
                                    p_prior=config.p_prior)
         noise = (torch.randn(batch.values.shape, generator=gen), torch.randn(batch.arch_codes.shape, generator=gen))
+        shown = None
         if ts.prior is not None:
             batch = batch.hide_weights(ts.prior.cpu())
+            shown = 1.0 - float(ts.prior.float().mean())
         batch = batch.rows(rows).to(device)
         noise = tuple(n[rows].to(device) for n in noise)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             losses = nnit_losses(model, diffusion, batch, ts.t_a[rows], ts.t_w[rows], parameterization=config.parameterization,
-                                 noise=noise)
+                                 noise=noise, shown_fraction=shown)
         grad_norm = trainer.optimizer_step(losses["total"], step)
         return {k: v.detach() for k, v in losses.items()}, {"lr": trainer.lr, "grad_norm": grad_norm}
 
