@@ -68,6 +68,7 @@ def test_fashion_mnist_ghn_dataset_alignment(tmp_path):
     run_cli("analyze", "alignment", "--ghn", str(ckpt), "--preset", "tiny", "--out", str(out), "--no-progress")
     rep = json.loads((out / "alignment.json").read_text())
     assert set(rep["sets"]) == {"GHN", "SGD"}
+    assert rep["sgd"]["method"] == "cross-entropy" and rep["quality"]["metric"] == "accuracy"
     assert (out / "alignment_heatmaps.png").stat().st_size > 1000
 
 
