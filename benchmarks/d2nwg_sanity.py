@@ -5,6 +5,8 @@ For each *seen* (training) architecture it evaluates, on the same episodes:
 1. **dataset** — the dataset's own kept networks of that architecture (what D2NWG was trained on);
 2. **VAE reconstruction** — the same networks encoded (VAE mean) and decoded by D2NWG's VAE: if these lose
    their success, the VAE is the bottleneck and no amount of latent diffusion can fix it;
+   **noise control** — the same networks plus isotropic Gaussian noise of the reconstruction's MSE (normalized
+   space): whether an error of that size breaks them whatever its structure;
 3. **generated** — ``--num`` networks sampled by D2NWG for that architecture (:func:`nnit.api.generate`, what
    ``nnit generate --checkpoint <d2nwg>`` runs), the paper's top-10 and the mean of all.
 
@@ -46,6 +48,17 @@ def evaluate(a: argparse.Namespace, ws: WeightSet) -> dict:
     return {"n": ws.n, "top_k_success": float(table.top_k.success_rate), "top_k_return": float(table.top_k.mean),
             "mean_success": float(succ.mean()), "bootstrap": bootstrap(res, a.top_k),
             "per_network_success": succ.tolist()}
+
+
+@torch.no_grad()
+def add_noise(sampler: BaselineSampler, ws: WeightSet, mse: float, seed: int = 0) -> WeightSet:
+    """``ws`` plus N(0, mse) noise on every entry in the normalized space (raw scale out)."""
+    norm = sampler.normalizer
+    x = norm.apply(ws) if norm is not None else ws
+    g = torch.Generator().manual_seed(seed)
+    noisy = WeightSet(ws.arch, [w + mse**0.5 * torch.randn(w.shape, generator=g) for w in x.weights],
+                      [b + mse**0.5 * torch.randn(b.shape, generator=g) for b in x.biases])
+    return norm.invert(noisy) if norm is not None else noisy
 
 
 @torch.no_grad()
@@ -93,11 +106,13 @@ def main() -> None:
             warnings.simplefilter("ignore")
             gen = api.generate(a.checkpoint, a.task, arch, a.num, sampler=a.sampler, steps=a.steps, seed=0)
         row = {"task": a.task, "arch": arch, "episodes": a.episodes, "eval_seed": a.eval_seed, "recon_mse": mse,
-               "dataset": evaluate(a, data), "reconstruction": evaluate(a, recon), "generated": evaluate(a, gen.weights),
+               "dataset": evaluate(a, data), "reconstruction": evaluate(a, recon),
+               "noise_control": evaluate(a, add_noise(sampler, data, mse)), "generated": evaluate(a, gen.weights),
                "sampler": a.sampler, "steps": a.steps, "load": os.getloadavg()[0], "seconds": time.perf_counter() - t0}
         rows.append(row)
         print(f"[{arch}] dataset {100 * row['dataset']['mean_success']:.0f}% (n={data.n}) | VAE reconstruction "
-              f"{100 * row['reconstruction']['mean_success']:.0f}% (mse {mse:.4f}) | D2NWG top-{a.top_k} of {a.num} "
+              f"{100 * row['reconstruction']['mean_success']:.0f}% (mse {mse:.4f}) | noise of that mse "
+              f"{100 * row['noise_control']['mean_success']:.0f}% | D2NWG top-{a.top_k} of {a.num} "
               f"{100 * row['generated']['top_k_success']:.0f}%, mean {100 * row['generated']['mean_success']:.0f}%", flush=True)
         write_results(a.out, a, rows)
 
