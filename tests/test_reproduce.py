@@ -18,7 +18,7 @@ def test_plan_covers_every_stage_and_passes_out_dirs(tmp_path):
     pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
     names = [s.name for s in pipe.stages("PushCube-v1")]
     assert names[:7] == ["teacher", "ghn", "dataset", "alignment", "nnit", "d2nwg", "sane"]
-    assert "eval-dataset-h32-16-64-32" in names and "eval-sane-h32-32-16-64" in names and names[-2:] == ["joint", "memorization"]
+    assert "eval-dataset-h32-16-64-32" in names and "eval-sane-h32-32-16-64" in names and names[-3:] == ["joint-t1", "joint", "memorization"]
     assert "teacher" not in [s.name for s in pipe.stages("FashionMNIST")]
     for s in pipe.stages("PushCube-v1"):
         if s.command:  # every command writes under the pipeline's root, never the default runs/
@@ -116,7 +116,7 @@ def test_cached_stages_are_skipped_and_a_failure_is_reported(tmp_path, monkeypat
     pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
     for s in pipe.stages("FashionMNIST"):
         s.done_file.parent.mkdir(parents=True, exist_ok=True)
-        s.done_file.write_text('{"temperature": 0.5}')  # NNiT's samples at the preset's temperature
+        s.done_file.write_text(json.dumps(_as_expected(s)))  # NNiT's samples at their stage's temperature
     logs: list[str] = []
     pipe.run(tasks=["FashionMNIST"], log=logs.append)
     assert logs and all("done (cached" in ln for ln in logs)
@@ -136,6 +136,11 @@ def test_cached_stages_are_skipped_and_a_failure_is_reported(tmp_path, monkeypat
     t = json.loads(pipe.timings_path.read_text())
     assert t["PushCube-v1"]["ghn"]["status"] == "failed" and not ghn.done_file.exists()
     assert t["PushCube-v1"]["ghn"]["command"].startswith("nnit train-ghn --task PushCube-v1")
+
+
+def _as_expected(stage, **extra) -> dict:
+    """A done file's contents matching what ``stage`` expects (e.g. NNiT's sampling temperature), plus ``extra``."""
+    return {**{k: want for k, (want, _) in stage.expect.items()}, **extra}
 
 
 def _recorder(calls: list, write=None):
@@ -191,7 +196,10 @@ def test_reproduce_tiny_end_to_end(tmp_path):
     push = data["tasks"]["PushCube-v1"]
     assert push["teacher"]["success_once"] >= 0.5
     assert push["table2"]["nnit"]["unseen"] is not None and push["table2"]["d2nwg"]["seen"] is not None
-    assert push["joint"]["summary"]["num"] == 4
+    assert push["joint"]["nnit"]["summary"]["num"] == 4 and push["joint"]["nnit"]["temperature"] == 0.5
+    assert push["joint"]["nnit-t1"]["summary"]["num"] == 4 and push["joint"]["nnit-t1"]["temperature"] == 1.0
+    assert push["table2"]["nnit-t1"]["unseen"] is not None and data["verdicts_at"] == "nnit-t1"
+    assert "| NNiT (T=1) | seen |" in text and "| NNiT (T=0.5) | seen |" in text
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, timeout=600).stdout
     assert "running" not in out and out.count("done (cached") > 20
 
@@ -362,9 +370,9 @@ def _write_results(record):
 def test_rerun_moves_old_outputs_aside_and_runs_the_stage_again(tmp_path, monkeypatch):
     pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
     evals = [s for s in pipe.stages("FashionMNIST") if s.name.startswith("eval-nnit-")]
-    for s in evals:  # every NNiT evaluation finished
+    for s in evals:  # every NNiT evaluation finished, at both temperatures
         s.output.mkdir(parents=True)
-        s.done_file.write_text('{"old": true, "temperature": 0.5}')
+        s.done_file.write_text(json.dumps(_as_expected(s, old=True)))
     stage = next(s for s in evals if s.name == "eval-nnit-h32-16-64-32")
     (stage.output / "networks.safetensors").write_text("old networks")
     calls: list[dict] = []
@@ -413,6 +421,181 @@ def test_a_new_sampling_temperature_reruns_nnits_evaluations_only(tmp_path, monk
     back = {s.name: s for s in paper_sampler.stages("FashionMNIST")}
     assert back["eval-nnit-h32-16-64-32"].stale() == "temperature 0.5 != 1.0"  # and back again at the paper's 1
     assert REPRODUCE_PRESETS["cpu"].sampler_temperature == 0.5 and REPRODUCE_PRESETS["paper"].sampler_temperature == 1.0
+
+
+def test_nnit_is_evaluated_at_temperature_1_beside_the_presets_own(tmp_path):
+    """tiny / cpu (temperature 0.5): every NNiT evaluation and the joint sampling also at 1, the paper's sampler, as
+    generator nnit-t1 (its own stages and directories, each expecting temperature 1); the preset's temperature keeps
+    the old names and directories. paper (temperature 1): one of each, at 1."""
+    from dataclasses import replace
+
+    from nnit.weights.architecture import hidden_label
+
+    for preset in ("tiny", "cpu"):
+        cfg = replace(REPRODUCE_PRESETS[preset], stage_args={"joint": {"workers": 3}})
+        assert cfg.sampler_temperature == 0.5 and [(n.generator, n.temperature) for n in cfg.nnit_samplings] == \
+            [("nnit-t1", 1.0), ("nnit", 0.5)] and cfg.paper_sampling.generator == "nnit-t1"
+        pipe = Pipeline(preset, cfg, root=tmp_path)
+        for task in cfg.tasks:
+            plan = {s.name: s for s in pipe.stages(task)}
+            for h in cfg.seen + cfg.unseen:
+                for gen, t in (("nnit-t1", 1.0), ("nnit", 0.5)):
+                    s = plan[f"eval-{gen}-{hidden_label(h)}"]
+                    assert s.output == tmp_path / preset / task / "eval" / gen / hidden_label(h)
+                    assert s.done_file == s.output / "results.json" and s.expect == {"temperature": (t, 1.0)}
+                    assert s.func.kwargs["temperature"] == t and s.func.kwargs["checkpoint"] == tmp_path / preset / task / "nnit"
+                    assert s.command[s.command.index("--temperature") + 1] == f"{t:g}"
+                    assert s.command[s.command.index("--arch") + 1] == ",".join(map(str, h))
+                assert plan[f"eval-d2nwg-{hidden_label(h)}"].func.kwargs["temperature"] == 1.0  # the baselines: 1 only
+                assert not any(n.startswith("eval-d2nwg-t1") for n in plan)
+            for name, gen, t in (("joint-t1", "nnit-t1", 1.0), ("joint", "nnit", 0.5)):
+                j = plan[name]
+                assert j.output == tmp_path / preset / task / "eval" / gen / "joint" and j.expect == {"temperature": (t, 1.0)}
+                assert j.func.kwargs["arch"] is None and j.func.kwargs["temperature"] == t
+                assert j.func.kwargs["workers"] == 3 and j.command[-3:] == ["--workers", "3", "--no-progress"]  # joint's stage_args
+        t1 = plan["eval-nnit-t1-h32-16-64-32"]
+        t1.output.mkdir(parents=True)
+        t1.done_file.write_text('{"temperature": 0.5}')  # sampled at the preset's temperature: not temperature 1's
+        assert t1.stale() == "temperature 0.5 != 1.0"
+    paper = REPRODUCE_PRESETS["paper"]
+    assert [(n.generator, n.temperature) for n in paper.nnit_samplings] == [("nnit", 1.0)]
+    names = [s.name for s in Pipeline("paper", paper, root=tmp_path).stages("PushCube-v1")]
+    assert not any("t1" in n for n in names) and names.count("joint") == 1
+    plan = {s.name: s for s in Pipeline("paper", paper, root=tmp_path).stages("PushCube-v1")}
+    assert plan["eval-nnit-h32-16-64-32"].func.kwargs["temperature"] == 1.0 and plan["joint"].expect == {"temperature": (1.0, 1.0)}
+
+
+def test_only_selects_the_nnit_evaluations_at_both_temperatures(tmp_path, monkeypatch):
+    """--only eval-nnit / joint select both temperatures' stages; eval-nnit-t1 / joint-t1 only temperature 1's; a full
+    architecture name only the preset's temperature's."""
+    calls: list[dict] = []
+    monkeypatch.setattr(stages, "generate", _recorder(calls, _write_results(lambda kw: {"temperature": kw["temperature"]})))
+
+    def ran(only: list[str]) -> list[tuple[str, float]]:
+        """(output under eval/, temperature) of every stage ``only`` runs, in a fresh run tree."""
+        calls.clear()
+        pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path / "-".join(only))
+        pipe.run(tasks=["FashionMNIST"], only=only, log=lambda s: None)
+        return [(str(c["out"].relative_to(pipe.task_dir("FashionMNIST") / "eval")), c["temperature"]) for c in calls]
+
+    assert ran(["eval-nnit"]) == [("nnit-t1/h32-16-64-32", 1.0), ("nnit/h32-16-64-32", 0.5),
+                                  ("nnit-t1/h32-32-16-64", 1.0), ("nnit/h32-32-16-64", 0.5)]
+    assert ran(["eval-nnit-t1"]) == [("nnit-t1/h32-16-64-32", 1.0), ("nnit-t1/h32-32-16-64", 1.0)]
+    assert ran(["eval-nnit-h32-32-16-64"]) == [("nnit/h32-32-16-64", 0.5)]
+    assert ran(["joint"]) == [("nnit-t1/joint", 1.0), ("nnit/joint", 0.5)]
+    assert ran(["joint-t1"]) == [("nnit-t1/joint", 1.0)]
+
+
+def _topk_dict(mean: float, success: float, std: float = 0.5) -> dict:
+    from nnit.eval.protocol import TopKSummary
+
+    return TopKSummary(task="t", label="l", k=2, n=4, episodes=2, indices=(0, 1), mean=mean, std_between=std, std_episodes=1.0,
+                       success_rate=success, success_at_end_rate=success, metric="mean_return").to_dict()
+
+
+def _fake_evaluations(pipe: Pipeline, values: dict, skip: tuple = ()) -> None:
+    """Every evaluation and joint stage's output, as the stages write them: ``values[generator] = (return, success)``
+    (Fashion-MNIST: accuracy return / 50); NNiT's results.json records its temperature when it is not 1, as
+    ``nnit generate`` does. Generators in ``skip`` are left unrun."""
+    for task in pipe.cfg.tasks:
+        for s in pipe.stages(task):
+            if s.name.startswith("eval-"):
+                gen = next(g for g in sorted(values, key=len, reverse=True) if s.name.startswith(f"eval-{g}-"))
+            elif s.name.startswith("joint"):
+                gen = s.output.parent.name
+            else:
+                continue
+            if gen in skip:
+                continue
+            mean, success = values[gen]
+            row = _topk_dict(mean / 50, 0.0, std=0.01) if task == "FashionMNIST" else _topk_dict(mean, success)
+            if gen == "dataset":
+                rec = {"task": task, "kind": "robot", "arch": {}, "metrics": {}, "extra": {"top_k": row}}
+            elif s.name.startswith("joint"):
+                rec = {"joint": {"num": 4, "valid": 4, "novel": 1, "distinct_archs": 2}, "joint_top_k": row}
+            else:
+                rec = {"top_k": [row]}
+            if s.func.kwargs.get("temperature", 1.0) != 1.0:
+                rec["temperature"] = s.func.kwargs["temperature"]
+            s.done_file.parent.mkdir(parents=True, exist_ok=True)
+            s.done_file.write_text(json.dumps(rec))
+
+
+FAKE = {"dataset": (38.0, 0.98), "nnit-t1": (20.0, 0.40), "nnit": (36.0, 0.96), "d2nwg": (30.0, 0.50), "sane": (4.0, 0.0)}
+"""NNiT worse at temperature 1 than the dataset and D2NWG, as good as the dataset at 0.5."""
+
+
+def test_report_shows_both_temperatures_and_decides_the_paper_verdicts_at_1(tmp_path):
+    """Every NNiT table shows temperature 1 beside the preset's 0.5; the claims use temperature 1 (here: not close to
+    the dataset, below D2NWG) and list what 0.5 does better apart, as this project's improvement; REPORT.json holds
+    both per generator key."""
+    pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
+    _fake_evaluations(pipe, FAKE)
+    path = write_report(pipe, tmp_path / "REPORT.md", tmp_path / "fig")
+    text = path.read_text()
+    table2 = text[text.index("## Table 2"):text.index("## Table 4")]
+    assert "| NNiT (T=1) | unseen | 20.00 ± 0.50 (40%) | 42.0 ± 0.19 (100%) |" in table2  # the paper's NNiT beside T=1
+    assert "| NNiT (T=0.5) | unseen | 36.00 ± 0.50 (96%) | – |" in table2
+    assert "| architecture | split | Dataset | NNiT (T=1) | NNiT (T=0.5) | D2NWG | SANE | paper NNiT (T=1) |" in text
+    assert "| 32,32,16,64 | unseen | 38.00 ± 0.50 (98%) | 20.00 ± 0.50 (40%) | 36.00 ± 0.50 (96%) |" in text
+    assert "| PushCube-v1 | NNiT (T=1) | 4/4 | 1/4 | 2 | 20.00 ± 0.50 | 40% | 41.99 ± 0.1, 100% |" in text  # Table 3
+    assert "| PushCube-v1 | NNiT (T=0.5) | 4/4 | 1/4 | 2 | 36.00 ± 0.50 | 96% | – |" in text
+    assert "| FashionMNIST | NNiT (T=1) | 40.0% ± 1.0 | 40.0% ± 1.0 |" in text  # image classification
+    assert "| FashionMNIST | NNiT (T=0.5) | 72.0% ± 1.0 | 72.0% ± 1.0 |" in text
+    claims = text[text.index("## The paper's claims"):]
+    lines = [ln for ln in claims.splitlines() if ln.startswith("- **PushCube-v1**")]
+    paper = [ln for ln in lines if "this project's sampler" not in ln]
+    assert any("at temperature 1 (the paper's sampler) is 41% of the dataset's own" in ln and "is NOT supported" in ln for ln in paper)
+    assert any("at temperature 1 (the paper's sampler) does not beat D2NWG" in ln for ln in paper)
+    assert any("at temperature 1 (the paper's sampler) beats SANE" in ln for ln in paper)
+    assert not any("supported here" in ln and "NOT" not in ln for ln in lines)  # 0.5 never supports the paper's claim
+    own = [ln for ln in lines if "this project's sampler, temperature 0.5; not evidence for the paper" in ln]
+    assert any("does better than at temperature 1" in ln and "96% vs 40% success" in ln and "improvement" in ln for ln in own)
+    assert any("reaches 98% of the dataset's own success" in ln for ln in own)
+    assert any("beats D2NWG" in ln and "which it does not at temperature 1" in ln for ln in own)
+    data = json.loads(path.with_suffix(".json").read_text())
+    assert data["nnit_temperatures"] == {"nnit-t1": 1.0, "nnit": 0.5} and data["verdicts_at"] == "nnit-t1"
+    push = data["tasks"]["PushCube-v1"]
+    assert push["table2"]["nnit-t1"]["unseen"]["success_rate"] == 0.4 and push["table2"]["nnit"]["unseen"]["success_rate"] == 0.96
+    assert push["evals"]["nnit-t1"]["h32-32-16-64"]["mean"] == 20.0 and push["evals"]["nnit"]["h32-32-16-64"]["mean"] == 36.0
+    assert push["joint"]["nnit-t1"]["temperature"] == 1.0 and push["joint"]["nnit"]["temperature"] == 0.5
+    assert push["joint"]["nnit"]["top_k"]["mean"] == 36.0
+
+
+def test_report_of_a_run_without_temperature_1_says_so(tmp_path):
+    """A run from before temperature 1 was sampled: its cells say 'not run', no verdict on the paper's claims, the
+    preset's temperature's numbers still shown (not as a verdict); samples at the wrong temperature do not count."""
+    pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
+    _fake_evaluations(pipe, FAKE, skip=("nnit-t1",))
+    stale = next(s for s in pipe.stages("PushCube-v1") if s.name == "eval-nnit-t1-h32-16-64-32")
+    stale.output.mkdir(parents=True)
+    stale.done_file.write_text(json.dumps({"top_k": [_topk_dict(36.0, 0.96)], "temperature": 0.5}))  # not temperature 1's
+    text = write_report(pipe, tmp_path / "REPORT.md", tmp_path / "fig").read_text()
+    assert "| NNiT (T=1) | seen | not run |" in text and "| NNiT (T=0.5) | seen | 36.00 ± 0.50 (96%) |" in text
+    assert "| 32,16,64,32 | seen | 38.00 ± 0.50 (98%) | not run | 36.00 ± 0.50 (96%) |" in text
+    assert "| PushCube-v1 | NNiT (T=1) | not run | – | – | – | – | 41.99 ± 0.1, 100% |" in text
+    claims = text[text.index("## The paper's claims"):]
+    assert "**PushCube-v1**: no verdict on the paper's claims yet: NNiT at temperature 1" in claims
+    assert "supported here" not in claims and "D2NWG on unseen" not in claims
+    assert "NNiT at temperature 0.5: 98% of the dataset's own unseen-architecture success; temperature 1 not evaluated yet" in claims
+    report = json.loads((tmp_path / "REPORT.json").read_text())
+    assert "eval-nnit-t1-h32-16-64-32" in report["not_run"]["PushCube-v1"]  # stale: listed with the stages not run
+    data = report["tasks"]["PushCube-v1"]
+    assert data["table2"]["nnit-t1"] == {"seen": None, "unseen": None} and data["joint"]["nnit-t1"] is None
+
+
+def test_report_at_the_paper_preset_has_nnit_at_temperature_1_only(tmp_path):
+    from dataclasses import replace
+
+    cfg = replace(REPRODUCE_PRESETS["tiny"], sampler_temperature=1.0)  # the paper's sampler, at the tiny scale
+    pipe = Pipeline("tiny", cfg, root=tmp_path)
+    _fake_evaluations(pipe, {**FAKE, "nnit": FAKE["nnit-t1"]})
+    text = write_report(pipe, tmp_path / "REPORT.md", tmp_path / "fig").read_text()
+    assert "| NNiT (T=1) | unseen | 20.00 ± 0.50 (40%) | 42.0 ± 0.19 (100%) |" in text and "T=0.5" not in text
+    assert "NNiT's unseen-architecture success at temperature 1 is 41% of the dataset's own" in text
+    assert "this project's sampler" not in text
+    data = json.loads((tmp_path / "REPORT.json").read_text())
+    assert data["nnit_temperatures"] == {"nnit": 1.0} and data["verdicts_at"] == "nnit" and "nnit-t1" not in data["tasks"]["PushCube-v1"]["evals"]
 
 
 def test_a_signal_stops_the_pipeline_and_a_training_stage_checkpoints_first(tmp_path, monkeypatch):

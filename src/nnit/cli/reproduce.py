@@ -15,7 +15,9 @@ class ReproduceCommand:
     """Run every stage (PPO experts, teachers, GHN ensembles, dataset, alignment, NNiT, baselines, evaluation); write the report.
 
     The paper preset trains a PPO expert per robot task first and distils it (its expert stage); tiny and cpu distil the
-    scripted teachers.
+    scripted teachers. NNiT's evaluations sample at temperature 1 (the paper's sampler, which decides the report's
+    verdicts) and, at tiny and cpu, also at their temperature 0.5 (stages eval-nnit-t1-* / joint-t1 and eval-nnit-* /
+    joint; --only eval-nnit selects both).
 
     Every stage runs in this process (nnit.api and the library). Cached: a rerun skips finished stages; a killed
     or stopped run resumes (each stage's own checkpoints). Ctrl-C / SIGTERM: a training stage checkpoints its step,

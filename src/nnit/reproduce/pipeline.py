@@ -25,7 +25,14 @@ Stages per task (robot tasks; Fashion-MNIST skips ``expert`` and ``teacher``):
   eval-*      nnit eval / nnit generate --evaluate (dataset networks and every generator on the
               seen and unseen architectures, same seeds, top-k of N)
   joint       nnit generate without --arch        (p(a, w), Table 3)
-  memorization  generated vs nearest training network after neuron alignment
+  memorization  generated vs nearest training network after neuron alignment (NNiT at the preset's temperature)
+
+NNiT's evaluations (``eval-nnit-<arch>`` and ``joint``) run at every temperature of
+:attr:`ReproduceConfig.nnit_samplings`: the preset's ``sampler_temperature`` under those names
+(``eval/nnit/<arch>``, ``eval/nnit/joint``) and, when it is not 1, temperature 1 (the paper's sampler) as
+generator ``nnit-t1``: stages ``eval-nnit-t1-<arch>`` and ``joint-t1``, outputs ``eval/nnit-t1/<arch>`` and
+``eval/nnit-t1/joint``. ``--only eval-nnit`` / ``--only joint`` select both temperatures' stages. The baselines
+sample at 1 only.
 """
 
 from __future__ import annotations
@@ -81,13 +88,50 @@ class ReproduceConfig:
     sampler_steps: int = 1000
     sampler_temperature: float = 1.0
     """NNiT's ``nnit generate --temperature`` (1 = the paper's sampler; the baselines always sample at 1);
-    the tiny and cpu presets use ``EVAL``'s 0.5, measured better on every task."""
+    the tiny and cpu presets use ``EVAL``'s 0.5, measured better on every task. When it is not 1, NNiT's
+    evaluations also run at 1 (:attr:`nnit_samplings`), which decides the report's verdicts on the paper."""
     memorization_networks: int = 16
     """Generated networks per seen architecture compared with the training set."""
     stage_args: dict = field(default_factory=dict)
     """Extra arguments per stage name (or ``eval`` for every evaluation), applied to every task: keyword
     arguments of the stage's function in :mod:`nnit.reproduce.stages`, which are also its command's flags
     (``{"workers": 1}`` is ``--workers 1``)."""
+
+    @property
+    def nnit_samplings(self) -> tuple["NNiTSampling", ...]:
+        """The temperatures NNiT's evaluation stages sample at: 1 (the paper's sampler) first, then the preset's
+        ``sampler_temperature`` when it differs."""
+        own = NNiTSampling("nnit", self.sampler_temperature, "joint")
+        if self.sampler_temperature == 1.0:
+            return (own,)
+        return (NNiTSampling(PAPER_SAMPLER_GENERATOR, 1.0, "joint-t1"), own)
+
+    @property
+    def paper_sampling(self) -> "NNiTSampling":
+        """NNiT at temperature 1, the paper's sampler: the numbers the report's verdicts on the paper use."""
+        return self.nnit_samplings[0]
+
+
+PAPER_SAMPLER_GENERATOR = "nnit-t1"
+"""The generator name of NNiT sampled at temperature 1 beside a preset temperature that is not 1."""
+
+
+@dataclass(frozen=True)
+class NNiTSampling:
+    """One temperature NNiT's evaluation stages sample at, and the names of those stages and their outputs."""
+
+    generator: str
+    """``nnit`` at the preset's temperature (stages ``eval-nnit-<arch>``, outputs ``eval/nnit/<arch>``); ``nnit-t1``
+    at temperature 1 beside a preset temperature that is not 1 (``eval-nnit-t1-<arch>``, ``eval/nnit-t1/<arch>``)."""
+    temperature: float
+    """``nnit generate --temperature``."""
+    joint_stage: str
+    """The joint-sampling stage's name (``joint`` / ``joint-t1``; its outputs: ``eval/<generator>/joint``)."""
+
+    @property
+    def label(self) -> str:
+        """How the report names it: ``NNiT (T=1)``."""
+        return f"NNiT (T={self.temperature:g})"
 
 
 PAPER_SEEN = ((32, 16, 64, 32), (32, 64, 16, 32), (32, 32, 32, 16), (64, 64, 16, 32))
@@ -184,6 +228,12 @@ def flags(kwargs: dict) -> list[str]:
         elif v is not None:
             out += [flag, f"{v:g}" if isinstance(v, float) else str(v)]
     return out
+
+
+def _temperature_expect(temperature: float) -> dict:
+    """The ``expect`` of an NNiT sampling stage: its results.json's temperature (1 when not recorded: ``nnit generate``
+    records it only when it is not 1, and results made before the option existed were sampled at 1)."""
+    return {"temperature": (temperature, 1.0)}
 
 
 def _selects(pattern: str, stage_name: str) -> bool:
@@ -285,10 +335,11 @@ class Pipeline:
 
     # ------------------------------------------------------------------ plan
     def _stage(self, name: str, done_file: Path, command: str, function: str, kwargs: dict, flag_args: list[str],
-               output: Path, expect: Optional[dict] = None) -> Stage:
+               output: Path, expect: Optional[dict] = None, args_key: Optional[str] = None) -> Stage:
         """A stage calling ``stages.<function>(**kwargs, **stage_args, progress=...)``, with the equivalent command
-        ``nnit <command> <flag_args> <stage_args as flags> [--no-progress]``."""
-        base = "eval" if name.startswith("eval-") else name
+        ``nnit <command> <flag_args> <stage_args as flags> [--no-progress]``. Its ``stage_args`` are those of its name,
+        else of ``args_key`` (default: ``eval`` for an evaluation, else its name)."""
+        base = args_key or ("eval" if name.startswith("eval-") else name)
         extra = dict(self.cfg.stage_args.get(name, self.cfg.stage_args.get(base, {})))
         cmd = [*command.split(), *flag_args, *flags(extra)] + ([] if self.progress else ["--no-progress"])
         return Stage(name, done_file, cmd, StageCall(function, {**kwargs, **extra, "progress": self.progress}), output=output,
@@ -310,8 +361,6 @@ class Pipeline:
         control = ["--control-mode", mode] if mode else []
         teacher_expect = {"teacher": (TEACHER_PPO if expert else TEACHER_SCRIPTED, TEACHER_SCRIPTED)} if robot else {}
         distil = ({"teacher_checkpoint": expert}, ["--teacher-checkpoint", str(expert)]) if expert else ({}, [])
-        temp = c.sampler_temperature
-        temp_expect = {"temperature": (temp, 1.0)}  # results.json made before the option existed: 1
         out: list[Stage] = []
         if expert:
             out.append(self._stage("expert", expert / "train_done.json", "train-expert", "train_expert",
@@ -338,7 +387,9 @@ class Pipeline:
             out.append(self._stage(b, T / b / "train_done.json", "train-baseline", "train_baseline",
                                    {"method": b, "dataset": ds, "preset": p, "out": T / b},
                                    ["--method", b, "--dataset", str(ds), "--preset", p, "--out", str(T / b)], output=T / b))
-        gens = [("nnit", T / "nnit")] + [(b, T / b) for b in c.baselines]
+        # (generator, checkpoint, NNiT's temperature): NNiT at each of its temperatures; the baselines (None) sample at 1,
+        # and nnit generate refuses them another temperature
+        gens = [(n.generator, T / "nnit", n.temperature) for n in c.nnit_samplings] + [(b, T / b, None) for b in c.baselines]
         evaluation = {"episodes": c.episodes, "top_k": c.top_k, "preset": p, "data_dir": data_dir}
         common_eval = ["--preset", p, "--episodes", str(c.episodes), "--top-k", str(c.top_k), "--eval-seed", str(c.eval_seed)]
         for h in c.seen + c.unseen:
@@ -351,25 +402,25 @@ class Pipeline:
                     {"task": task, "weights": shard, "out": d / "eval.json", "seed": c.eval_seed, "control_mode": mode, **evaluation},
                     ["--task", task, "--weights", str(shard), "--out", str(d / "eval.json"), "--episodes", str(c.episodes),
                      "--top-k", str(c.top_k), "--seed", str(c.eval_seed), "--preset", p, *control, *data], output=d))
-            for g, ck in gens:
+            for g, ck, t in gens:
                 d = self.eval_dir(task, g, hidden_label(h))
-                t = temp if g == "nnit" else 1.0  # the baselines sample at 1 (nnit generate refuses another temperature)
                 out.append(self._stage(
                     f"eval-{g}-{hidden_label(h)}", d / "results.json", "generate", "generate",
                     {"task": task, "checkpoint": ck, "out": d, "arch": arch, "num": c.num_networks, "sampler": c.sampler,
-                     "steps": c.sampler_steps, "temperature": t, "eval_seed": c.eval_seed, **evaluation},
+                     "steps": c.sampler_steps, "temperature": 1.0 if t is None else t, "eval_seed": c.eval_seed, **evaluation},
                     ["--task", task, "--checkpoint", str(ck), "--arch", arch, "--num", str(c.num_networks), "--sampler", c.sampler,
-                     "--steps", str(c.sampler_steps), *(["--temperature", f"{t:g}"] if g == "nnit" else []),
-                     "--evaluate", "--out", str(d), *common_eval, *data], output=d, expect=temp_expect if g == "nnit" else {}))
-        if c.joint:
-            d = self.eval_dir(task, "nnit", "joint")
+                     "--steps", str(c.sampler_steps), *([] if t is None else ["--temperature", f"{t:g}"]),
+                     "--evaluate", "--out", str(d), *common_eval, *data], output=d, expect={} if t is None else _temperature_expect(t)))
+        for n in c.nnit_samplings if c.joint else ():
+            d = self.eval_dir(task, n.generator, "joint")
+            t = n.temperature
             out.append(self._stage(
-                "joint", d / "results.json", "generate", "generate",
+                n.joint_stage, d / "results.json", "generate", "generate",
                 {"task": task, "checkpoint": T / "nnit", "out": d, "arch": None, "num": c.num_networks, "sampler": c.sampler,
-                 "steps": c.sampler_steps, "temperature": temp, "eval_seed": c.eval_seed, **evaluation},
+                 "steps": c.sampler_steps, "temperature": t, "eval_seed": c.eval_seed, **evaluation},
                 ["--task", task, "--checkpoint", str(T / "nnit"), "--num", str(c.num_networks), "--sampler", c.sampler,
-                 "--steps", str(c.sampler_steps), "--temperature", f"{temp:g}", "--evaluate", "--out", str(d), *common_eval, *data],
-                output=d, expect=temp_expect))
+                 "--steps", str(c.sampler_steps), "--temperature", f"{t:g}", "--evaluate", "--out", str(d), *common_eval, *data],
+                output=d, expect=_temperature_expect(t), args_key="joint"))
         out.append(Stage("memorization", self.state_dir / task / "memorization.json", func=lambda: self._memorization(task)))
         return out
 

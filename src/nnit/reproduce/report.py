@@ -4,8 +4,11 @@ Tables follow the paper's numbering, each beside the paper's own numbers: Table 
 alignment and performance), Table 6 (dataset diversity), Table 2 (p(w|a) on seen and unseen
 architectures vs D2NWG and SANE), Table 4 (per-architecture results), Table 3 (joint p(a, w)), plus
 a memorization table, the teachers, the dataset, Fashion-MNIST and the measured time of every stage.
-A "claims" section checks the paper's claims against these numbers and says which the data do not
-support.
+Every table with NNiT shows it at each of the preset's sampling temperatures
+(:attr:`~nnit.reproduce.pipeline.ReproduceConfig.nnit_samplings`): temperature 1, the paper's sampler, and
+the preset's own when it differs. A "claims" section checks the paper's claims against the numbers at
+temperature 1 and says which the data do not support; what the preset's temperature does better is
+reported apart, as this project's improvement.
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from typing import Mapping, Optional, Union
 
 from nnit.eval.protocol import TopKSummary
 from nnit.fileio import atomic_write_text
-from nnit.reproduce.pipeline import Pipeline, config_dict
+from nnit.reproduce.pipeline import NNiTSampling, Pipeline, ReproduceConfig, config_dict
 from nnit.tasks.registry import is_robot_task
 from nnit.reproduce.results import (Alignment, DatasetEvaluation, DatasetRole, GenerationRecord, GHNLog, Memorization,
                                     SplitMean, Teacher, load_json, to_json)
@@ -49,25 +52,42 @@ PAPER_TABLE4 = {(32, 16, 64, 32): (39.69, 100), (32, 64, 16, 32): (39.01, 100), 
                 (32, 16, 16, 16): (38.53, 98), (16, 16, 16, 32): (33.80, 94)}
 """NNiT, the paper's task for Table 4 is not named per row (its text discusses PickCube)."""
 
-GENERATORS = (("nnit", "NNiT"), ("d2nwg", "D2NWG"), ("sane", "SANE"))
+BASELINES = (("d2nwg", "D2NWG"), ("sane", "SANE"))
+
+NOT_RUN = "not run"
+"""An NNiT cell whose stage has not run at that temperature (e.g. temperature 1 in a run from before it was sampled)."""
 
 
-def _topk(pipe: Pipeline, task: str, gen: str, h) -> Optional[TopKSummary]:
-    """The top-k row of one evaluation stage (None before it ran)."""
+def generators(c: ReproduceConfig) -> list[tuple[str, str]]:
+    """(generator key, name in the report) of NNiT at each sampling temperature, temperature 1 first, then the
+    baselines: ``[("nnit-t1", "NNiT (T=1)"), ("nnit", "NNiT (T=0.5)"), ("d2nwg", "D2NWG"), ("sane", "SANE")]``."""
+    return _nnit(c) + list(BASELINES)
+
+
+def _record(d: Path, temperature: Optional[float]) -> Optional[GenerationRecord]:
+    """``nnit generate``'s results in ``d``; None before it ran, or when sampled at another temperature than
+    ``temperature`` (NNiT; None: a baseline) — outputs the pipeline reruns as stale."""
+    rec = GenerationRecord.load(d / "results.json")
+    return None if rec is None or (temperature is not None and rec.temperature != temperature) else rec
+
+
+def _topk(pipe: Pipeline, task: str, gen: str, h, temperature: Optional[float] = None) -> Optional[TopKSummary]:
+    """The top-k row of one evaluation stage (None before it ran); ``temperature``: NNiT's, which the results must have."""
     d = pipe.eval_dir(task, gen, hidden_label(h))
     if gen == "dataset":
         ev = DatasetEvaluation.load(d / "eval.json")
         return ev.top_k if ev else None
-    rec = GenerationRecord.load(d / "results.json")
+    rec = _record(d, temperature)
     return rec.top_k[0] if rec and rec.top_k else None
 
 
 Row = Union[TopKSummary, SplitMean]
 
 
-def _fmt(row: Optional[Row], robot: bool) -> str:
+def _fmt(row: Optional[Row], robot: bool, missing: str = "–") -> str:
+    """A cell: return ± std (success) on robot tasks, accuracy ± std on image tasks; ``missing`` when there is no row."""
     if not row:
-        return "–"
+        return missing
     if robot:
         return f"{row.mean:.2f} ± {row.std_between:.2f} ({100 * row.success_rate:.0f}%)"
     return f"{100 * row.mean:.1f}% ± {100 * row.std_between:.1f}"
@@ -105,10 +125,12 @@ class TaskResults:
     dataset: Optional[dict[str, DatasetRole]]
     alignment: Optional[Alignment]
     evals: dict[str, dict[str, Optional[TopKSummary]]]
-    """{dataset / nnit / d2nwg / sane: {architecture label: top-k row}}."""
+    """{dataset / nnit-t1 / nnit / d2nwg / sane: {architecture label: top-k row}}; NNiT per sampling temperature
+    (:func:`generators`: ``nnit-t1`` at 1 beside a preset temperature that is not 1, ``nnit`` at the preset's)."""
     table2: dict[str, dict[str, Optional[SplitMean]]]
     """{generator: {seen / unseen: mean row over those architectures}}."""
-    joint: Optional[GenerationRecord]
+    joints: dict[str, Optional[GenerationRecord]]
+    """Joint sampling p(a, w) per NNiT generator (sampling temperature); None: not run at that temperature."""
     memorization: Optional[Memorization]
     params: dict[str, int] = field(default_factory=dict)
     """Parameters of each trained generator."""
@@ -120,7 +142,7 @@ class TaskResults:
         if self.dataset is not None:
             d["dataset"] = to_json(self.dataset)
         d.update(alignment=to_json(self.alignment), evals=to_json(self.evals), table2=to_json(self.table2),
-                 joint=None if self.joint is None else {"summary": to_json(self.joint.joint), "top_k": to_json(self.joint.joint_top_k)},
+                 joint={g: None if j is None else j.joint_dict() for g, j in self.joints.items()},
                  memorization=to_json(self.memorization), params=self.params)
         if self.train_steps:
             d["train_steps"] = self.train_steps
@@ -133,31 +155,47 @@ class ReportData:
 
     preset: str
     config: dict
+    samplings: tuple[NNiTSampling, ...]
+    """NNiT's sampling temperatures (:attr:`ReproduceConfig.nnit_samplings`): temperature 1 first, whose numbers decide
+    the verdicts on the paper's claims."""
     tasks: dict[str, TaskResults]
     not_run: dict[str, list[str]]
-    """Per task, the planned stages that have not finished."""
+    """Per task, the planned stages that have not finished (or whose outputs were made with other settings)."""
     timings: dict[str, dict[str, dict]]
     """stages.json's records (seconds, status, command) of the stages the current plan has."""
 
+    @property
+    def paper_sampling(self) -> NNiTSampling:
+        """NNiT at temperature 1, the paper's sampler: the generator the verdicts on the paper's claims use."""
+        return self.samplings[0]
+
+    @property
+    def own_sampling(self) -> Optional[NNiTSampling]:
+        """NNiT at the preset's temperature when it is not 1 (this project's sampler); None at the paper's."""
+        return self.samplings[1] if len(self.samplings) > 1 else None
+
     def to_dict(self) -> dict:
-        return {"preset": self.preset, "config": self.config, "tasks": {t: r.to_dict() for t, r in self.tasks.items()},
-                "not_run": self.not_run, "timings": self.timings}
+        return {"preset": self.preset, "config": self.config,
+                "nnit_temperatures": {n.generator: n.temperature for n in self.samplings},
+                "verdicts_at": self.paper_sampling.generator,
+                "tasks": {t: r.to_dict() for t, r in self.tasks.items()}, "not_run": self.not_run, "timings": self.timings}
 
 
 def task_results(pipe: Pipeline, task: str) -> TaskResults:
     """Read every output of ``task``'s stages."""
     c, T = pipe.cfg, pipe.task_dir(task)
     robot = is_robot_task(task)
-    evals = {gen: {hidden_label(h): _topk(pipe, task, gen, h) for h in c.seen + c.unseen}
-             for gen in ("dataset", *(g for g, _ in GENERATORS))}
+    temperature = {n.generator: n.temperature for n in c.nnit_samplings}
+    evals = {gen: {hidden_label(h): _topk(pipe, task, gen, h, temperature.get(gen)) for h in c.seen + c.unseen}
+             for gen in ("dataset", *(g for g, _ in generators(c)))}
     table2 = {gen: {"seen": SplitMean.of([rows[hidden_label(h)] for h in c.seen]),
                     "unseen": SplitMean.of([rows[hidden_label(h)] for h in c.unseen])} for gen, rows in evals.items()}
-    joint = GenerationRecord.load(pipe.eval_dir(task, "nnit", "joint") / "results.json")
+    joints = {n.generator: _record(pipe.eval_dir(task, n.generator, "joint"), n.temperature) for n in c.nnit_samplings}
     t = TaskResults(robot=robot, teacher=Teacher.load(pipe.state_dir / task / "teacher.json"),
                     ppo_expert=ppo_expert_summary(pipe.expert_dir(task) if c.ppo_experts else T / "expert_ppo") if robot else None,
                     ghn=GHNLog.load(T / "ghn" / "train_log.jsonl"), dataset=DatasetRole.load_all(T / "dataset"),
                     alignment=Alignment.load(T / "alignment" / "alignment.json"), evals=evals, table2=table2,
-                    joint=joint if joint is not None and joint.raw else None,
+                    joints={g: j if j is not None and j.raw else None for g, j in joints.items()},
                     memorization=Memorization.load(pipe.state_dir / task / "memorization.json"))
     for g in ("nnit", *c.baselines):
         ck = T / g / "checkpoint.safetensors"
@@ -175,12 +213,12 @@ def collect_results(pipe: Pipeline) -> ReportData:
     c = pipe.cfg
     tasks = {task: task_results(pipe, task) for task in c.tasks}
     plan = {task: pipe.stages(task) for task in c.tasks}
-    not_run = {task: [st.name for st in stages if not st.done_file.exists()] for task, stages in plan.items()}
+    not_run = {task: [st.name for st in stages if not st.done_file.exists() or st.stale()] for task, stages in plan.items()}
     # only the stages the current plan has: a rebuilt dataset may drop an evaluation an older one had
     planned = {task: {st.name for st in stages} for task, stages in plan.items()}
     timings = {task: {name: r for name, r in stages.items() if name in planned[task]}
                for task, stages in (load_json(pipe.timings_path) or {}).items() if task in planned}
-    return ReportData(pipe.preset, config_dict(c), tasks, not_run, timings)
+    return ReportData(pipe.preset, config_dict(c), c.nnit_samplings, tasks, not_run, timings)
 
 
 def collect(pipe: Pipeline) -> dict:
@@ -209,41 +247,91 @@ def _versus(nn: Union[SplitMean, Mapping], other: Union[SplitMean, Mapping], rob
     return ("beats" if better else "does not beat"), why
 
 
+def _closeness(nn: Optional[SplitMean], ds: Optional[SplitMean], robot: bool) -> Optional[float]:
+    """NNiT's unseen-architecture success (robot) or accuracy as a fraction of the dataset's own; None without both."""
+    key = "success_rate" if robot else "mean"
+    return getattr(nn, key) / getattr(ds, key) if nn and ds and getattr(ds, key) > 0 else None
+
+
+CLOSE_TO_DATASET = 0.95
+"""The paper's "close to the training set" claim holds when NNiT reaches this fraction of the dataset's own success
+(robot tasks) or accuracy on the unseen architectures."""
+
+
 def _claims(data: ReportData) -> list[str]:
+    """The paper's claims against these numbers: decided with NNiT at temperature 1 (the paper's sampler); what the
+    preset's own temperature does better is said apart, as this project's improvement, never as support for the paper."""
+    paper, own = data.paper_sampling, data.own_sampling
+    memorized = (own or paper).temperature  # the memorization stage compares the samples of eval/nnit (the preset's)
+    at1 = "at temperature 1 (the paper's sampler)" if own else "at temperature 1"
     lines = []
     for task, t in data.tasks.items():
         tb = t.table2
-        ds_un, nn_un = tb["dataset"]["unseen"], tb["nnit"]["unseen"]
-        key = "success_rate" if t.robot else "mean"
+        ds_un, nn_un = tb["dataset"]["unseen"], tb[paper.generator]["unseen"]
+        lo = tb[own.generator]["unseen"] if own else None
         what = "success" if t.robot else "accuracy"
-        if ds_un and nn_un and getattr(ds_un, key) > 0:
-            r = getattr(nn_un, key) / getattr(ds_un, key)
-            verdict = "supported" if r >= 0.95 else "NOT supported"
-            lines.append(f"- **{task}**: NNiT's unseen-architecture {what} is {100 * r:.0f}% of the dataset's own "
+        key = "success_rate" if t.robot else "mean"
+        baselines = [(name, b) for g, name in BASELINES if (b := tb.get(g, {}).get("unseen"))]
+        if nn_un is None and (ds_un or lo or baselines):
+            lines.append(f"- **{task}**: no verdict on the paper's claims yet: NNiT {at1} has not been evaluated on the unseen "
+                         f"architectures (stages `eval-{paper.generator}-*`).")
+        r = _closeness(nn_un, ds_un, t.robot)
+        if r is not None:
+            verdict = "supported" if r >= CLOSE_TO_DATASET else "NOT supported"
+            lines.append(f"- **{task}**: NNiT's unseen-architecture {what} {at1} is {100 * r:.0f}% of the dataset's own "
                          f"({100 * getattr(nn_un, key):.0f}% vs {100 * getattr(ds_un, key):.0f}%): the paper's 'close to the training set' claim is {verdict} here.")
-        for g, name in GENERATORS[1:]:
-            b = tb.get(g, {}).get("unseen")
-            if b and nn_un:
+        for name, b in baselines:
+            if nn_un:
                 verdict, why = _versus(nn_un, b, t.robot)
-                lines.append(f"- **{task}**: NNiT {verdict} {name} on unseen architectures ({why}).")
+                lines.append(f"- **{task}**: NNiT {at1} {verdict} {name} on unseen architectures ({why}).")
+        if own and lo:
+            lines += _improvement(task, t.robot, own, lo, nn_un, ds_un, baselines)
         a = t.alignment
         if a:
             g, s = a.sets["GHN"].alignment_score, a.sets["SGD"].alignment_score
             lines.append(f"- **{task}**: GHN weights are {'more' if g > s else 'NOT more'} aligned across seeds than SGD weights "
                          f"(alignment score {g:.3f} vs {s:.3f}); GHN nearest-neighbour cosine {a.sets['GHN'].nn_cosine:.2f} "
                          f"({'no' if a.sets['GHN'].nn_cosine < 0.5 else 'possible'} mode collapse).")
-        for r in t.memorization.rows if t.memorization else []:
-            if r.generator != "nnit":
+        for m in t.memorization.rows if t.memorization else []:
+            if m.generator != "nnit":
                 continue
-            where = f"- **{task}** [{','.join(map(str, r.arch))}]"
-            if r.ratio_median is None:
+            where = f"- **{task}** [{','.join(map(str, m.arch))}]"
+            if m.ratio_median is None:
                 lines.append(f"{where}: one training network only, so no within-training distance to compare NNiT's "
                              f"samples with (no memorization claim).")
             else:
-                lines.append(f"{where}: NNiT samples lie {r.ratio_median:.2f}x as far from their nearest "
-                             f"training network (after neuron alignment) as training networks lie from each other "
-                             f"({'close copies' if r.ratio_median < 0.3 else 'not copies'}).")
+                lines.append(f"{where}: NNiT samples (temperature {memorized:g}) lie {m.ratio_median:.2f}x as far "
+                             f"from their nearest training network (after neuron alignment) as training networks lie from each other "
+                             f"({'close copies' if m.ratio_median < 0.3 else 'not copies'}).")
     return lines
+
+
+def _improvement(task: str, robot: bool, own: NNiTSampling, lo: SplitMean, nn_un: Optional[SplitMean],
+                 ds_un: Optional[SplitMean], baselines: list[tuple[str, SplitMean]]) -> list[str]:
+    """Claims lines on NNiT at the preset's temperature (``lo``, unseen architectures) against temperature 1 (``nn_un``):
+    this project's improvement where it does better, including the paper's claims it alone would meet."""
+    T = f"{own.temperature:g}"
+    head = f"- **{task}** (this project's sampler, temperature {T}; not evidence for the paper)"
+    what = "success" if robot else "accuracy"
+    r_lo = _closeness(lo, ds_un, robot)
+    if nn_un is None:
+        share = f": {100 * r_lo:.0f}% of the dataset's own unseen-architecture {what}" if r_lo is not None else ""
+        return [f"{head}: NNiT at temperature {T}{share}; temperature 1 not evaluated yet, so no comparison."]
+    verdict, why = _versus(lo, nn_un, robot)
+    if verdict != "beats":
+        return [f"{head}: NNiT at temperature {T} is not better than at temperature 1 on unseen architectures "
+                f"(T={T} vs T=1: {why})."]
+    out = [f"{head}: NNiT at temperature {T} does better than at temperature 1 on unseen architectures "
+           f"(T={T} vs T=1: {why}) — this project's improvement."]
+    r = _closeness(nn_un, ds_un, robot)
+    if r_lo is not None and r is not None and r_lo >= CLOSE_TO_DATASET > r:
+        out.append(f"{head}: at temperature {T} NNiT reaches {100 * r_lo:.0f}% of the dataset's own {what} (temperature 1: "
+                   f"{100 * r:.0f}%), the 'close to the training set' bar the paper's sampler misses here.")
+    for name, b in baselines:
+        if _versus(lo, b, robot)[0] == "beats" and _versus(nn_un, b, robot)[0] != "beats":
+            out.append(f"{head}: at temperature {T} NNiT beats {name} on unseen architectures ({_versus(lo, b, robot)[1]}), "
+                       f"which it does not at temperature 1.")
+    return out
 
 
 def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
@@ -263,7 +351,7 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
     if missing:
         add("**This report is partial**: stages not run yet — " + "; ".join(
             f"{task}: {', '.join(v[:6])}{f' and {len(v) - 6} more' if len(v) > 6 else ''}" for task, v in missing.items())
-            + f". Their cells show '–'; `nnit reproduce --preset {pipe.preset}` runs them (finished stages are kept).\n")
+            + f". Their cells show '–' (NNiT's: '{NOT_RUN}'); `nnit reproduce --preset {pipe.preset}` runs them (finished stages are kept).\n")
     add("## Scale-downs against the paper\n")
     add(_scaledowns(pipe))
     # ---------------------------------------------------------------- time
@@ -273,7 +361,7 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
     for task, stages in data.timings.items():
         for name, r in stages.items():
             total += r["seconds"] or 0.0
-            cmd = r["command"] if not name.startswith("eval-") and name != "joint" else "nnit eval / generate --evaluate (see the log)"
+            cmd = r["command"] if not name.startswith(("eval-", "joint")) else "nnit eval / generate --evaluate (see the log)"
             secs = "–" if r["seconds"] is None else f"{r['seconds']:.0f}"
             add(f"| {task} | {name} | {secs} | {r['status']} | `{cmd}` |")
     add(f"\nTotal: {total / 60:.1f} min over the timed stages (a rerun keeps the time of the run that made a stage; "
@@ -330,53 +418,63 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
     add(f"Seen = mean over {len(c.seen)} train architectures {_archs(c.seen)}; unseen = mean over {len(c.unseen)} held-out "
         f"architectures {_archs(c.unseen)}. Dataset = the kept GHN networks of the same architectures (top-{c.top_k} of those kept), "
         f"same harness and seeds ({c.eval_seed}..{c.eval_seed + c.episodes - 1}). Cells: return ± std across the top-k networks (success). "
-        f"Sampler: {c.sampler}, {c.sampler_steps} steps{_temperature(c)}.\n")
+        f"Sampler: {c.sampler}, {c.sampler_steps} steps{_temperature(c)}. The paper's NNiT numbers are beside "
+        f"NNiT (T=1), the paper's sampler; '{NOT_RUN}': that stage has not run at that temperature.\n")
     robot_tasks = [t for t in data.tasks if is_robot_task(t)]
+    paper_gen = c.paper_sampling.generator
     if robot_tasks:
         add("| generator | split | " + " | ".join(robot_tasks) + " | paper " + " | paper ".join(robot_tasks) + " |")
         add("|---|---|" + "---:|" * (2 * len(robot_tasks)))
-        for gen, name in (("dataset", "Dataset"), *GENERATORS[::-1]):
+        for gen, name in (("dataset", "Dataset"), *BASELINES[::-1], *_nnit(c)):
             for split in ("seen", "unseen"):
-                ours = [_fmt(data.tasks[t].table2[gen][split], True) for t in robot_tasks]
-                ref = PAPER_TABLE2.get((name, split), {})
+                ours = [_fmt(data.tasks[t].table2[gen][split], True, _missing(gen)) for t in robot_tasks]
+                ref_name = "NNiT" if gen == paper_gen else None if gen in _nnit_keys(c) else name  # the paper sampled NNiT at 1
+                ref = PAPER_TABLE2.get((ref_name, split), {})
                 paper = [f"{ref[t][0]} ± {ref[t][1]} ({ref[t][2]}%)" if t in ref else "–" for t in robot_tasks]
                 add(f"| {name} | {split} | " + " | ".join(ours) + " | " + " | ".join(paper) + " |")
     # ---------------------------------------------------------------- table 4
     add("\n## Table 4 analogue — per architecture\n")
-    add("'paper NNiT' is the paper's Table 4, whose task is not named (its text discusses PickCube-v1); it is repeated "
+    add("'paper NNiT (T=1)' is the paper's Table 4 (its sampler, temperature 1), whose task is not named (its text discusses PickCube-v1); it is repeated "
         "under each robot task for comparison.\n")
-    gens = [("dataset", "Dataset")] + [g for g in GENERATORS if g[0] == "nnit" or g[0] in c.baselines]
+    gens = [("dataset", "Dataset")] + [g for g in generators(c) if g[0] in _nnit_keys(c) or g[0] in c.baselines]
     for task, t in data.tasks.items():
         add(f"\n**{task}**\n")
-        add("| architecture | split | " + " | ".join(n for _, n in gens) + (" | paper NNiT |" if t.robot else " |"))
+        add("| architecture | split | " + " | ".join(n for _, n in gens) + (" | paper NNiT (T=1) |" if t.robot else " |"))
         add("|---|---|" + "---:|" * (len(gens) + (1 if t.robot else 0)))
         for split, archs in (("seen", c.seen), ("unseen", c.unseen)):
             for h in archs:
-                cells = [_fmt(t.evals[g][hidden_label(h)], t.robot) for g, _ in gens]
+                cells = [_fmt(t.evals[g][hidden_label(h)], t.robot, _missing(g)) for g, _ in gens]
                 ref = PAPER_TABLE4.get(tuple(h))
                 add(f"| {','.join(map(str, h))} | {split} | " + " | ".join(cells)
                     + ((f" | {ref[0]} ({ref[1]}%) |" if ref else " | – |") if t.robot else " |"))
     # ---------------------------------------------------------------- table 3
     add(f"\n## Table 3 analogue — joint p(a, w), {c.num_networks} samples of depth 4, top-{c.top_k}\n")
-    add("| task | valid architectures | novel (not in train) | distinct | top-k return / acc | success | paper |\n|---|---:|---:|---:|---:|---:|---|")
+    add("| task | sampler | valid architectures | novel (not in train) | distinct | top-k return / acc | success | paper |\n"
+        "|---|---|---:|---:|---:|---:|---:|---|")
     for task, t in data.tasks.items():
-        j = t.joint
-        if not j or not j.joint:
+        if not any(j and j.joint for j in t.joints.values()):
             continue
-        s, k = j.joint, j.joint_top_k
-        ref = PAPER_TABLE3.get(task)
-        add(f"| {task} | {s.valid}/{s.num} | {s.novel}/{s.num} | {s.distinct_archs} | "
-            f"{_num(k.mean if k else None)} ± {_num(k.std_between if k else None)} | "
-            f"{_pct(k.success_rate if k else None) if t.robot else '–'} | "
-            f"{f'{ref[0]} ± {ref[1]}, {ref[2]}%' if ref else '–'} |")
+        for n in c.nnit_samplings:
+            j = t.joints.get(n.generator)
+            ref = PAPER_TABLE3.get(task) if n.temperature == 1.0 else None
+            paper_cell = f"{ref[0]} ± {ref[1]}, {ref[2]}%" if ref else "–"
+            if not j or not j.joint:
+                add(f"| {task} | {n.label} | {NOT_RUN} | – | – | – | – | {paper_cell} |")
+                continue
+            s, k = j.joint, j.joint_top_k
+            add(f"| {task} | {n.label} | {s.valid}/{s.num} | {s.novel}/{s.num} | {s.distinct_archs} | "
+                f"{_num(k.mean if k else None)} ± {_num(k.std_between if k else None)} | "
+                f"{_pct(k.success_rate if k else None) if t.robot else '–'} | {paper_cell} |")
     # ---------------------------------------------------------------- memorization
     add("\n## Memorization — distance to the nearest training network after aligning hidden neurons\n")
     add("RMS distance per parameter in the normalized weight space (weight matching, `nnit.analysis.memorization`). "
-        "ratio = generated→nearest-train / train→nearest-other-train (medians): ~0 = copies, ~1 = as novel as the training networks are from each other.\n")
+        "ratio = generated→nearest-train / train→nearest-other-train (medians): ~0 = copies, ~1 = as novel as the training networks are from each other. "
+        f"NNiT's samples are those sampled at the preset's temperature ({c.sampler_temperature:g}).\n")
     add("| task | generator | architecture | generated | train | gen→train | train→train | ratio |\n|---|---|---|---:|---:|---:|---:|---:|")
     for task, t in data.tasks.items():
         for r in t.memorization.rows if t.memorization else []:
-            add(f"| {task} | {r.generator} | {','.join(map(str, r.arch))} | {r.num_generated} | {r.num_train} | "
+            gen = f"nnit (T={c.sampler_temperature:g})" if r.generator == "nnit" else r.generator
+            add(f"| {task} | {gen} | {','.join(map(str, r.arch))} | {r.num_generated} | {r.num_train} | "
                 f"{r.gen_to_train_median:.3f} | {_num(r.train_to_train_median, 3)} | {_num(r.ratio_median, 2)} |")
     # ---------------------------------------------------------------- image tasks
     img = [t for t in data.tasks if not is_robot_task(t)]
@@ -384,9 +482,9 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
         add("\n## Image classification (test accuracy of the top-k networks)\n")
         add("| task | generator | seen | unseen |\n|---|---|---:|---:|")
         for task in img:
-            for gen, name in (("dataset", "Dataset"), *GENERATORS):
+            for gen, name in (("dataset", "Dataset"), *generators(c)):
                 tb = data.tasks[task].table2.get(gen, {})
-                add(f"| {task} | {name} | {_fmt(tb.get('seen'), False)} | {_fmt(tb.get('unseen'), False)} |")
+                add(f"| {task} | {name} | {_fmt(tb.get('seen'), False, _missing(gen))} | {_fmt(tb.get('unseen'), False, _missing(gen))} |")
     # ---------------------------------------------------------------- params
     add("\n## Generators: size and training steps\n")
     add("| task | generator | parameters | optimizer steps |\n|---|---|---:|---:|")
@@ -395,6 +493,10 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
             add(f"| {task} | {g} | {n:,} | {t.train_steps.get(g, '–')} |")
     # ---------------------------------------------------------------- claims
     add("\n## The paper's claims against these numbers\n")
+    if data.own_sampling:
+        add(f"Decided with NNiT at temperature 1, the paper's sampler. Where this preset's temperature "
+            f"({data.own_sampling.temperature:g}) does better, that is said in separate lines: this project's improvement, "
+            f"not support for the paper's claims.\n")
     add("\n".join(_claims(data)) or "(no results yet)")
     add("")
     atomic_write_text(path.with_suffix(".json"), json.dumps(data.to_dict(), indent=1, default=str))
@@ -429,9 +531,26 @@ def _archs(archs) -> str:
     return ", ".join("[" + ",".join(map(str, h)) + "]" for h in archs)
 
 
-def _temperature(c) -> str:
-    """', NNiT at temperature 0.5' when the preset lowers NNiT's sampling noise (``nnit generate --temperature``)."""
-    return f", NNiT at temperature {c.sampler_temperature:g} (baselines 1)" if c.sampler_temperature != 1.0 else ""
+def _temperature(c: ReproduceConfig) -> str:
+    """NNiT's sampling temperatures (``nnit generate --temperature``), when the preset's is not the paper's 1:
+    ', NNiT at temperatures 1 (the paper's sampler) and 0.5 (this preset's), baselines at 1'."""
+    if c.sampler_temperature == 1.0:
+        return ""
+    return f", NNiT at temperatures 1 (the paper's sampler) and {c.sampler_temperature:g} (this preset's), baselines at 1"
+
+
+def _nnit(c: ReproduceConfig) -> list[tuple[str, str]]:
+    """(generator key, name) of NNiT at each sampling temperature, temperature 1 first."""
+    return [(n.generator, n.label) for n in c.nnit_samplings]
+
+
+def _nnit_keys(c: ReproduceConfig) -> set[str]:
+    return {n.generator for n in c.nnit_samplings}
+
+
+def _missing(gen: str) -> str:
+    """A missing cell: NNiT's say which temperature's stage has not run ('not run'), others '–'."""
+    return NOT_RUN if gen.startswith("nnit") else "–"
 
 
 def _scaledowns(pipe: Pipeline) -> str:

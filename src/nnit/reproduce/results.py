@@ -8,7 +8,8 @@ file's own dict for ``REPORT.json`` (``to_dict``), so the report's JSON holds ex
   DatasetRole        <task>/dataset/index.json per role      (dataset; :func:`nnit.ghn.dataset.role_summary`)
   Alignment          <task>/alignment/alignment.json         (alignment)
   DatasetEvaluation  eval/dataset/<h>/eval.json              (eval-dataset-*; ``nnit eval``)
-  GenerationRecord   eval/<generator>/<h|joint>/results.json (eval-<generator>-*, joint; ``nnit generate``)
+  GenerationRecord   eval/<generator>/<h|joint>/results.json (eval-<generator>-*, joint, joint-t1; ``nnit generate``;
+                     NNiT's generators are ``nnit`` at the preset's temperature and ``nnit-t1`` at temperature 1)
   Memorization       reproduce/<task>/memorization.json      (memorization)
   SplitMean          the mean of top-k rows over the seen or unseen architectures (a Table 2 cell)
 """
@@ -213,6 +214,10 @@ class GenerationRecord:
         rows = [r for r in (top_k_row(x) for x in d.get("top_k") or []) if r is not None]
         return cls(rows, JointSummary.from_dict(d.get("joint")), top_k_row(d.get("joint_top_k")),
                    float(d.get("temperature", 1.0)), d)
+
+    def joint_dict(self) -> dict:
+        """Joint mode, for ``REPORT.json``: the sampling temperature, the architecture summary and the top-k row."""
+        return {"temperature": self.temperature, "summary": to_json(self.joint), "top_k": to_json(self.joint_top_k)}
 
 
 @dataclass(frozen=True)
