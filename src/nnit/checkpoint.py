@@ -153,8 +153,8 @@ def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
     )
 
 
-def checkpoint_kind(path: str | os.PathLike) -> str | None:
-    """``meta["kind"]`` of a checkpoint, read from the safetensors header only (no tensors loaded)."""
+def checkpoint_meta(path: str | os.PathLike) -> dict:
+    """A checkpoint's ``meta`` (kind, wall time, release info), read from the safetensors header only."""
     from safetensors import safe_open
 
     path = resolve_path(path)
@@ -163,7 +163,12 @@ def checkpoint_kind(path: str | os.PathLike) -> str | None:
             md = f.metadata() or {}
     except Exception as err:
         raise CheckpointError(f"cannot read checkpoint {path}: {err} (truncated or not safetensors?)") from None
-    return json.loads(md.get("meta", "{}")).get("kind")
+    return json.loads(md.get("meta", "{}"))
+
+
+def checkpoint_kind(path: str | os.PathLike) -> str | None:
+    """``meta["kind"]`` of a checkpoint, read from the safetensors header only (no tensors loaded)."""
+    return checkpoint_meta(path).get("kind")
 
 
 def restore(ckpt: Checkpoint, model: nn.Module, optimizer: torch.optim.Optimizer | None = None, ema: nn.Module | None = None) -> None:

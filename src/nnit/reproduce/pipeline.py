@@ -216,6 +216,19 @@ TEACHER_PPO, TEACHER_SCRIPTED = "ppo_expert", "scripted"
 the GHN's ``train_done.json``): outputs made with the other kind of teacher than the preset's are stale."""
 
 
+def nnit_wall_seconds(run_dir: Path) -> Optional[float]:
+    """The wall time NNiT's training took over all its sessions (the checkpoint's ``meta["wall_seconds"]``), rounded
+    to a second: the baselines' wall-clock cap in the equal-budget comparison. None before NNiT is trained (or for a
+    checkpoint that does not record it)."""
+    from nnit.checkpoint import checkpoint_meta
+
+    path = run_dir / "checkpoint.safetensors"
+    if not (run_dir / "train_done.json").exists() or not path.exists():
+        return None
+    wall = checkpoint_meta(path).get("wall_seconds")
+    return float(round(wall)) if wall else None
+
+
 def flags(kwargs: dict) -> list[str]:
     """Command-line flags of keyword arguments: ``{"workers": 1, "archs": ["a", "b"]}`` -> ``--workers 1 --archs a b``."""
     out: list[str] = []
@@ -383,10 +396,13 @@ class Pipeline:
             self._stage("nnit", T / "nnit" / "train_done.json", "train", "train_nnit", {"dataset": ds, "preset": p, "out": T / "nnit"},
                         ["--dataset", str(ds), "--preset", p, "--out", str(T / "nnit")], output=T / "nnit"),
         ]
+        budget = nnit_wall_seconds(T / "nnit")  # equal budget: the baselines' wall clock is capped at NNiT's
+        cap = ({"max_seconds": budget}, ["--max-seconds", f"{budget:g}"]) if budget else ({}, [])
         for b in c.baselines:
             out.append(self._stage(b, T / b / "train_done.json", "train-baseline", "train_baseline",
-                                   {"method": b, "dataset": ds, "preset": p, "out": T / b},
-                                   ["--method", b, "--dataset", str(ds), "--preset", p, "--out", str(T / b)], output=T / b))
+                                   {"method": b, "dataset": ds, "preset": p, "out": T / b, **cap[0]},
+                                   ["--method", b, "--dataset", str(ds), "--preset", p, "--out", str(T / b), *cap[1]],
+                                   output=T / b))
         # (generator, checkpoint, NNiT's temperature): NNiT at each of its temperatures; the baselines (None) sample at 1,
         # and nnit generate refuses them another temperature
         gens = [(n.generator, T / "nnit", n.temperature) for n in c.nnit_samplings] + [(b, T / b, None) for b in c.baselines]

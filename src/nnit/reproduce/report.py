@@ -133,6 +133,8 @@ class TaskResults:
     """Joint sampling p(a, w) per NNiT generator (sampling temperature); None: not run at that temperature."""
     memorization: Optional[Memorization]
     params: dict[str, int] = field(default_factory=dict)
+    train_wall: dict[str, dict] = field(default_factory=dict)
+    """Per generator: training wall clock over all sessions, the wall-clock cap, why training ended (equal budget)."""
     """Parameters of each trained generator."""
     train_steps: dict[str, int] = field(default_factory=dict)
     """Optimizer steps of each trained generator."""
@@ -146,6 +148,8 @@ class TaskResults:
                  memorization=to_json(self.memorization), params=self.params)
         if self.train_steps:
             d["train_steps"] = self.train_steps
+        if self.train_wall:
+            d["train_wall"] = self.train_wall
         return d
 
 
@@ -205,6 +209,10 @@ def task_results(pipe: Pipeline, task: str) -> TaskResults:
             k = load_checkpoint(ck)
             t.params[g] = sum(v.numel() for v in k.model.values() if v.is_floating_point()) if g == "nnit" else k.sections.get("params", {}).get("total")
             t.train_steps[g] = k.step
+            budget = k.sections.get("budget", {})
+            t.train_wall[g] = {"seconds": budget.get("seconds", k.meta.get("wall_seconds")), "cap": budget.get("max_seconds"),
+                               "ended": budget.get("reason") or ("full steps" if g == "nnit" or budget else None),
+                               "phase_end": budget.get("phase_end")}
     return t
 
 
@@ -487,10 +495,16 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
                 add(f"| {task} | {name} | {_fmt(tb.get('seen'), False, _missing(gen))} | {_fmt(tb.get('unseen'), False, _missing(gen))} |")
     # ---------------------------------------------------------------- params
     add("\n## Generators: size and training steps\n")
-    add("| task | generator | parameters | optimizer steps |\n|---|---|---:|---:|")
+    add("Equal budget: D2NWG and SANE train on the same data until their own validation losses stop improving "
+        "(each D2NWG phase separately), capped at NNiT's training wall clock for the task.\n")
+    add("| task | generator | parameters | optimizer steps | training wall clock | wall-clock cap | ended by |\n|---|---|---:|---:|---:|---:|---|")
     for task, t in data.tasks.items():
         for g, n in t.params.items():
-            add(f"| {task} | {g} | {n:,} | {t.train_steps.get(g, '–')} |")
+            w = t.train_wall.get(g, {})
+            sec, cap = w.get("seconds"), w.get("cap")
+            phases = "".join(f"; {k} phase to step {v}" for k, v in (w.get("phase_end") or {}).items())
+            add(f"| {task} | {g} | {n:,} | {t.train_steps.get(g, '–')} | {f'{sec / 60:.0f} min' if sec else '–'} | "
+                f"{f'{cap / 60:.0f} min' if cap else '–'} | {(w.get('ended') or '–') + phases} |")
     # ---------------------------------------------------------------- claims
     add("\n## The paper's claims against these numbers\n")
     if data.own_sampling:

@@ -74,10 +74,11 @@ def train_nnit(dataset: PathLike, preset: str, out: PathLike, *, progress: bool 
 
 
 def train_baseline(method: str, dataset: PathLike, preset: str, out: PathLike, *, steps: Optional[int] = None,
-                   normalization: str = "per_role", progress: bool = False) -> api.BaselineRun:
-    """Train (or resume) D2NWG or SANE on NNiT's data and normalization (``nnit train-baseline``)."""
+                   normalization: str = "per_role", max_seconds: float = 0.0, progress: bool = False) -> api.BaselineRun:
+    """Train (or resume) D2NWG or SANE on NNiT's data and normalization (``nnit train-baseline``), until its validation
+    loss plateaus (the presets that validate) or ``max_seconds`` of wall clock (NNiT's, in the equal-budget comparison)."""
     return api.train_baseline(method, dataset, preset, out, steps=steps, normalization=normalization,  # type: ignore[arg-type]
-                              progress=progress, log=print)
+                              max_seconds=max_seconds, progress=progress, log=print)
 
 
 def evaluate_shard(task: str, weights: PathLike, out: PathLike, *, episodes: int, top_k: int, seed: int, preset: str,
