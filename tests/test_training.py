@@ -97,7 +97,7 @@ EXPECTED = {'nnit': {'total': [0.33656013011932373,
          'model': 2592.7263929655746,
          'ema': 0.0,
          'step': 4,
-         'layout': 'c9be8f323c1a'}}
+         'layout': '2916b0e5844a'}}
 """Per-step loss curves (GHN: per-iteration mean loss and LR), |weight| sums of the final checkpoint
 (model and EMA), its step and a hash of its layout (tensor names, kind, sections, config keys)."""
 

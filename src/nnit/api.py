@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal, Mapping, Optional, Sequence, Union
 
-from nnit.config import EVAL, PresetName
+from nnit.config import EVAL, DeviceName, PresetName
 from nnit.diffusion.gaussian import SamplerName
 from nnit.errors import NNiTError
 from nnit.fileio import atomic_write_json
@@ -91,6 +91,8 @@ class GenerationResult:
     """Joint mode: how many samples decoded to a valid / novel architecture, and how many distinct ones."""
     train_archs: list[Hidden] = field(default_factory=list)
     """The architectures the generator was trained on (from its checkpoint)."""
+    device: str = "cpu"
+    """Where the networks were sampled (``cpu`` or ``cuda``; the same seed draws different networks on each)."""
     support_warnings: list[str] = field(default_factory=list)
     """Conditional mode: why the requested architecture lies outside what the generator was trained on
     (a depth or a width it never saw); empty when it lies inside (:func:`support_warnings`)."""
@@ -146,7 +148,7 @@ class GenerationResult:
         """What every exported weight file records about how it was made."""
         extra = {"temperature": self.temperature} if self.temperature is not None else {}
         return {"task": self.task, "checkpoint": str(self.checkpoint), "sampler": self.sampler, "steps": self.steps,
-                "seed": self.seed, "mode": self.mode, **extra}
+                "seed": self.seed, "mode": self.mode, **extra, "device": self.device}
 
     def save(self, out: Path) -> dict[str, str]:
         """Write the weight files (``networks.safetensors``; joint: ``networks_h<widths>.safetensors`` each), the
@@ -200,21 +202,27 @@ def support_warnings(hidden: Sequence[int], train_archs: Sequence[Sequence[int]]
     return out
 
 
-def load_generator(checkpoint: Union[str, Path], ema: bool = True):
-    """NNiT's sampler or a baseline's, by the checkpoint's kind (both offer ``conditional(arch, ...)``).
+def load_generator(checkpoint: Union[str, Path], ema: bool = True, device: DeviceName = "cpu"):
+    """NNiT's sampler or a baseline's, by the checkpoint's kind (both offer ``conditional(arch, ...)``); NNiT's samples
+    on ``device`` (``cpu`` or ``cuda``), the baselines' on the CPU only.
 
-    Raises :class:`APIError` for a missing or unreadable checkpoint."""
+    Raises :class:`APIError` for a missing or unreadable checkpoint, or a baseline asked to sample on CUDA, and
+    :class:`~nnit.distributed.DeviceError` for ``cuda`` on a machine without it."""
     from nnit.baselines.train import METHODS, BaselineSampler
     from nnit.checkpoint import CheckpointError, checkpoint_kind, resolve_path
     from nnit.diffusion.sample import NNiTSampler
+    from nnit.distributed import torch_device
 
     path = resolve_path(checkpoint)
     if not path.exists():
         raise APIError(f"no checkpoint at {path}")
     try:
-        if checkpoint_kind(path) in METHODS:  # header only: the chosen reader loads the tensors once
+        kind = checkpoint_kind(path)  # header only: the chosen reader loads the tensors once
+        if kind in METHODS:
+            if device != "cpu":
+                raise APIError(f"{path} is a {kind} baseline, which samples on the CPU only (device {device} is for NNiT)")
             return BaselineSampler.from_checkpoint(path, use_ema=ema)
-        return NNiTSampler.from_checkpoint(path, use_ema=ema)
+        return NNiTSampler.from_checkpoint(path, use_ema=ema, device=torch_device(device))
     except CheckpointError as err:
         raise APIError(str(err)) from None
 
@@ -232,6 +240,7 @@ def generate(
     seed: int = 0,
     ema: bool = True,
     strict: bool = False,
+    device: DeviceName = "cpu",
     progress: bool = False,
 ) -> GenerationResult:
     """Sample ``num`` networks for ``task`` from a trained NNiT (or D2NWG / SANE) checkpoint.
@@ -242,7 +251,8 @@ def generate(
     ``dpm++2m`` / its SDE variant ``dpm++2m-sde`` / ``unipc`` (20; docs/studies/fast-sampling.md). ``temperature`` scales each weight step's fresh noise
     (1 = the model's distribution, the paper's sampler); the baselines sample at 1. An architecture
     outside what the model was trained on (:func:`support_warnings`) is sampled with the reasons in
-    ``support_warnings``, or refused with ``strict``.
+    ``support_warnings``, or refused with ``strict``. ``device``: where NNiT samples (``cpu`` or ``cuda``; the same
+    seed draws different networks on each); the baselines sample on the CPU. The networks are returned on the CPU.
     """
     from nnit.diffusion.model import ModelError
     from nnit.tasks.registry import get_task
@@ -252,7 +262,7 @@ def generate(
     from nnit.checkpoint import resolve_path
 
     spec = get_task(task)
-    gen = load_generator(checkpoint, ema)
+    gen = load_generator(checkpoint, ema, device)
     gen_path = resolve_path(checkpoint)
     label = getattr(gen, "label", "NNiT")
     if arch is None and label != "NNiT":
@@ -313,7 +323,7 @@ def generate(
         task=spec.name, generator=label, checkpoint=gen_path, mode="conditional" if joint is None else "joint", sets=sets,
         sampler=sampler, steps=steps, temperature=extra.get("temperature"), seed=seed, seconds=seconds,
         control_mode=control_mode if spec.kind == "robot" else None, depth=None if joint is None else depth,
-        joint=None if joint is None else joint.summary(), train_archs=train_archs, support_warnings=outside)
+        joint=None if joint is None else joint.summary(), train_archs=train_archs, support_warnings=outside, device=device)
 
 
 def _default_control_mode(task: str) -> str:
@@ -593,11 +603,12 @@ def train_expert(task: str, preset: PresetName = "cpu", out: Union[str, Path, No
 def train_ghn(task: str, preset: PresetName = "cpu", out: Union[str, Path, None] = None, *,
               ensemble_size: Optional[int] = None, iterations: Optional[int] = None, seed: int = 0,
               control_mode: Optional[str] = None, teacher_checkpoint: Union[str, Path, None] = None,
-              workers: Optional[int] = None, data_dir: Union[str, Path, None] = None, progress: bool = False,
-              log: Log = None) -> Path:
+              workers: Optional[int] = None, data_dir: Union[str, Path, None] = None, device: DeviceName = "cpu",
+              progress: bool = False, log: Log = None) -> Path:
     """Train (or resume) the task's GHN ensemble (DAgger for robot tasks, cross-entropy for image tasks) in ``out``
     (default ``runs/<preset>/<task>/ghn``); returns the checkpoint path. ``control_mode`` None = the teacher's:
-    ``teacher_checkpoint``'s PPO expert, else the one a resumed run was trained with, else the scripted teacher's."""
+    ``teacher_checkpoint``'s PPO expert, else the one a resumed run was trained with, else the scripted teacher's.
+    ``device``: where the ensemble trains, ``cpu`` or ``cuda`` (the DAgger rollouts run on CPU workers either way)."""
     from nnit.ghn.train import ghn_config, saved_teacher_checkpoint, train_ghn_ensemble
     from nnit.tasks.registry import get_task
 
@@ -616,7 +627,7 @@ def train_ghn(task: str, preset: PresetName = "cpu", out: Union[str, Path, None]
         control_mode = get_teacher(spec.name, checkpoint=teacher or saved_teacher_checkpoint(out)).spec.control_mode
     path = Path(train_ghn_ensemble(spec.name, cfg, out, num_workers=workers, data_dir=None if data_dir is None else str(data_dir),
                                    control_mode=control_mode if spec.kind == "robot" else None, progress=progress,
-                                   teacher_checkpoint=teacher))
+                                   teacher_checkpoint=teacher, device=device))
     (log or _quiet)(f"GHN ensemble ({cfg.ensemble_size} members) saved to {path}")
     return path
 

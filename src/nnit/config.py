@@ -1,4 +1,4 @@
-"""Settings shared by every stage: the preset names, the token grid, the evaluation protocol, and the
+"""Settings shared by every stage: the preset and device names, the token grid, the evaluation protocol, and the
 JSON mixin of the config dataclasses.
 
 The presets are ``tiny`` (tests / CI), ``cpu`` (2-core reference run) and ``paper`` (the paper's
@@ -13,6 +13,8 @@ from dataclasses import asdict, dataclass, fields
 from typing import Literal
 
 PresetName = Literal["tiny", "cpu", "paper"]
+DeviceName = Literal["cpu", "cuda"]
+"""The choices of a ``--device`` option (``nnit.distributed.torch_device`` turns one into a torch device)."""
 
 
 class JSONConfig:

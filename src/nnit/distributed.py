@@ -8,6 +8,9 @@ everything here is a no-op answering rank 0 of 1, so single-process code needs n
 Data parallelism in this project is exact: every rank draws the same global batch (and noise) from the same
 generator and computes the loss of its slice (:func:`shard`); :func:`average_gradients` averages the
 gradients, so the update equals the one of a single process that sees the whole batch.
+
+:func:`torch_device` turns a command's ``--device cpu|cuda`` choice into a torch device (the stages that pick
+their device by a flag rather than by :func:`default_device`: GHN training and NNiT sampling).
 """
 
 from __future__ import annotations
@@ -65,6 +68,22 @@ def init_from_env() -> bool:
         dist.init_process_group("nccl" if cuda else "gloo")
         atexit.register(cleanup)
     return is_distributed()
+
+
+class DeviceError(NNiTError):
+    """An unknown device name, or one this machine does not have (``--device cuda`` without a CUDA device)."""
+
+
+def torch_device(name: str | torch.device) -> torch.device:
+    """``"cpu"`` or ``"cuda"`` (or a torch device) as a torch device. Raises :class:`DeviceError` for another name,
+    and for a CUDA device when torch sees none."""
+    if not isinstance(name, torch.device):
+        if name not in ("cpu", "cuda"):
+            raise DeviceError(f"unknown device {name!r}; choose cpu or cuda")
+        name = torch.device(name)
+    if name.type == "cuda" and not torch.cuda.is_available():
+        raise DeviceError(f"device {name} asked for, but torch sees no CUDA device on this machine (use --device cpu)")
+    return name
 
 
 def default_device() -> torch.device:

@@ -12,7 +12,7 @@ from typing import Annotated, Literal, Optional
 import tyro
 
 from nnit.api import TrainOverrides
-from nnit.config import EVAL, PresetName
+from nnit.config import EVAL, DeviceName, PresetName
 from nnit.errors import NNiTError
 
 ModelName = Literal["NNiT-XS", "NNiT-Ti", "NNiT-S", "NNiT-B"]
@@ -92,6 +92,9 @@ class SamplingOptions:
     """Sampling seed."""
     ema: bool = True
     """Sample with the EMA weights (else the raw training weights)."""
+    device: DeviceName = "cpu"
+    """Where NNiT samples: cpu or cuda (the same seed draws different networks on each). The baselines sample on
+    the CPU."""
 
 
 @dataclass(frozen=True)
@@ -125,6 +128,8 @@ class GenerateCommand:
     Example: nnit generate --task PushCube-v1 --num 100 --evaluate   (joint mode: architectures sampled too)
 
     Example: nnit generate --task FashionMNIST --preset tiny --arch 64,32,16,64 --num 8 --sampler ancestral --steps 100
+
+    Example: nnit generate --task PickCube-v1 --preset paper --arch 32,16,64,32 --device cuda --evaluate
     """
 
     task: str
@@ -181,7 +186,8 @@ class GenerateCommand:
         with warnings.catch_warnings():  # the support warning is printed below, as one line
             warnings.simplefilter("ignore", api.SupportWarning)
             gen = api.generate(ckpt, spec.name, self.arch, num, sampler=s.sampler, steps=s.steps, temperature=temperature,
-                               depth=s.depth, seed=s.seed, ema=s.ema, strict=self.strict, progress=self.progress)
+                               depth=s.depth, seed=s.seed, ema=s.ema, strict=self.strict, device=s.device,
+                               progress=self.progress)
         for line in gen.summary_lines():
             print(line)
         out = Path(self.out) if self.out is not None else ckpt.parent.parent / "generated" / (

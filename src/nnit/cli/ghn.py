@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Optional
 
-from nnit.config import PresetName
+from nnit.config import DeviceName, PresetName
 
 
 @dataclass(frozen=True)
@@ -22,6 +22,8 @@ class TrainGHNCommand:
     Example: nnit train-ghn --task FashionMNIST --preset tiny --ensemble-size 2
 
     Example: nnit train-ghn --task PushCube-v1 --teacher-checkpoint runs/cpu/PushCube-v1/expert
+
+    Example: nnit train-ghn --task PickCube-v1 --preset paper --device cuda
     """
 
     task: str
@@ -38,6 +40,9 @@ class TrainGHNCommand:
     """Ensemble seed: member i starts from seed*100003 + i."""
     workers: Optional[int] = None
     """Simulator worker processes for DAgger rollouts (default: one per core)."""
+    device: DeviceName = "cpu"
+    """Where the GHN ensemble trains: cpu or cuda (the DAgger rollouts run on physx_cpu workers either way); a resumed
+    run may change it."""
     control_mode: Literal["auto", "pd_joint_delta_pos", "pd_ee_delta_pos"] = "auto"
     """Robot controller; auto = the teacher's (scripted teachers: pd_ee_delta_pos; a PPO teacher: its own)."""
     data_dir: Optional[Path] = None
@@ -54,7 +59,7 @@ class TrainGHNCommand:
         train_ghn(self.task, self.preset, self.out, ensemble_size=self.ensemble_size, iterations=self.iterations, seed=self.seed,
                   control_mode=None if self.control_mode == "auto" else self.control_mode,
                   teacher_checkpoint=self.teacher_checkpoint, workers=self.workers, data_dir=self.data_dir,
-                  progress=self.progress, log=print)
+                  device=self.device, progress=self.progress, log=print)
 
 
 @dataclass(frozen=True)

@@ -447,8 +447,9 @@ def train(
     grid = PatchGrid(config.patch_size, config.max_width)
     dataset = NNiTDataset(data, grid, config.token_mode, codec, config.arch_balance)
     diffusion = GaussianDiffusion(linear_betas(config.num_timesteps))
-    meta = {**data_metadata(data, normalizer), **(info or {})}
     use_bf16 = config.bf16 and device.type == "cuda"
+    # how the last call trained (a resumed run may have moved): the device and the autocast dtype, None = float32
+    meta = {**data_metadata(data, normalizer), **(info or {}), "device": device.type, "autocast": "bfloat16" if use_bf16 else None}
     loop = LoopConfig(total=config.steps, kind=CHECKPOINT_KIND, ckpt_every=config.ckpt_every, log_every=config.log_every,
                       desc="nnit train", progress=progress, stop_after=stop_after)
     trainer = Trainer(model, opt, out, loop, config=config.to_dict(), lr_fn=lambda s: lr_at(s, config), generator=gen,

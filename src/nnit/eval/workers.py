@@ -23,11 +23,12 @@ from nnit.weights.mlp import WeightSet
 
 def _start_method() -> str:
     """``fork`` (fast, no re-import, works from scripts without a ``__main__`` guard) unless this
-    process already initialized SAPIEN / Vulkan, which must not be forked: then ``spawn``."""
+    process already initialized SAPIEN / Vulkan or CUDA (e.g. a GHN training on the GPU), which must not be
+    forked: then ``spawn``."""
     import multiprocessing as mp
     import sys
 
-    if "fork" in mp.get_all_start_methods() and "sapien" not in sys.modules:
+    if "fork" in mp.get_all_start_methods() and "sapien" not in sys.modules and not torch.cuda.is_initialized():
         return "fork"
     return "spawn"
 

@@ -667,7 +667,7 @@ def train_ppo(
         if not ckpt_path.exists():
             save()
         r = _evaluate(collector, agent, task, cfg.final_eval_episodes, cfg.eval_seed)
-        r.info.update({"env_steps_trained": int(global_step), "train_wall_s": round(wall, 1), "iterations": iteration})
+        r.info.update({"backend": sim, "env_steps_trained": int(global_step), "train_wall_s": round(wall, 1), "iterations": iteration})
         r.save(out / "eval.json", extra={"kind": "ppo_final_eval"})
         log({"eval/return": float(r.metrics["mean_return"][0]), "eval/success_once": float(r.metrics["success_rate"][0]),
              "eval/success_at_end": float(r.metrics["success_at_end_rate"][0])}, global_step)

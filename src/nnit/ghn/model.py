@@ -184,7 +184,7 @@ class GHNEnsemble(nn.Module):
             for l, (o, i) in enumerate(arch.layer_shapes):
                 shapes[a, 1 + 2 * l] = torch.tensor([o / C, i / C])
                 shapes[a, 2 + 2 * l] = torch.tensor([o / C, 1.0 / C])
-        ang = shapes.unsqueeze(-1) * self.freqs  # (A, n, 2, nf)
+        ang = shapes.to(self.freqs.device).unsqueeze(-1) * self.freqs  # (A, n, 2, nf)
         fourier = torch.cat([ang.sin(), ang.cos()], dim=-1).flatten(2)  # (A, n, 4*nf)
         h = torch.einsum("anf,kfd->kand", fourier.to(self.shape_proj), self.shape_proj)  # (K, A, n, d)
         h = h + self.type_embed[:, types].unsqueeze(1)  # (K, A, n, d)

@@ -9,6 +9,10 @@ member, and regresses their actions onto the teacher's (MSE) — or their logits
 (cross-entropy) for image tasks. The loss is summed over members (each member's gradient is its own)
 and averaged over the meta-batch.
 
+The ensemble trains on the CPU or, with ``device="cuda"`` (``nnit train-ghn --device cuda``), on a GPU; the DAgger
+rollouts run in ``physx_cpu`` worker processes either way, and the teacher labels and the buffer stay on the CPU
+(each update's sampled states are moved to the device).
+
 The ensemble is cheap on 2 cores because (i) all K members run as one stacked module
 (:mod:`nnit.ghn.model`), (ii) rollouts are shared: a rollout episode is driven by one randomly
 chosen (member, architecture) student, and its teacher-labelled states feed every member's buffer.
@@ -138,17 +142,17 @@ def training_architectures(task: TaskSpec, which: str, activation: str = "tanh")
 class ImageDistillation:
     """Supervised training data for image tasks: random training images per member."""
 
-    def __init__(self, task: ImageTaskSpec, data_dir: str | None = None) -> None:
+    def __init__(self, task: ImageTaskSpec, data_dir: str | None = None, device: torch.device = torch.device("cpu")) -> None:
         from nnit.tasks.images import load_split
 
-        self.task = task
+        self.task, self.device = task, device
         x, y = load_split(task, "fit", data_dir=data_dir)  # the val split is kept for dataset filtering
         self.x, self.y = x.float(), y.long()
 
     def loss(self, nets: Sequence, k: int, batch: int, g: torch.Generator) -> torch.Tensor:
         """(K,) mean cross-entropy of each member over the meta-batch."""
         idx = torch.randint(0, self.x.shape[0], (k, batch), generator=g)
-        x, y = self.x[idx], self.y[idx]  # (K, B, in), (K, B)
+        x, y = self.x[idx].to(self.device), self.y[idx].to(self.device)  # (K, B, in), (K, B)
         total = 0.0
         for ws in nets:
             logits = ws(x)  # (K, B, classes)
@@ -160,10 +164,11 @@ class DaggerDistillation:
     """Teacher-labelled states for robot tasks, gathered by beta-mixed rollouts.
 
     The teacher is the task's scripted one, or with ``teacher_checkpoint`` the PPO expert saved
-    there (checkpoint file or run directory of ``nnit train-expert``)."""
+    there (checkpoint file or run directory of ``nnit train-expert``). The buffer stays on the CPU; the states
+    of each update move to ``device``, the ensemble's."""
 
     def __init__(self, task: RobotTaskSpec, cfg: GHNTrainConfig, num_workers: int | None = None,
-                 teacher_checkpoint: str | None = None) -> None:
+                 teacher_checkpoint: str | None = None, device: torch.device = torch.device("cpu")) -> None:
         from nnit.experts.teachers import get_teacher
         from nnit.ghn.collect import DaggerCollector
 
@@ -177,7 +182,7 @@ class DaggerDistillation:
             )
         self.buffer = StateBuffer(cfg.buffer_size, task.obs_dim, task.action_dim)
         self.collector = DaggerCollector(task, num_workers=num_workers)
-        self.cfg = cfg
+        self.cfg, self.device = cfg, device
         self.last_rollout: dict = {}
 
     def close(self) -> None:
@@ -198,6 +203,7 @@ class DaggerDistillation:
     def loss(self, nets: Sequence, k: int, batch: int, g: torch.Generator) -> torch.Tensor:
         """(K,) mean action MSE of each member over the meta-batch."""
         obs, act = self.buffer.sample((k, batch), generator=g)  # (K, B, obs), (K, B, act)
+        obs, act = obs.to(self.device), act.to(self.device)
         total = 0.0
         for ws in nets:
             pred = ws(obs)  # (K, B, act)
@@ -215,6 +221,7 @@ def train_ghn_ensemble(
     control_mode: str | None = None,
     progress: bool = True,
     teacher_checkpoint: str | None = None,
+    device: str | torch.device = "cpu",
 ) -> Path:
     """Train (or resume) a GHN ensemble; returns the path of the final checkpoint ``ghn.safetensors``.
 
@@ -224,13 +231,18 @@ def train_ghn_ensemble(
     :class:`~nnit.stopping.TrainingStopped` (:mod:`nnit.stopping`), so a stopped run loses nothing.
     ``teacher_checkpoint`` (robot tasks): DAgger distils the PPO expert saved there instead of the
     scripted teacher; it is stored in the checkpoint, and a resumed run given None keeps the stored one.
+    ``device`` (``"cpu"`` or ``"cuda"``): where the ensemble trains; a run may resume on another device. The
+    checkpoint's config records the device of the last call (``config["device"]``).
     """
+    from nnit.distributed import torch_device
+
+    device = torch_device(device)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "ghn.safetensors"
     task = get_task(task_name, control_mode=control_mode)
     archs = training_architectures(task, cfg.architectures)
-    model = GHNEnsemble(cfg.ghn, cfg.member_seeds())
+    model = GHNEnsemble(cfg.ghn, cfg.member_seeds()).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr_start)
     g = torch.Generator().manual_seed(cfg.seed)
     ck = load_checkpoint(ckpt_path) if ckpt_path.exists() else None
@@ -251,7 +263,7 @@ def train_ghn_ensemble(
         model, opt, out,
         LoopConfig(total=cfg.iterations, kind="ghn_ensemble", ckpt_every=cfg.checkpoint_every, log_every=1, unit="iteration",
                    checkpoint_name=ckpt_path.name, desc=f"GHN x{cfg.ensemble_size} {task.name}", progress=progress),
-        config=_checkpoint_config(cfg, task, teacher_checkpoint),
+        config=_checkpoint_config(cfg, task, teacher_checkpoint, device),
         lr_fn=lambda step: cosine_lr(step, total_updates - 1, cfg.lr_start, cfg.lr_end),  # lr_end at the last update
         generator=g,
         clip_fn=lambda params: clip_grad_norm_per_member(params, cfg.ensemble_size, cfg.grad_clip),
@@ -260,11 +272,11 @@ def train_ghn_ensemble(
     if ck is not None:
         trainer.restore(ck)
     if task.kind == "robot":
-        source = DaggerDistillation(task, cfg, num_workers, teacher_checkpoint=teacher_checkpoint)
+        source = DaggerDistillation(task, cfg, num_workers, teacher_checkpoint=teacher_checkpoint, device=device)
     elif teacher_checkpoint is not None:
         raise NNiTError(f"a teacher checkpoint applies to robot tasks; {task.name} is trained on its labels")
     else:
-        source = ImageDistillation(task, data_dir)
+        source = ImageDistillation(task, data_dir, device)
     if ck is not None:
         if isinstance(source, DaggerDistillation) and "buffer.obs" in ck.extra:
             source.buffer.load_state_dict({"obs": ck.extra["buffer.obs"], "act": ck.extra["buffer.act"], "total_added": ck.extra["buffer.total_added"]})
@@ -316,10 +328,10 @@ def _buffer_tensors(source) -> dict[str, torch.Tensor]:
     return {"buffer.obs": b["obs"], "buffer.act": b["act"], "buffer.total_added": b["total_added"]}
 
 
-def _checkpoint_config(cfg: GHNTrainConfig, task: TaskSpec, teacher_checkpoint: str | None) -> dict:
+def _checkpoint_config(cfg: GHNTrainConfig, task: TaskSpec, teacher_checkpoint: str | None, device: torch.device) -> dict:
     return {"train": config_to_dict(cfg), "task": task.name, "input_dim": task.input_dim, "output_dim": task.output_dim,
             "control_mode": getattr(task, "control_mode", None),
-            "teacher_checkpoint": None if teacher_checkpoint is None else str(teacher_checkpoint)}
+            "teacher_checkpoint": None if teacher_checkpoint is None else str(teacher_checkpoint), "device": device.type}
 
 
 def saved_teacher_checkpoint(out_dir: str | Path) -> str | None:
