@@ -30,7 +30,7 @@ from nnit.config import EVAL, DeviceName, PresetName
 from nnit.diffusion.gaussian import SamplerName
 from nnit.errors import NNiTError
 from nnit.fileio import atomic_write_json
-from nnit.weights.architecture import Architecture, hidden_label
+from nnit.weights.architecture import Architecture, SplitName, hidden_label
 from nnit.weights.mlp import WeightSet
 
 if TYPE_CHECKING:
@@ -94,8 +94,10 @@ class GenerationResult:
     device: str = "cpu"
     """Where the networks were sampled (``cpu`` or ``cuda``; the same seed draws different networks on each)."""
     support_warnings: list[str] = field(default_factory=list)
-    """Conditional mode: why the requested architecture lies outside what the generator was trained on
-    (a depth or a width it never saw); empty when it lies inside (:func:`support_warnings`)."""
+    """Why the requested architecture (conditional mode) or depth (joint mode) lies outside what the generator was
+    trained on (a depth or a width it never saw); empty when it lies inside (:func:`support_warnings`)."""
+    arch_encoding: Optional[str] = None
+    """How NNiT codes hidden widths (``vocab`` or ``value``; None for the baselines)."""
 
     @property
     def in_support(self) -> bool:
@@ -140,7 +142,8 @@ class GenerationResult:
                          )
             if j.get("warning"):
                 lines.append(f"warning: {j['warning']}")
-        lines += [f"warning: [{self.architectures[0].hidden_str()}] is outside what this model was trained on: {w}; "
+        asked = f"[{self.architectures[0].hidden_str()}]" if self.mode == "conditional" else f"joint sampling of depth {self.depth}"
+        lines += [f"warning: {asked} is outside what this model was trained on: {w}; "
                   "its networks may not work (--strict refuses such architectures)" for w in self.support_warnings]
         return lines
 
@@ -185,21 +188,52 @@ Evaluate them again with `nnit eval --task {task} --weights {file}`.
 """
 
 
-def support_warnings(hidden: Sequence[int], train_archs: Sequence[Sequence[int]]) -> list[str]:
+def support_warnings(hidden: Sequence[int], train_archs: Sequence[Sequence[int]], codec=None) -> list[str]:
     """Why hidden widths ``hidden`` lie outside the support of a generator trained on ``train_archs``: a depth
-    it never saw, or widths no training architecture had. Empty when inside (or when nothing is recorded)."""
+    it never saw (interpolated between trained depths, or extrapolated beyond them), or widths no training
+    architecture had — one line per kind, saying how the generator's architecture codes (``codec``, an NNiT
+    sampler's :class:`~nnit.diffusion.arch_codes.ArchCodec`; None for the baselines) write such a width: by value
+    between trained widths (interpolated), by value outside the trained widths (extrapolated), clamped to the
+    value codes' range, an untrained vocabulary code, or the nearest vocabulary width. Empty when inside (or when
+    nothing is recorded). A width wider than the canvas is not a warning: sampling refuses it."""
     if not train_archs:
         return []
-    depths = sorted({len(h) for h in train_archs})
     widths = sorted({int(w) for h in train_archs for w in h})
-    out = []
-    if len(hidden) not in depths:
-        out.append(f"depth {len(hidden)} was never trained on (trained depths: {', '.join(map(str, depths))})")
-    unseen = sorted({int(w) for w in hidden} - set(widths))
-    if unseen:
-        out.append(f"width{'s' if len(unseen) > 1 else ''} {', '.join(map(str, unseen))} never seen in training "
-                   f"(trained widths: {', '.join(map(str, widths))})")
+    out = depth_warnings(len(hidden), train_archs)
+    notes: dict[str, list[int]] = {}
+    for w in sorted({int(w) for w in hidden} - set(widths)):
+        notes.setdefault(_width_note(w, widths, codec), []).append(w)
+    for note, ws in notes.items():
+        out.append(f"width{'s' if len(ws) > 1 else ''} {', '.join(map(str, ws))} never seen in training "
+                   f"({note + '; ' if note else ''}trained widths: {', '.join(map(str, widths))})")
     return out
+
+
+def depth_warnings(depth: int, train_archs: Sequence[Sequence[int]]) -> list[str]:
+    """The depth line of :func:`support_warnings` (also joint sampling's): empty when ``depth`` was trained on (or
+    nothing is recorded), else whether it lies between trained depths (interpolated) or beyond them."""
+    depths = sorted({len(h) for h in train_archs})
+    if not depths or depth in depths:
+        return []
+    how = (f"interpolated between trained depths {max(x for x in depths if x < depth)} and "
+           f"{min(x for x in depths if x > depth)}" if depths[0] < depth < depths[-1] else "extrapolated")
+    return [f"depth {depth} was never trained on ({how}; trained depths: {', '.join(map(str, depths))})"]
+
+
+def _width_note(width: int, trained: Sequence[int], codec) -> str:
+    """How ``codec`` writes a width no training architecture had (:func:`support_warnings`)."""
+    if codec is None:
+        return ""
+    if getattr(codec, "encoding", "vocab") == "value":
+        if not codec.expresses(width):
+            return (f"outside the value codes' range {codec.lo}-{codec.hi}: coded as width "
+                    f"{min(max(width, codec.lo), codec.hi)}")
+        if trained[0] < width < trained[-1]:
+            return "interpolated: coded by its value, between trained widths"
+        return f"extrapolated: coded by its value, outside the trained widths {trained[0]}-{trained[-1]}"
+    if codec.expresses(width):
+        return "its vocabulary code was never trained"
+    return f"not in the code vocabulary {', '.join(map(str, codec.widths))}: coded as the nearest vocabulary width"
 
 
 def load_generator(checkpoint: Union[str, Path], ema: bool = True, device: DeviceName = "cpu"):
@@ -250,8 +284,8 @@ def generate(
     learned variance; ``steps`` defaults to the model's T = 1000), ``ddim`` (50), or diffusers' DPM-Solver++ 2M
     ``dpm++2m`` / its SDE variant ``dpm++2m-sde`` / ``unipc`` (20; docs/studies/fast-sampling.md). ``temperature`` scales each weight step's fresh noise
     (1 = the model's distribution, the paper's sampler); the baselines sample at 1. An architecture
-    outside what the model was trained on (:func:`support_warnings`) is sampled with the reasons in
-    ``support_warnings``, or refused with ``strict``. ``device``: where NNiT samples (``cpu`` or ``cuda``; the same
+    (or a joint depth) outside what the model was trained on (:func:`support_warnings`) is sampled with the reasons
+    in ``support_warnings``, or refused with ``strict``. ``device``: where NNiT samples (``cpu`` or ``cuda``; the same
     seed draws different networks on each); the baselines sample on the CPU. The networks are returned on the CPU.
     """
     from nnit.diffusion.model import ModelError
@@ -297,7 +331,7 @@ def generate(
         a = arch if isinstance(arch, Architecture) else (
             Architecture.parse(arch, spec.input_dim, spec.output_dim, activation) if isinstance(arch, str)
             else Architecture(spec.input_dim, tuple(int(w) for w in arch), spec.output_dim, activation))
-        outside = support_warnings(a.hidden, train_archs)
+        outside = support_warnings(a.hidden, train_archs, getattr(gen, "codec", None))
         if outside and strict:
             raise APIError(f"architecture [{a.hidden_str()}] is outside what {gen_path} was trained on: {'; '.join(outside)} "
                            "(strict mode refuses it)")
@@ -310,6 +344,13 @@ def generate(
             raise APIError(f"architecture [{a.hidden_str()}] is not expressible by {gen_path}: {err}") from None
         sets = {a.hidden: ws}
     else:
+        outside = depth_warnings(depth, train_archs)
+        if outside and strict:
+            raise APIError(f"joint sampling of depth {depth} is outside what {gen_path} was trained on: {outside[0]} "
+                           "(strict mode refuses it)")
+        if outside:
+            warnings.warn(f"joint sampling of depth {depth} is outside what {gen_path} was trained on: {outside[0]}",
+                          SupportWarning, stacklevel=2)
         try:
             joint = gen.joint(num=num, depth=depth, input_dim=spec.input_dim, output_dim=spec.output_dim,
                               activation=activation, method=sampler, steps=steps, seed=seed, progress=progress, **extra)
@@ -323,7 +364,8 @@ def generate(
         task=spec.name, generator=label, checkpoint=gen_path, mode="conditional" if joint is None else "joint", sets=sets,
         sampler=sampler, steps=steps, temperature=extra.get("temperature"), seed=seed, seconds=seconds,
         control_mode=control_mode if spec.kind == "robot" else None, depth=None if joint is None else depth,
-        joint=None if joint is None else joint.summary(), train_archs=train_archs, support_warnings=outside, device=device)
+        joint=None if joint is None else joint.summary(), train_archs=train_archs, support_warnings=outside, device=device,
+        arch_encoding=getattr(getattr(gen, "codec", None), "encoding", None))
 
 
 def _default_control_mode(task: str) -> str:
@@ -480,10 +522,12 @@ def generation_record(generation: GenerationResult, files: dict[str, str], heatm
                  "architectures": {hidden_label(h): {"hidden": list(h), "num": ws.n} for h, ws in generation.sets.items()}}
     if generation.joint is not None:
         rec["joint"] = generation.joint
-    if generation.mode == "conditional" and generation.train_archs:
+    if generation.train_archs:
         rec["support"] = {"in_support": generation.in_support, "warnings": generation.support_warnings,
                           "train_depths": sorted({len(h) for h in generation.train_archs}),
                           "train_widths": sorted({w for h in generation.train_archs for w in h})}
+        if generation.arch_encoding is not None:
+            rec["support"]["arch_encoding"] = generation.arch_encoding
     if table is not None:
         if table.joint_row is not None:
             rec["joint_top_k"] = table.joint_row.to_dict()  # its indices count the networks in this order:
@@ -604,11 +648,13 @@ def train_ghn(task: str, preset: PresetName = "cpu", out: Union[str, Path, None]
               ensemble_size: Optional[int] = None, iterations: Optional[int] = None, seed: int = 0,
               control_mode: Optional[str] = None, teacher_checkpoint: Union[str, Path, None] = None,
               workers: Optional[int] = None, data_dir: Union[str, Path, None] = None, device: DeviceName = "cpu",
-              progress: bool = False, log: Log = None) -> Path:
+              split: SplitName = "paper", progress: bool = False, log: Log = None) -> Path:
     """Train (or resume) the task's GHN ensemble (DAgger for robot tasks, cross-entropy for image tasks) in ``out``
     (default ``runs/<preset>/<task>/ghn``); returns the checkpoint path. ``control_mode`` None = the teacher's:
     ``teacher_checkpoint``'s PPO expert, else the one a resumed run was trained with, else the scripted teacher's.
-    ``device``: where the ensemble trains, ``cpu`` or ``cuda`` (the DAgger rollouts run on CPU workers either way)."""
+    ``device``: where the ensemble trains, ``cpu`` or ``cuda`` (the DAgger rollouts run on CPU workers either way).
+    ``split``: the architecture split the meta-batches are drawn from (``paper`` or ``varied``,
+    :func:`nnit.weights.architecture.get_split`)."""
     from nnit.ghn.train import ghn_config, saved_teacher_checkpoint, train_ghn_ensemble
     from nnit.tasks.registry import get_task
 
@@ -618,7 +664,7 @@ def train_ghn(task: str, preset: PresetName = "cpu", out: Union[str, Path, None]
         cfg = replace(cfg, ensemble_size=ensemble_size)
     if iterations is not None:
         cfg = replace(cfg, iterations=iterations)
-    cfg = replace(cfg, seed=seed)
+    cfg = replace(cfg, seed=seed, split=split)
     out = Path(out) if out is not None else Path("runs") / preset / spec.name / "ghn"
     teacher = None if teacher_checkpoint is None else str(teacher_checkpoint)
     if spec.kind == "robot" and control_mode is None:
@@ -635,13 +681,14 @@ def train_ghn(task: str, preset: PresetName = "cpu", out: Union[str, Path, None]
 def build_dataset(ghn: Union[str, Path], preset: PresetName = "cpu", out: Union[str, Path, None] = None, *,
                   episodes: Optional[int] = None, keep: Optional[int] = None, archs: Optional[Sequence[str]] = None,
                   limit_archs: Optional[int] = None, workers: Optional[int] = None, data_dir: Union[str, Path, None] = None,
-                  progress: bool = False, log: Log = None) -> Path:
+                  split: SplitName = "paper", progress: bool = False, log: Log = None) -> Path:
     """One candidate per GHN member and architecture, evaluated, filtered (the paper's thresholds) and the best kept,
     in ``out`` (default beside the GHN run, ``../dataset``); returns the dataset directory. Resumes: finished
-    architectures are skipped. ``archs``: only these hidden widths (e.g. ``["32,16,64,32"]``)."""
+    architectures are skipped. ``archs``: only these hidden widths (e.g. ``["32,16,64,32"]``). ``split``: the
+    architecture split whose train / held-out / validation architectures are built (the GHN's own split)."""
     from nnit.ghn.dataset import DATASET_PRESETS, build_dataset as build, format_role_summary, role_summary
 
-    cfg = DATASET_PRESETS[preset]
+    cfg = replace(DATASET_PRESETS[preset], split=split)
     if episodes is not None:
         cfg = replace(cfg, episodes=episodes)
     if keep is not None:
@@ -652,7 +699,7 @@ def build_dataset(ghn: Union[str, Path], preset: PresetName = "cpu", out: Union[
                       limit_archs=limit_archs, only=only, progress=progress))
     summary = json.loads((path / "summary.json").read_text())
     say = log or _quiet
-    say(format_role_summary(role_summary(path)))
+    say(format_role_summary(role_summary(path, by="role" if split == "paper" else "category")))
     say(f"dataset {path}: {summary['total_kept']} networks kept over {len(summary['architectures'])} architectures")
     return path
 
@@ -765,6 +812,10 @@ class TrainOverrides:
     p_prior: Optional[float] = None
     """Share of samples in the architecture-prior mode (weights hidden, t_w = T), which architecture-first joint
     sampling of valid-token models needs."""
+    arch_encoding: Optional[Literal["vocab", "value"]] = None
+    """How hidden widths are coded: vocab (a fixed code per width of the dataset split's grid, the paper's tokens)
+    or value (Fourier features of the width's value: any width of the grid's range has a code, unseen widths lie
+    between seen ones; sampled codes decode to the grid)."""
     init_from: Optional[Path] = None
     """Start a new run from this NNiT checkpoint's weights (fine-tuning: fresh optimizer and LR schedule; model size,
     tokens, normalization and parameterization from that checkpoint). Ignored when --out already holds a run."""
@@ -784,7 +835,8 @@ def train(
     ``out`` defaults to ``<dataset>/../nnit``; an existing checkpoint there is continued (its model and
     settings win; ``overrides.steps`` raises the total, ``overrides.arch_balance`` changes the data stream).
     ``log`` receives one-line status messages (what is trained, resume notes)."""
-    from nnit.diffusion.train import CHECKPOINT_NAME, CONTINUATION_FIELDS, load_checkpoint, train as train_loop, train_config
+    from nnit.diffusion.train import (CHECKPOINT_NAME, CONTINUATION_FIELDS, load_checkpoint, split_arch_settings,
+                                      train as train_loop, train_config)
     from nnit.ghn.dataset import dataset_normalizer, iter_dataset
     from nnit.weights.mlp import WeightError
     from nnit.weights.normalize import WeightNormalizer
@@ -804,6 +856,8 @@ def train(
         raise APIError(f"{dataset} holds no kept networks of train-role architectures; nothing to train on")
     given = {k: v for k, v in vars(overrides).items() if v is not None and k != "init_from"}
     cfg = replace(train_config(preset, task), **given)
+    split = index.get("config", {}).get("split", "paper")  # the codes cover the split's width grid
+    cfg = replace(cfg, **split_arch_settings(split, cfg.arch_encoding))
     continuation = {k: v for k, v in given.items() if k in CONTINUATION_FIELDS}
     if not 0 <= cfg.p_prior <= 1 - cfg.p_joint:
         raise APIError(f"--p-prior must be in [0, {1 - cfg.p_joint:g}] (1 - p_joint), got {cfg.p_prior}")
@@ -831,12 +885,13 @@ def train(
                       else dataset_normalizer(dataset, cfg.normalization, sets))
     except WeightError as err:
         raise APIError(str(err)) from None
-    info = {"task": task, "control_mode": index.get("control_mode"), "dataset": str(dataset)}
+    info = {"task": task, "control_mode": index.get("control_mode"), "dataset": str(dataset), "split": split}
     if init is not None:
         info["init_from"] = {"path": str(overrides.init_from), "step": init.step}
     n_nets = sum(ws.n for ws in sets)
-    say(f"training NNiT ({cfg.model}, {cfg.token_mode} tokens) on {n_nets} networks of {len(sets)} {task} "
-        f"architectures for {cfg.steps} steps -> {out}")
+    encoding = (source.config if source is not None else cfg).arch_encoding
+    say(f"training NNiT ({cfg.model}, {cfg.token_mode} tokens, {encoding} width codes over the {split} split's widths) "
+        f"on {n_nets} networks of {len(sets)} {task} architectures for {cfg.steps} steps -> {out}")
     balance = ck.config.arch_balance if ck is not None and ab is None else cfg.arch_balance
     if balance:
         share = [ws.n ** (1 - balance) for ws in sets]

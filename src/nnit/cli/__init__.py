@@ -17,41 +17,50 @@ from typing import Literal
 
 from nnit.config import TOKENS, PresetName
 from nnit.errors import NNiTError
+from nnit.weights.architecture import SplitName
 
 
 class CLIError(NNiTError):
     """A user-facing error of a command: printed as one line, exit status 2."""
 
 
-def info(preset: PresetName = "cpu", mode: Literal["padded", "valid", "both"] = "both", json_out: bool = False) -> None:
-    """Show the paper's architecture split and the token counts of each architecture.
+def info(preset: PresetName = "cpu", mode: Literal["padded", "valid", "both"] = "both", json_out: bool = False,
+         split: SplitName = "paper") -> None:
+    """Show an architecture split (the paper's, or the varied widths-and-depths one) and the token counts of each
+    architecture.
 
     Example: nnit info --preset cpu --mode both
+
+    Example: nnit info --split varied --mode valid
     """
-    from nnit.weights import Architecture, PatchGrid, paper_split
+    from nnit.weights import Architecture, PatchGrid, get_split
 
     cfg = TOKENS[preset]
     grid = PatchGrid(cfg.patch_size, cfg.max_width)
-    split = paper_split()
+    s = get_split(split)
     modes = ["padded", "valid"] if mode == "both" else [mode]
     rows = []
     # token counts depend on the task's input/output dims: report PickCube (42 -> 8) as the example
     for role in ("train", "held_out", "validation"):
-        for h in getattr(split, role):
+        for h in getattr(s, role):
             arch = Architecture(42, h, 8)
-            rows.append({"role": role, "hidden": list(h), "params": arch.num_params, **{m: grid.num_tokens(arch, m) for m in modes}})
+            rows.append({"role": role, **({"category": s.category(h)} if role == "held_out" and split != "paper" else {}),
+                         "hidden": list(h), "params": arch.num_params, **{m: grid.num_tokens(arch, m) for m in modes}})
     if json_out:
-        print(json.dumps({"rule": split.rule, "grid": vars(cfg), "architectures": rows}, indent=1))
+        print(json.dumps({"split": split, "rule": s.rule, "grid": vars(cfg), "architectures": rows}, indent=1))
         return
-    print(f"split rule: {split.rule}")
+    print(f"split rule: {s.rule}" if split == "paper" else f"split {split}: {s.rule}")
     print(f"grid: p={cfg.patch_size}, M={cfg.max_width} (canvas {grid.height}x{grid.width}); example task dims 42 -> 8")
-    print(f"{'role':<11}{'hidden':<18}{'params':>7}" + "".join(f"{m:>8}" for m in modes))
+    rw, hw = (11, 18) if split == "paper" else (26, 20)
+    print(f"{'role':<{rw}}{'hidden':<{hw}}{'params':>7}" + "".join(f"{m:>8}" for m in modes))
     for r in rows:
-        print(f"{r['role']:<11}{','.join(map(str, r['hidden'])):<18}{r['params']:>7}" + "".join(f"{r[m]:>8}" for m in modes))
-    paper = [r for r in rows if r["role"] in ("train", "held_out")]
+        role = r["role"] + (f"/{r['category']}" if "category" in r else "")
+        print(f"{role:<{rw}}{','.join(map(str, r['hidden'])):<{hw}}{r['params']:>7}" + "".join(f"{r[m]:>8}" for m in modes))
+    tested = [r for r in rows if r["role"] in ("train", "held_out")]
     for m in modes:
-        counts = [r[m] for r in paper]
-        print(f"{m}: mean {sum(counts) / len(counts):.1f} tokens, max {max(counts)} over the {len(paper)} paper architectures")
+        counts = [r[m] for r in tested]
+        print(f"{m}: mean {sum(counts) / len(counts):.1f} tokens, max {max(counts)} over the {len(tested)} "
+              f"{'paper' if split == 'paper' else 'train and held-out'} architectures")
 
 
 def export(checkpoint: Path, out: Path, dtype: Literal["float16", "bfloat16", "float32"] = "float16") -> None:

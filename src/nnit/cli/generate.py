@@ -149,8 +149,8 @@ class GenerateCommand:
     video: bool = False
     """Render one episode of the best network to OUT/best.mp4 (robot tasks)."""
     strict: bool = False
-    """Refuse an architecture whose depth or widths the model never saw in training (default: warn, sample it
-    anyway and record the warning in results.json)."""
+    """Refuse an architecture whose depth or widths the model never saw in training, or joint sampling at a depth it
+    never saw (default: warn, sample anyway and record the warning in results.json)."""
     threads: Optional[int] = None
     """torch CPU threads (default: torch's choice)."""
     progress: bool = True

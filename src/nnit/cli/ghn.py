@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Literal, Optional
 
 from nnit.config import DeviceName, PresetName
+from nnit.weights.architecture import SplitName
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,8 @@ class TrainGHNCommand:
     Example: nnit train-ghn --task PushCube-v1 --teacher-checkpoint runs/cpu/PushCube-v1/expert
 
     Example: nnit train-ghn --task PickCube-v1 --preset paper --device cuda
+
+    Example: nnit train-ghn --task PushCube-v1 --preset cpu --split varied --out runs/cpu-varied/PushCube-v1/ghn
     """
 
     task: str
@@ -52,6 +55,9 @@ class TrainGHNCommand:
     teacher_checkpoint: Optional[Path] = None
     """Distil this PPO expert (nnit train-expert checkpoint or run directory) instead of the scripted teacher; a
     resumed run keeps it."""
+    split: SplitName = "paper"
+    """Architecture split the meta-batches are drawn from: paper (depth 4, widths 16/32/64) or varied (widths 8..64
+    in steps of 8, depths 2..6; docs/reference/architecture-splits.md)."""
 
     def run(self) -> None:
         from nnit.api import train_ghn
@@ -59,7 +65,7 @@ class TrainGHNCommand:
         train_ghn(self.task, self.preset, self.out, ensemble_size=self.ensemble_size, iterations=self.iterations, seed=self.seed,
                   control_mode=None if self.control_mode == "auto" else self.control_mode,
                   teacher_checkpoint=self.teacher_checkpoint, workers=self.workers, data_dir=self.data_dir,
-                  device=self.device, progress=self.progress, log=print)
+                  device=self.device, split=self.split, progress=self.progress, log=print)
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,8 @@ class BuildDatasetCommand:
     and OUT/normalization.json. Resumable: re-running skips finished architectures.
 
     Example: nnit build-dataset --ghn runs/cpu/PushCube-v1/ghn/ghn.safetensors --preset cpu
+
+    Example: nnit build-dataset --ghn runs/cpu-varied/PushCube-v1/ghn/ghn.safetensors --preset cpu --split varied
     """
 
     ghn: Path
@@ -90,6 +98,8 @@ class BuildDatasetCommand:
     """Only the first N architectures (for quick checks)."""
     archs: Optional[list[str]] = None
     """Only these architectures of the split, e.g. --archs 32,16,64,32 32,32,16,64."""
+    split: SplitName = "paper"
+    """Architecture split to build (paper or varied); must be the one the GHN was trained on."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -97,4 +107,5 @@ class BuildDatasetCommand:
         from nnit.api import build_dataset
 
         build_dataset(self.ghn, self.preset, self.out, episodes=self.episodes, keep=self.keep, archs=self.archs,
-                      limit_archs=self.limit_archs, workers=self.workers, data_dir=self.data_dir, progress=self.progress, log=print)
+                      limit_archs=self.limit_archs, workers=self.workers, data_dir=self.data_dir, split=self.split,
+                      progress=self.progress, log=print)

@@ -21,8 +21,9 @@ Notation (Ho et al. 2020, "DDPM"; Nichol & Dhariwal 2021, "IDDPM"; Song et al. 2
 * DDIM: x_{t'} = sqrt(alpha_bar_t') x0^ + sqrt(1 - alpha_bar_t' - sigma^2) eps^ + sigma z      (DDIM Eq. 12)
 
 Data here come in two modalities: the weight tokens (continuous; padding entries masked out of the
-losses and held at zero in the state) and the architecture codes (+-1 vectors, so the decoder term
-at t = 1 is the *discretized* Gaussian likelihood with 2 bins — see ``nnit.diffusion.model.ArchCodec``).
+losses and held at zero in the state) and the architecture codes (vocabulary codes are +-1 vectors, so the
+decoder term at t = 1 is the *discretized* Gaussian likelihood with 2 bins; value codes use the continuous one —
+see ``nnit.diffusion.arch_codes``).
 """
 
 from __future__ import annotations

@@ -2,9 +2,11 @@
 
 * ``NNiTSampler.conditional(arch, num)``: the architecture codes are held clean (t_a = 0) and only
   the weights are denoised. Any architecture whose layers fit the patch grid and whose depth fits the
-  position tables works; a hidden width outside the token vocabulary is written as the nearest
-  vocabulary token in "valid" token mode (the weight-token layout carries the true width) and
-  refused in "padded" mode (there the tokens are the only place the width is said).
+  position tables works. With vocabulary codes a hidden width outside the token vocabulary is written as
+  the nearest vocabulary token in "valid" token mode (the weight-token layout carries the true width) and
+  refused in "padded" mode (there the tokens are the only place the width is said); with value codes
+  (``arch_encoding="value"``) every width in the codec's range is written by its own value, and only widths
+  outside the range are clamped (valid mode) or refused (padded mode).
 * ``NNiTSampler.joint(num, depth)``: architectures and weights from p(a, w). Two schedules:
 
   - **architecture-first** (models trained with the prior mode, ``TrainConfig.p_prior > 0``): a ~ p(a)
@@ -17,8 +19,8 @@
     is rounded to the nearest valid architecture and crops the canvas (entries outside it are not part of
     the state; in valid mode tokens outside it are masked from attention).
 
-  The final codes are decoded to widths; ``valid`` says whether the raw rounding was already a valid token
-  sequence. ``JointSample.summary()`` compares the sampled architectures with the training frequencies
+  The final codes are decoded to widths (the vocabulary, or a value codec's grid); ``valid`` says whether the
+  raw rounding was already a valid token sequence. ``JointSample.summary()`` compares the sampled architectures with the training frequencies
   (total variation) and with drawing as many architectures from the training set itself.
 
 Samplers: ``"ancestral"`` with ``steps = T`` is the paper's 1000-step sampler (fewer steps = the
@@ -239,8 +241,9 @@ class NNiTSampler:
         try:
             codes = self.codec.encode(arch, unknown)  # (S, d_a)
         except ArchitectureError as err:
+            outside = "outside the value codes' range" if self.codec.encoding == "value" else "outside the vocabulary"
             raise ArchitectureError(f"{err} (token mode {self.mode!r}: only 'valid' mode can condition on widths "
-                                    "outside the vocabulary)") from None
+                                    f"{outside})") from None
         gen = torch.Generator(device=self.device).manual_seed(seed)
         codes = codes.unsqueeze(0).expand(num, -1, -1)  # (N, S, d_a)
         return self._sample_weights([arch] * num, codes, method, steps, eta, gen, self._clip(clip), temperature,
@@ -300,7 +303,7 @@ class NNiTSampler:
         activation = activation or self.data.get("activation") or "tanh"
         if not input_dim or not output_dim:
             raise ArchitectureError("joint sampling needs the task's input and output dims (not stored in this checkpoint)")
-        widest = Architecture(input_dim, (max(self.codec.vocab.widths),) * depth, output_dim, activation)
+        widest = Architecture(input_dim, (max(self.codec.widths),) * depth, output_dim, activation)
         self.grid.check_fits(widest)
         self.model.check_positions(self.grid.positions(widest, self.mode), depth + 2)
         gen = torch.Generator(device=self.device).manual_seed(seed)

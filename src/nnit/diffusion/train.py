@@ -38,13 +38,13 @@ from nnit import distributed as dist
 from nnit.checkpoint import DEFAULT_NAME, Checkpoint, CheckpointError
 from nnit.checkpoint import load_checkpoint as load_core_checkpoint
 from nnit.config import JSONConfig
-from nnit.diffusion.arch_codes import ArchCodec
+from nnit.diffusion.arch_codes import ArchCodec, ArchEncoding, codec_from_dict, default_code_dim, make_codec
 from nnit.diffusion.gaussian import GaussianDiffusion, linear_betas, sample_monl_timesteps
 from nnit.diffusion.model import NNiT, NNiTConfig, nnit_config
 from nnit.errors import NNiTError
 from nnit.stopping import TrainingStopped  # noqa: F401  (re-exported: what a stopped train() raises)
 from nnit.training import LoopConfig, Trainer, TrainResult, cosine_lr
-from nnit.weights.architecture import Architecture, WidthVocab
+from nnit.weights.architecture import Architecture, get_split
 from nnit.weights.mlp import WeightSet
 from nnit.weights.normalize import WeightNormalizer
 from nnit.weights.tokenize import PatchGrid, collate_tokens
@@ -67,9 +67,14 @@ class TrainConfig(JSONConfig):
     max_width: int = 64
     """M: the widest layer the grid holds."""
     arch_widths: tuple[int, ...] = (16, 32, 64)
-    """The architecture token vocabulary (hidden widths)."""
+    """The architecture token vocabulary (hidden widths); with ``arch_encoding="value"`` the grid sampled codes
+    decode to, whose ends are the range of widths the codes express (:func:`split_arch_settings`: the split's grid)."""
     arch_dim: int = 8
-    """Size of an architecture code (power of two > vocabulary size)."""
+    """Size of an architecture code (vocab: a power of two > vocabulary size + 2; value: even, >= 6)."""
+    arch_encoding: ArchEncoding = "vocab"
+    """How a hidden width is coded (``nnit.diffusion.arch_codes``): ``vocab``, a fixed code per vocabulary width
+    (the paper's tokens), or ``value``, Fourier features of the width's value, so that any width in the range has
+    a code and unseen widths lie between seen ones. Depth is positional either way."""
     max_depth: int = 8
     """Deepest MLP (hidden layers) the position tables hold."""
     num_timesteps: int = 1000
@@ -124,6 +129,10 @@ class TrainConfig(JSONConfig):
     def model_config(self) -> NNiTConfig:
         return nnit_config(self.model, self.patch_size, self.max_width, self.arch_dim, self.max_depth)
 
+    def codec(self) -> ArchCodec:
+        """The architecture codec of this config (``arch_encoding`` over ``arch_widths``, ``arch_dim``)."""
+        return make_codec(self.arch_encoding, self.arch_widths, self.arch_dim)
+
 
 TRAIN_PRESETS: dict[str, TrainConfig] = {
     # seconds on a laptop core: proves plumbing and that the loss falls
@@ -159,6 +168,15 @@ def train_config(preset: str, task: str | None = None) -> TrainConfig:
     if task in longer:
         cfg = replace(cfg, steps=longer[task])
     return cfg
+
+
+def split_arch_settings(split: str, encoding: ArchEncoding) -> dict:
+    """The TrainConfig fields that make the architecture codes fit a split's width grid: ``arch_widths`` = the
+    split's grid (the vocabulary, or the value codes' decoding grid and range) and the smallest ``arch_dim``
+    that holds it (:func:`~nnit.diffusion.arch_codes.default_code_dim`; the paper's split: (16, 32, 64) and 8,
+    the presets' values)."""
+    widths = get_split(split).widths
+    return {"arch_widths": tuple(widths), "arch_dim": default_code_dim(encoding, len(widths)), "arch_encoding": encoding}
 
 
 def lr_at(step: int, cfg: TrainConfig) -> float:
@@ -290,6 +308,7 @@ def nnit_losses(
     generator: Optional[torch.Generator] = None, parameterization: str = "eps",
     noise: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
     shown_fraction: Optional[float] = None,
+    arch_likelihood: str = "discretized",
 ) -> dict[str, torch.Tensor]:
     """Paper Eq. 5: sum over modalities of eps-MSE + L_vb, each a masked per-sample mean, averaged over the batch
     (the weight terms over the samples that show weights: not those in architecture-prior mode). ``shown_fraction``
@@ -297,7 +316,9 @@ def nnit_losses(
     gradients equal one process's); default: this batch's share.
 
     Weight padding entries are outside the state (held at 0, no loss); the arch eps target is 0 where t_a = 0.
-    ``noise`` = (weight noise, arch noise) drawn by the caller; else both are drawn from ``generator``."""
+    ``noise`` = (weight noise, arch noise) drawn by the caller; else both are drawn from ``generator``.
+    ``arch_likelihood``: the decoder term of the architecture codes (``ArchCodec.likelihood``: discretized with 2
+    bins for +-1 vocabulary codes, continuous for value codes)."""
     dev = batch.values.device
     wmask = batch.element_mask & batch.token_mask.unsqueeze(-1)  # (B, T, p*p)
     if noise is None:
@@ -309,7 +330,8 @@ def nnit_losses(
     eps_a = diffusion.eps_from_output(out_a.float(), xt_a, t_a, parameterization)  # (B, S, d_a)
     eps_w = diffusion.eps_from_output(out_w.float(), xt_w, t_w, parameterization)  # (B, T, p*p)
     lw = diffusion.hybrid_loss(batch.values, xt_w, t_w, noise_w, eps_w, v_w, wmask, "continuous")
-    la = diffusion.hybrid_loss(batch.arch_codes, xt_a, t_a, noise_a, eps_a, v_a, batch.arch_mask.unsqueeze(-1), "discretized", 2)
+    la = diffusion.hybrid_loss(batch.arch_codes, xt_a, t_a, noise_a, eps_a, v_a, batch.arch_mask.unsqueeze(-1),
+                               arch_likelihood, 2)  # type: ignore[arg-type]
     if shown_fraction is None:
         shown_fraction = float(wmask.flatten(1).any(1).float().mean())  # samples whose weights are part of the loss
     scale = 1.0 / max(shown_fraction, 1e-12)  # hidden samples' terms are 0: the batch mean over the shown ones
@@ -352,7 +374,7 @@ def load_checkpoint(path: str | os.PathLike) -> NNiTCheckpoint:
     return NNiTCheckpoint(
         config=TrainConfig.from_dict(ck.config),
         model_config=NNiTConfig.from_dict(ck.sections["model_config"]),
-        codec=ArchCodec.from_dict(ck.sections["codec"]),
+        codec=codec_from_dict(ck.sections["codec"]),
         step=ck.step,
         model=ck.model,
         ema=ck.ema or {},
@@ -383,8 +405,8 @@ def data_metadata(sets: Sequence[WeightSet], normalizer: Optional[WeightNormaliz
     return meta
 
 
-MODEL_FIELDS: tuple[str, ...] = ("model", "token_mode", "patch_size", "max_width", "arch_widths", "arch_dim", "max_depth",
-                                 "num_timesteps", "parameterization", "normalization")
+MODEL_FIELDS: tuple[str, ...] = ("model", "token_mode", "patch_size", "max_width", "arch_widths", "arch_dim", "arch_encoding",
+                                 "max_depth", "num_timesteps", "parameterization", "normalization")
 """TrainConfig fields that define the model and its data space: a run started ``init_from`` a checkpoint takes them
 from that checkpoint."""
 
@@ -435,7 +457,7 @@ def train(
         config = replace(config, **{k: getattr(init.config, k) for k in MODEL_FIELDS})
         model_cfg, codec = init.model_config, init.codec
     else:
-        model_cfg, codec = config.model_config(), ArchCodec(WidthVocab(config.arch_widths), config.arch_dim)
+        model_cfg, codec = config.model_config(), config.codec()
     rows = dist.shard(config.batch_size)  # this rank's part of every global batch (all of it in one process)
     torch.manual_seed(config.seed)
     model = NNiT(model_cfg)
@@ -475,7 +497,7 @@ def train(
         noise = tuple(n[rows].to(device) for n in noise)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             losses = nnit_losses(model, diffusion, batch, ts.t_a[rows], ts.t_w[rows], parameterization=config.parameterization,
-                                 noise=noise, shown_fraction=shown)
+                                 noise=noise, shown_fraction=shown, arch_likelihood=codec.likelihood)
         grad_norm = trainer.optimizer_step(losses["total"], step)
         return {k: v.detach() for k, v in losses.items()}, {"lr": trainer.lr, "grad_norm": grad_norm}
 

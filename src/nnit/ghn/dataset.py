@@ -1,6 +1,6 @@
 """Build the aligned weight dataset from a trained GHN ensemble (paper Appendix A, Table 5).
 
-For every architecture of the split (train, held-out and validation), each of the K GHNs generates
+For every architecture of the split (``DatasetConfig.split``: train, held-out and validation), each of the K GHNs generates
 one candidate; every candidate is evaluated with the harness (``episodes`` seeded episodes, or test
 accuracy for image tasks), filtered by the task's thresholds (paper: success >= 0.9 / 0.9 / 0.8 and
 return >= 35 / 35 / 30), and the best ``keep_per_arch`` survivors are stored.
@@ -8,7 +8,8 @@ return >= 35 / 35 / 30), and the best ``keep_per_arch`` survivors are stored.
 Layout of a dataset directory::
 
     shards/<hidden>.safetensors   kept networks of one architecture (a WeightSet, raw weights)
-    index.json                    every candidate: architecture, role, GHN member seed, metrics, kept
+    index.json                    every candidate: architecture, role (a held-out one's category), GHN member seed,
+                                  metrics, kept; the split's name
     normalization.json            global mean / std of the kept *train* networks -> target std
     summary.json                  per-architecture counts and the stage's wall time
 
@@ -22,7 +23,7 @@ import json
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable, Optional, Sequence
+from typing import Iterable, Literal, Optional, Sequence
 
 import numpy as np
 import torch
@@ -30,7 +31,7 @@ import torch
 from nnit.errors import NNiTError
 from nnit.fileio import atomic_write_json
 from nnit.tasks.registry import RobotTaskSpec, TaskSpec, get_task
-from nnit.weights.architecture import Architecture, hidden_label, paper_split
+from nnit.weights.architecture import Architecture, SplitName, get_split, hidden_label
 from nnit.weights.mlp import WeightError, WeightSet
 from nnit.weights.normalize import WeightNormalizer
 
@@ -52,6 +53,9 @@ class DatasetConfig:
     """Std of the normalized weights the diffusion models see."""
     roles: tuple[str, ...] = ("train", "held_out", "validation")
     """Which parts of the architecture split get candidates."""
+    split: SplitName = "paper"
+    """The architecture split whose architectures are built (``nnit.weights.architecture.get_split``): ``paper``
+    or ``varied``; must be the GHN ensemble's."""
     apply_filter: bool = True
     """Keep only candidates passing the paper's thresholds. The tiny preset turns it off (its 3-iteration
     GHNs pass nothing; it proves the plumbing, e.g. for ``nnit reproduce --preset tiny``)."""
@@ -106,7 +110,11 @@ def build_dataset(
     model, conf = load_ghn_ensemble(ghn_checkpoint)
     task = get_task(conf["task"], control_mode=conf.get("control_mode"))
     seeds = list(model.seeds)
-    split = paper_split()
+    ghn_split = conf["train"].get("split", "paper")
+    if cfg.split != ghn_split:
+        raise NNiTError(f"{ghn_checkpoint} was trained on the {ghn_split!r} architecture split, not {cfg.split!r}; "
+                        f"build with --split {ghn_split} or train a GHN with --split {cfg.split}")
+    split = get_split(cfg.split)
     todo = [(role, h) for role in cfg.roles for h in getattr(split, role)]
     if only is not None:
         missing = [h for h in only if h not in {x for _, x in todo}]
@@ -159,6 +167,7 @@ def build_dataset(
                                                extra_metadata={"task": task.name, "member_seeds": [seeds[i] for i in kept]})
             index["architectures"][key] = {
                 "role": role,
+                **({"category": split.category(hidden)} if role == "held_out" else {}),
                 "hidden": list(hidden),
                 "candidates": [{"member_seed": seeds[i], **per[i], "passed": i in ok, "kept": i in kept} for i in range(cands.n)],
                 "num_passed": len(ok),
@@ -225,16 +234,19 @@ def dataset_normalizer(path: str | Path, mode: str = "global", sets: Optional[Se
     return WeightNormalizer.fit(sets, target_std=base.target_std, mode=mode)  # type: ignore[arg-type]
 
 
-def role_summary(path: str | Path) -> dict[str, dict]:
+def role_summary(path: str | Path, by: Literal["role", "category"] = "role") -> dict[str, dict]:
     """Per role (train / held_out / validation): architectures, candidates, mean candidate metric,
-    fraction passing the filter, networks kept, and the kept networks' mean metric."""
+    fraction passing the filter, networks kept, and the kept networks' mean metric. ``by="category"`` splits the
+    held-out architectures by their category (``held_out/width``, ``held_out/depth``, ...; datasets of splits
+    with categories)."""
     path = Path(path)
     index = json.loads((path / "index.json").read_text())
     task = get_task(index["task"])
     primary = "success_rate" if task.kind == "robot" else "accuracy"
     out: dict[str, dict] = {}
     for rec in index["architectures"].values():
-        r = out.setdefault(rec["role"], {"architectures": 0, "candidates": 0, "passed": 0, "kept": 0, "_all": [], "_kept": [], "_ret": []})
+        key = rec["role"] + (f"/{rec['category']}" if by == "category" and rec.get("category") else "")
+        r = out.setdefault(key, {"architectures": 0, "candidates": 0, "passed": 0, "kept": 0, "_all": [], "_kept": [], "_ret": []})
         r["architectures"] += 1
         r["candidates"] += len(rec["candidates"])
         r["passed"] += rec["num_passed"]
@@ -255,11 +267,12 @@ def role_summary(path: str | Path) -> dict[str, dict]:
 
 def format_role_summary(summary: dict[str, dict]) -> str:
     """A small text table of :func:`role_summary`."""
-    lines = [f"{'role':<11}{'archs':>6}{'cands':>7}{'cand. mean':>12}{'passed':>8}{'kept':>6}{'kept mean':>11}"]
+    w = max([11] + [len(role) + 2 for role in summary])
+    lines = [f"{'role':<{w}}{'archs':>6}{'cands':>7}{'cand. mean':>12}{'passed':>8}{'kept':>6}{'kept mean':>11}"]
     for role, r in summary.items():
         key = next(k for k in r if k.startswith("candidate_mean_") and k != "candidate_mean_return")
         kept_key = "kept_mean_" + key[len("candidate_mean_"):]
         km = r[kept_key]
-        lines.append(f"{role:<11}{r['architectures']:>6}{r['candidates']:>7}{r[key]:>12.3f}{r['passed']:>8}{r['kept']:>6}"
+        lines.append(f"{role:<{w}}{r['architectures']:>6}{r['candidates']:>7}{r[key]:>12.3f}{r['passed']:>8}{r['kept']:>6}"
                      f"{(f'{km:.3f}' if km is not None else '-'):>11}")
     return "\n".join(lines)

@@ -3,8 +3,9 @@ cross-entropy (image tasks). Paper Sec. 4 and Appendix A, Table 5.
 
 One *iteration* = (robot tasks) collect ``episodes_per_iteration`` beta-mixed rollouts, label every
 visited state with the teacher, append to the FIFO buffer; then ``updates_per_iteration`` gradient
-steps. A gradient step samples a meta-batch of architectures, lets every member generate weights
-for each of them, runs the generated students (batched MLP) on states drawn independently per
+steps. A gradient step samples a meta-batch of architectures of the split (``GHNTrainConfig.split``: the paper's
+depth-4 space or the ``varied`` widths-and-depths space; a meta-batch may mix depths, the GHN runs one chain
+propagation per depth), lets every member generate weights for each of them, runs the generated students (batched MLP) on states drawn independently per
 member, and regresses their actions onto the teacher's (MSE) — or their logits onto the labels
 (cross-entropy) for image tasks. The loss is summed over members (each member's gradient is its own)
 and averaged over the meta-batch.
@@ -35,7 +36,7 @@ from nnit.ghn.dagger import StateBuffer, beta_at, clip_grad_norm_per_member
 from nnit.ghn.model import GHNConfig, GHNEnsemble
 from nnit.tasks.registry import ImageTaskSpec, RobotTaskSpec, TaskSpec, get_task
 from nnit.training import LoopConfig, Trainer, cosine_lr
-from nnit.weights.architecture import Architecture, paper_split, search_space
+from nnit.weights.architecture import Architecture, SplitName, get_split
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,12 @@ class GHNTrainConfig:
     episodes_per_iteration: int = 2
     """DAgger rollout episodes collected per iteration."""
     architectures: Literal["all", "train"] = "all"
-    """Which architectures the GHNs train on: the whole 81-architecture space (the GHN is the data
-    generator; held-out means unseen by NNiT) or only NNiT's train split."""
+    """Which architectures of the split the GHNs train on: every listed one (the paper's split: the whole
+    81-architecture space; the GHN is the data generator, held-out means unseen by NNiT) or only NNiT's train
+    architectures."""
+    split: SplitName = "paper"
+    """The architecture split (``nnit.weights.architecture.get_split``) whose architectures the meta-batches are
+    drawn from: ``paper`` (depth 4, widths {16, 32, 64}) or ``varied`` (widths 8..64, depths 2..6)."""
     checkpoint_every: int = 10
     """Iterations between checkpoints."""
     ghn: GHNConfig = field(default_factory=GHNConfig)
@@ -131,10 +136,12 @@ def config_from_dict(d: dict) -> GHNTrainConfig:
     return GHNTrainConfig(**d)
 
 
-def training_architectures(task: TaskSpec, which: str, activation: str = "tanh") -> list[Architecture]:
-    """The 4-hidden-layer architectures the GHNs are trained on, with the task's in/out dims."""
-    split = paper_split()
-    hidden = search_space() if which == "all" else list(split.train)
+def training_architectures(task: TaskSpec, which: str, activation: str = "tanh", split: str = "paper") -> list[Architecture]:
+    """The architectures the GHNs are trained on, with the task's in/out dims: ``which="all"``, every architecture
+    ``split`` lists, ordered by depth then widths (the paper's split: its 81-tuple search space in lexicographic
+    order); ``"train"``, its train architectures."""
+    s = get_split(split)
+    hidden = s.listed() if which == "all" else list(s.train)
     return [Architecture(task.input_dim, h, task.output_dim, activation) for h in hidden]
 
 
@@ -241,7 +248,7 @@ def train_ghn_ensemble(
     out.mkdir(parents=True, exist_ok=True)
     ckpt_path = out / "ghn.safetensors"
     task = get_task(task_name, control_mode=control_mode)
-    archs = training_architectures(task, cfg.architectures)
+    archs = training_architectures(task, cfg.architectures, split=cfg.split)
     model = GHNEnsemble(cfg.ghn, cfg.member_seeds()).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr_start)
     g = torch.Generator().manual_seed(cfg.seed)

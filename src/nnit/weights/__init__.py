@@ -4,9 +4,12 @@ from nnit.weights.architecture import (
     Architecture,
     ArchitectureError,
     ArchitectureSplit,
+    SplitName,
     WidthVocab,
+    get_split,
     paper_split,
     search_space,
+    varied_split,
 )
 from nnit.weights.mlp import WeightError, WeightSet
 from nnit.weights.normalize import WeightNormalizer
@@ -23,8 +26,11 @@ __all__ = [
     "WeightError",
     "WeightNormalizer",
     "WeightSet",
+    "SplitName",
     "WidthVocab",
     "collate_tokens",
+    "get_split",
     "paper_split",
     "search_space",
+    "varied_split",
 ]

@@ -18,15 +18,36 @@ and nowhere else:
 * ``validation``: one more architecture from the same permutation, used for model selection and
   never trained on, so that ``train`` has exactly the paper's 64 architectures.
 * ``train``: everything else (64). 64 + 8 = the paper's "72 configurations"; 72 + 1 + 8 = 81.
+
+The ``varied`` split (:func:`varied_split`) spans widths *and* depths, so that one generator can be asked for
+widths and depths it never saw. Hidden widths lie on the grid 8, 16, ..., 64 (multiples of 8 up to the
+canvas C = 64) and depths run from 2 to 6 hidden layers; the full product (8^2 + ... + 8^6, about 300,000
+tuples) is far too large to train or evaluate, so the split *samples* it with a fixed seed:
+
+* **held out entirely**: the widths 24 and 56 (no train or validation architecture contains them) and the
+  depth 5 (no train or validation architecture has it). The other widths {8, 16, 32, 40, 48, 64} and depths
+  {2, 3, 4, 6} are the *seen* ones;
+* per seen depth, from the tuples of seen widths (a seeded sample): 2 ``combination`` test
+  architectures (seen widths at a seen depth, but that tuple is never trained), 1 validation
+  architecture, then 16 train architectures (64 train, 4 validation);
+* ``held_out`` test architectures, each with a ``category``: ``combination`` (the 8 above); ``width``
+  (per seen depth one tuple of seen widths with one position set to 24 and one with a position set to 56:
+  8); ``depth`` (6 tuples of seen widths at depth 5); ``width_and_depth`` (2 at depth 5 holding 24 or 56).
+  24 test architectures in all; 64 + 4 + 24 = 92 listed architectures;
+* tuples of the grid that were not drawn are ``unlisted`` (:meth:`ArchitectureSplit.role`); nothing is
+  ``excluded``.
+
+:func:`get_split` returns a split by name (``"paper"``, the default everywhere, or ``"varied"``).
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import random
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import Iterable, Literal, Sequence, get_args
 
 from nnit.errors import NNiTError
 
@@ -42,6 +63,20 @@ KNOWN_HELD_OUT = (
     (16, 64, 64, 32),
 )
 SPLIT_SEED = 2603  # the seed of the permutation that draws the extra held-out and validation archs
+
+VARIED_WIDTHS = (8, 16, 24, 32, 40, 48, 56, 64)
+"""The width grid of the ``varied`` split: multiples of 8 up to the canvas C = 64."""
+VARIED_DEPTHS = (2, 3, 4, 5, 6)
+"""The depths (hidden layers) of the ``varied`` split."""
+VARIED_HELD_OUT_WIDTHS = (24, 56)
+"""Widths that no train or validation architecture of the ``varied`` split contains."""
+VARIED_HELD_OUT_DEPTHS = (5,)
+"""Depths that no train or validation architecture of the ``varied`` split has."""
+VARIED_SEED = 2604
+"""The seed of the ``varied`` split's draws."""
+
+SplitName = Literal["paper", "varied"]
+"""The names :func:`get_split` knows (the choices of ``--split``)."""
 
 
 class ArchitectureError(NNiTError):
@@ -166,23 +201,64 @@ class Architecture:
 
 
 # ---------------------------------------------------------------------- search space and split
+Hidden = tuple[int, ...]
+
+
 @dataclass(frozen=True)
 class ArchitectureSplit:
-    """The paper's search space split into train / held-out / validation / excluded hidden widths."""
+    """A search space split into train / held-out / validation / excluded hidden-width tuples."""
 
-    train: tuple[tuple[int, ...], ...]
-    held_out: tuple[tuple[int, ...], ...]
-    validation: tuple[tuple[int, ...], ...]
-    excluded: tuple[tuple[int, ...], ...]
+    train: tuple[Hidden, ...]
+    """Architectures a generator trains on (and the GHN ensemble always)."""
+    held_out: tuple[Hidden, ...]
+    """Test architectures: never trained on by the generator; their kind is in :attr:`categories`."""
+    validation: tuple[Hidden, ...]
+    """Architectures for model selection, never trained on."""
+    excluded: tuple[Hidden, ...]
+    """Architectures of the space that the split leaves out on purpose (the paper's h3 == h4 == 16 rule)."""
     rule: str = field(default="", compare=False)
+    """How the split was drawn, in words."""
+    name: str = "paper"
+    """The split's name (:func:`get_split`)."""
+    widths: tuple[int, ...] = PAPER_WIDTHS
+    """The width grid of the search space (the decoding grid of joint sampling)."""
+    depths: tuple[int, ...] = (PAPER_DEPTH,)
+    """The depths (hidden layers) of the search space."""
+    held_out_widths: tuple[int, ...] = ()
+    """Grid widths that no train or validation architecture contains."""
+    held_out_depths: tuple[int, ...] = ()
+    """Depths that no train or validation architecture has."""
+    categories: tuple[tuple[Hidden, str], ...] = ()
+    """(held-out architecture, category) pairs: ``width`` (holds a held-out width at a seen depth), ``depth``
+    (seen widths at a held-out depth), ``width_and_depth`` (both) or ``combination`` (seen widths at a seen
+    depth, only the tuple is new)."""
 
     def role(self, hidden: Sequence[int]) -> str:
-        """'train', 'held_out', 'validation', 'excluded' or 'outside' (not in the search space)."""
-        h = tuple(hidden)
+        """'train', 'held_out', 'validation', 'excluded'; 'unlisted' (in the search space, not drawn by a
+        sampled split) or 'outside' (a width off the grid or a depth outside the space)."""
+        h = tuple(int(w) for w in hidden)
         for name in ("train", "held_out", "validation", "excluded"):
             if h in getattr(self, name):
                 return name
+        if len(h) in self.depths and all(w in self.widths for w in h):
+            return "unlisted"
         return "outside"
+
+    def category(self, hidden: Sequence[int]) -> str | None:
+        """The category of a held-out architecture (None for every other)."""
+        return dict(self.categories).get(tuple(int(w) for w in hidden))
+
+    def by_category(self) -> dict[str, list[Hidden]]:
+        """The held-out architectures grouped by category (categories in first-seen order)."""
+        out: dict[str, list[Hidden]] = {}
+        for h, c in self.categories:
+            out.setdefault(c, []).append(h)
+        return out
+
+    def listed(self, roles: Iterable[str] = ("train", "held_out", "validation", "excluded")) -> list[Hidden]:
+        """Every architecture of ``roles``, ordered by depth then widths (for the paper's split and every role:
+        exactly :func:`search_space`'s order)."""
+        return sorted({h for r in roles for h in getattr(self, r)}, key=lambda h: (len(h), h))
 
 
 def hidden_label(hidden: Iterable[int]) -> str:
@@ -218,7 +294,101 @@ def paper_split(seed: int = SPLIT_SEED) -> ArchitectureSplit:
             "81 = {16,32,64}^4; excluded: h3 == h4 == 16 except the paper's held-out [32,16,16,16]; "
             f"held-out: 5 from the paper + 3 drawn with seed {seed}; validation: 1 more; train: the rest"
         ),
+        name="paper",
+        categories=tuple((h, "combination") for h in held_out),
     )
+
+
+def varied_split(
+    seed: int = VARIED_SEED,
+    train_per_depth: int = 16,
+    validation_per_depth: int = 1,
+    combination_per_depth: int = 2,
+    depth_archs: int = 6,
+) -> ArchitectureSplit:
+    """The deterministic ``varied`` split over widths :data:`VARIED_WIDTHS` and depths :data:`VARIED_DEPTHS`
+    (module docstring): widths :data:`VARIED_HELD_OUT_WIDTHS` and depths :data:`VARIED_HELD_OUT_DEPTHS` never
+    appear in train or validation; per seen depth ``combination_per_depth`` test, ``validation_per_depth``
+    validation and ``train_per_depth`` train architectures are drawn from the tuples of seen widths; the held-out
+    width / depth test architectures are drawn as described there. One ``random.Random(seed)`` stream, used in a
+    fixed order, draws everything."""
+    rng = random.Random(seed)
+    seen_w = tuple(w for w in VARIED_WIDTHS if w not in VARIED_HELD_OUT_WIDTHS)
+    seen_d = tuple(d for d in VARIED_DEPTHS if d not in VARIED_HELD_OUT_DEPTHS)
+    train: list[Hidden] = []
+    validation: list[Hidden] = []
+    categories: list[tuple[Hidden, str]] = []
+    taken: set[Hidden] = set()
+
+    def with_width(depth: int, width: int) -> Hidden:
+        """A new tuple of seen widths with one random position set to ``width``."""
+        while True:
+            h = [rng.choice(seen_w) for _ in range(depth)]
+            h[rng.randrange(depth)] = width
+            if tuple(h) not in taken:
+                return tuple(h)
+
+    def draw(depth: int, k: int) -> list[Hidden]:
+        """``k`` distinct tuples of seen widths of ``depth``: ``rng.sample`` of :func:`search_space`'s
+        (lexicographic) list, without building that list."""
+        n = len(seen_w) ** depth
+        if k > n:
+            raise ArchitectureError(f"depth {depth} has {n} tuples of seen widths, fewer than the {k} drawn")
+        return [tuple(seen_w[i // len(seen_w) ** (depth - 1 - p) % len(seen_w)] for p in range(depth))
+                for i in rng.sample(range(n), k)]
+
+    for depth in seen_d:
+        drawn = draw(depth, combination_per_depth + validation_per_depth + train_per_depth)
+        categories += [(h, "combination") for h in drawn[:combination_per_depth]]
+        validation += drawn[combination_per_depth : combination_per_depth + validation_per_depth]
+        train += sorted(drawn[combination_per_depth + validation_per_depth :])
+        taken.update(drawn)
+        for width in VARIED_HELD_OUT_WIDTHS:
+            h = with_width(depth, width)
+            categories.append((h, "width"))
+            taken.add(h)
+    for depth in VARIED_HELD_OUT_DEPTHS:
+        for h in draw(depth, depth_archs):
+            categories.append((h, "depth"))
+            taken.add(h)
+        for width in VARIED_HELD_OUT_WIDTHS:
+            h = with_width(depth, width)
+            categories.append((h, "width_and_depth"))
+            taken.add(h)
+    order = ("combination", "width", "depth", "width_and_depth")
+    categories.sort(key=lambda hc: (order.index(hc[1]), len(hc[0])))  # stable: draw order within a category and depth
+    return ArchitectureSplit(
+        train=tuple(train),
+        held_out=tuple(h for h, _ in categories),
+        validation=tuple(validation),
+        excluded=(),
+        rule=(
+            f"widths {{{','.join(map(str, VARIED_WIDTHS))}}} x depths {VARIED_DEPTHS[0]}-{VARIED_DEPTHS[-1]}, sampled with seed "
+            f"{seed}; held out: widths {', '.join(map(str, VARIED_HELD_OUT_WIDTHS))} and depth "
+            f"{', '.join(map(str, VARIED_HELD_OUT_DEPTHS))}; per seen depth {train_per_depth} train, "
+            f"{validation_per_depth} validation, {combination_per_depth} held-out combinations, 2 held-out-width "
+            f"architectures; {depth_archs} + 2 at the held-out depth"
+        ),
+        name="varied",
+        widths=VARIED_WIDTHS,
+        depths=VARIED_DEPTHS,
+        held_out_widths=VARIED_HELD_OUT_WIDTHS,
+        held_out_depths=VARIED_HELD_OUT_DEPTHS,
+        categories=tuple(categories),
+    )
+
+
+SPLITS = {"paper": paper_split, "varied": varied_split}
+"""Every named split and the function that draws it (with its default arguments)."""
+assert set(SPLITS) == set(get_args(SplitName))
+
+
+@functools.lru_cache(maxsize=None)
+def get_split(name: str = "paper") -> ArchitectureSplit:
+    """The named split (``"paper"``: :func:`paper_split`; ``"varied"``: :func:`varied_split`)."""
+    if name not in SPLITS:
+        raise ArchitectureError(f"unknown architecture split {name!r}; choose one of {', '.join(SPLITS)}")
+    return SPLITS[name]()
 
 
 # ---------------------------------------------------------------------- architecture tokens
