@@ -61,16 +61,9 @@ def add_noise(sampler: BaselineSampler, ws: WeightSet, mse: float, seed: int = 0
     return norm.invert(noisy) if norm is not None else noisy
 
 
-@torch.no_grad()
 def reconstruct(sampler: BaselineSampler, ws: WeightSet) -> tuple[WeightSet, float]:
     """The networks encoded to the VAE mean and decoded (raw scale), and the normalized-space MSE on real entries."""
-    model, norm = sampler.model, sampler.normalizer
-    x, mask = model.layout.flatten(norm.apply(ws) if norm is not None else ws)
-    mu, _ = model.vae.encode(x)
-    rec = model.vae.decode(mu)
-    mse = float((((rec - x) ** 2)[:, mask]).mean())
-    out = model.layout.unflatten(ws.arch, rec)
-    return (norm.invert(out) if norm is not None else out), mse
+    return sampler.reconstruct(ws)
 
 
 def main() -> None:

@@ -14,6 +14,7 @@ from nnit.baselines.early_stopping import Plateau, validation_split
 from nnit.baselines.d2nwg import D2NWG_PRESETS, PaddedLayout
 from nnit.baselines.sane import SANE_PRESETS, row_tokens, tokens_to_weights
 from nnit.checkpoint import load_checkpoint
+from nnit.ghn.dataset import shard_name
 from nnit.baselines.train import BaselineSampler, sane_token_dim, train_d2nwg, train_sane
 from nnit.weights import Architecture, WeightSet, WidthVocab
 from nnit.weights.architecture import ArchitectureError
@@ -152,6 +153,15 @@ def test_train_baseline_cli_then_generate_and_evaluate(tmp_path, capsys):
     assert (tmp_path / "generated" / "d2nwg_h64-32-16-64" / "networks.safetensors").exists()
     err = cli_error(["generate", "--task", "FashionMNIST", "--checkpoint", tmp_path / "d2nwg", "--num", "2", "--preset", "tiny"], capsys)
     assert "no joint mode" in err
+    # D2NWG's sanity check: the dataset's networks through its VAE, evaluated
+    shard = ds / "shards" / shard_name(TRAIN_HIDDEN[0])
+    out = run_cli(["eval", "--task", "FashionMNIST", "--weights", shard, "--reconstruct-with", tmp_path / "d2nwg", "--preset", "tiny",
+                   "--out", tmp_path / "recon.json", "--no-progress"], capsys)
+    rec = json.loads((tmp_path / "recon.json").read_text())
+    assert rec["extra"]["recon_mse"] > 0 and "encoded and decoded by the VAE" in rec["info"]["weights"] and "accuracy" in out
+    err = cli_error(["eval", "--task", "FashionMNIST", "--random", "2", "--reconstruct-with", tmp_path / "d2nwg", "--preset", "tiny"],
+                    capsys)
+    assert "--reconstruct-with needs --weights" in err
     err = cli_error(["generate", "--task", "FashionMNIST", "--checkpoint", tmp_path / "d2nwg", "--arch", "32,32,32,16", "--num", "2",
                      "--temperature", "0.5", "--preset", "tiny"], capsys)
     assert "--temperature applies to NNiT's sampler only" in err

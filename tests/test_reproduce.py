@@ -509,10 +509,12 @@ def _fake_evaluations(pipe: Pipeline, values: dict, skip: tuple = ()) -> None:
                 continue
             mean, success = values[gen]
             row = _topk_dict(mean / 50, 0.0, std=0.01) if task == "FashionMNIST" else _topk_dict(mean, success)
-            if gen == "dataset":
+            if gen == "dataset" or s.name.startswith("eval-d2nwg-vae-"):  # nnit eval's output
                 rec = {"task": task, "kind": "robot", "arch": {}, "metrics": {}, "extra": {"top_k": row}}
             elif s.name.startswith("joint"):
-                rec = {"joint": {"num": 4, "valid": 4, "novel": 1, "distinct_archs": 2}, "joint_top_k": row}
+                rec = {"joint": {"num": 4, "valid": 4, "novel": 1, "distinct_archs": 2, "schedule": "arch-first",
+                                 "tv_to_train": 0.3, "train_reference": {"distinct_archs": {"mean": 2.5}, "tv_to_train": {"mean": 0.25}}},
+                       "joint_top_k": row}
             else:
                 rec = {"top_k": [row]}
             if s.func.kwargs.get("temperature", 1.0) != 1.0:
@@ -538,8 +540,8 @@ def test_report_shows_both_temperatures_and_decides_the_paper_verdicts_at_1(tmp_
     assert "| NNiT (T=0.5) | unseen | 36.00 ± 0.50 (96%) | – |" in table2
     assert "| architecture | split | Dataset | NNiT (T=1) | NNiT (T=0.5) | D2NWG | SANE | paper NNiT (T=1) |" in text
     assert "| 32,32,16,64 | unseen | 38.00 ± 0.50 (98%) | 20.00 ± 0.50 (40%) | 36.00 ± 0.50 (96%) |" in text
-    assert "| PushCube-v1 | NNiT (T=1) | 4/4 | 1/4 | 2 | 20.00 ± 0.50 | 40% | 41.99 ± 0.1, 100% |" in text  # Table 3
-    assert "| PushCube-v1 | NNiT (T=0.5) | 4/4 | 1/4 | 2 | 36.00 ± 0.50 | 96% | – |" in text
+    assert "| PushCube-v1 | NNiT (T=1) | arch-first | 4/4 | 1/4 | 2 (2.5) | 0.30 (0.25) | 20.00 ± 0.50 | 40% | 41.99 ± 0.1, 100% |" in text  # Table 3
+    assert "| PushCube-v1 | NNiT (T=0.5) | arch-first | 4/4 | 1/4 | 2 (2.5) | 0.30 (0.25) | 36.00 ± 0.50 | 96% | – |" in text
     assert "| FashionMNIST | NNiT (T=1) | 40.0% ± 1.0 | 40.0% ± 1.0 |" in text  # image classification
     assert "| FashionMNIST | NNiT (T=0.5) | 72.0% ± 1.0 | 72.0% ± 1.0 |" in text
     claims = text[text.index("## The paper's claims"):]
@@ -573,7 +575,7 @@ def test_report_of_a_run_without_temperature_1_says_so(tmp_path):
     text = write_report(pipe, tmp_path / "REPORT.md", tmp_path / "fig").read_text()
     assert "| NNiT (T=1) | seen | not run |" in text and "| NNiT (T=0.5) | seen | 36.00 ± 0.50 (96%) |" in text
     assert "| 32,16,64,32 | seen | 38.00 ± 0.50 (98%) | not run | 36.00 ± 0.50 (96%) |" in text
-    assert "| PushCube-v1 | NNiT (T=1) | not run | – | – | – | – | 41.99 ± 0.1, 100% |" in text
+    assert "| PushCube-v1 | NNiT (T=1) | – | not run | – | – | – | – | – | 41.99 ± 0.1, 100% |" in text
     claims = text[text.index("## The paper's claims"):]
     assert "**PushCube-v1**: no verdict on the paper's claims yet: NNiT at temperature 1" in claims
     assert "supported here" not in claims and "D2NWG on unseen" not in claims

@@ -337,6 +337,20 @@ class BaselineSampler:
         return {"d2nwg": "D2NWG", "sane": "SANE"}[self.kind]
 
     @torch.no_grad()
+    def reconstruct(self, ws: WeightSet) -> tuple[WeightSet, float]:
+        """D2NWG only: networks encoded to the VAE mean and decoded (raw scale), and the reconstruction MSE of their
+        real entries in the normalized space. The sanity check of the comparison: a VAE whose reconstructions lose
+        the networks' success caps whatever the latent diffusion can generate."""
+        if self.kind != "d2nwg":
+            raise NNiTError(f"only D2NWG has a VAE to reconstruct with, not {self.label}")
+        x, mask = self.model.layout.flatten(self.normalizer.apply(ws) if self.normalizer is not None else ws)
+        mu, _ = self.model.vae.encode(x)
+        rec = self.model.vae.decode(mu)
+        mse = float(((rec - x) ** 2)[:, mask].mean())
+        out = self.model.layout.unflatten(ws.arch, rec)
+        return (self.normalizer.invert(out) if self.normalizer is not None else out), mse
+
+    @torch.no_grad()
     def conditional(self, arch: Architecture, num: int = 100, method: str = "ddim", steps: Optional[int] = 50, seed: int = 0,
                     progress: bool = False, **_) -> WeightSet:
         if self.kind == "d2nwg":

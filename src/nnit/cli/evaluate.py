@@ -30,6 +30,9 @@ class EvalCommand:
     """PickCube-v1, PushCube-v1, StackCubeEasy-v1, FashionMNIST or MNIST."""
     weights: Optional[Path] = None
     """A weight-set file (.safetensors from WeightSet.save); exclusive with --random."""
+    reconstruct_with: Optional[Path] = None
+    """A D2NWG checkpoint: evaluate the --weights networks after its VAE encodes and decodes them (D2NWG's sanity
+    check: reconstructions that lose the networks' success cap what it can generate)."""
     random: int = 0
     """Evaluate this many randomly initialized networks of --arch instead of a file."""
     arch: str = "32,16,64,32"
@@ -88,15 +91,25 @@ class EvalCommand:
         if self.weights is not None:
             ws = WeightSet.load(self.weights)
             source = str(self.weights)
+        elif self.reconstruct_with is not None:
+            raise NNiTError("--reconstruct-with needs --weights")
         else:
             a = Architecture.parse(self.arch, spec.input_dim, spec.output_dim, self.activation)
             ws = WeightSet.init_random(a, self.random, generator=torch.Generator().manual_seed(self.init_seed))
             source = f"random init (nn.Linear default), seed {self.init_seed}"
+        recon_mse = None
+        if self.reconstruct_with is not None:
+            from nnit.baselines.train import BaselineSampler
+
+            ws, recon_mse = BaselineSampler.from_checkpoint(self.reconstruct_with).reconstruct(ws)
+            source += f", encoded and decoded by the VAE of {self.reconstruct_with} (reconstruction MSE {recon_mse:.5f})"
         table = evaluate(spec, ws, episodes, seed, top_k=self.top_k, preset=self.preset, control_mode=self.control_mode,
                          backend=self.backend, workers=self.workers, data_dir=self.data_dir, progress=self.progress)
         result, summary = table.results[ws.arch.hidden], table.top_k
         result.info["weights"] = source
         extra: dict = {"top_k": summary.to_dict()}
+        if recon_mse is not None:
+            extra.update(recon_mse=recon_mse, reconstructed_by=str(self.reconstruct_with))
         if self.video is not None:
             extra["video"] = record_video(spec, ws, self.video, network=self.video_network, seed=seed)
         out = self.out if self.out is not None else Path("runs/eval") / f"{spec.name}_{ws.arch.hidden_str().replace(',', '-')}.json"

@@ -23,7 +23,8 @@ Stages per task (robot tasks; Fashion-MNIST skips ``expert`` and ``teacher``):
   nnit        nnit train                          (NNiT, MoNL)
   d2nwg, sane nnit train-baseline                 (baselines, same data and normalization)
   eval-*      nnit eval / nnit generate --evaluate (dataset networks and every generator on the
-              seen and unseen architectures, same seeds, top-k of N)
+              seen and unseen architectures, same seeds, top-k of N); eval-d2nwg-vae-*: the seen
+              architectures' dataset networks through D2NWG's VAE (its sanity check)
   joint       nnit generate without --arch        (p(a, w), Table 3)
   memorization  generated vs nearest training network after neuron alignment (NNiT at the preset's temperature)
 
@@ -418,6 +419,15 @@ class Pipeline:
                     {"task": task, "weights": shard, "out": d / "eval.json", "seed": c.eval_seed, "control_mode": mode, **evaluation},
                     ["--task", task, "--weights", str(shard), "--out", str(d / "eval.json"), "--episodes", str(c.episodes),
                      "--top-k", str(c.top_k), "--seed", str(c.eval_seed), "--preset", p, *control, *data], output=d))
+                if "d2nwg" in c.baselines and h in c.seen:  # D2NWG's sanity check: its VAE's reconstructions of these
+                    dv = self.eval_dir(task, "d2nwg-vae", hidden_label(h))
+                    out.append(self._stage(
+                        f"eval-d2nwg-vae-{hidden_label(h)}", dv / "eval.json", "eval", "evaluate_shard",
+                        {"task": task, "weights": shard, "out": dv / "eval.json", "seed": c.eval_seed, "control_mode": mode,
+                         "reconstruct_with": T / "d2nwg", **evaluation},
+                        ["--task", task, "--weights", str(shard), "--reconstruct-with", str(T / "d2nwg"), "--out",
+                         str(dv / "eval.json"), "--episodes", str(c.episodes), "--top-k", str(c.top_k), "--seed",
+                         str(c.eval_seed), "--preset", p, *control, *data], output=dv))
             for g, ck, t in gens:
                 d = self.eval_dir(task, g, hidden_label(h))
                 out.append(self._stage(

@@ -134,6 +134,9 @@ class TaskResults:
     memorization: Optional[Memorization]
     params: dict[str, int] = field(default_factory=dict)
     train_wall: dict[str, dict] = field(default_factory=dict)
+    d2nwg_vae: dict[str, dict] = field(default_factory=dict)
+    """D2NWG's sanity check per seen architecture: the dataset's networks and their VAE reconstructions (mean success
+    or accuracy of all networks, reconstruction MSE)."""
     """Per generator: training wall clock over all sessions, the wall-clock cap, why training ended (equal budget)."""
     """Parameters of each trained generator."""
     train_steps: dict[str, int] = field(default_factory=dict)
@@ -150,6 +153,8 @@ class TaskResults:
             d["train_steps"] = self.train_steps
         if self.train_wall:
             d["train_wall"] = self.train_wall
+        if self.d2nwg_vae:
+            d["d2nwg_vae"] = self.d2nwg_vae
         return d
 
 
@@ -201,6 +206,15 @@ def task_results(pipe: Pipeline, task: str) -> TaskResults:
                     alignment=Alignment.load(T / "alignment" / "alignment.json"), evals=evals, table2=table2,
                     joints={g: j if j is not None and j.raw else None for g, j in joints.items()},
                     memorization=Memorization.load(pipe.state_dir / task / "memorization.json"))
+    metric = "success_rate" if robot else "accuracy"
+    for h in c.seen if "d2nwg" in c.baselines else ():
+        ds_ev = DatasetEvaluation.load(pipe.eval_dir(task, "dataset", hidden_label(h)) / "eval.json")
+        vae_path = pipe.eval_dir(task, "d2nwg-vae", hidden_label(h)) / "eval.json"
+        vae_ev = DatasetEvaluation.load(vae_path)
+        if ds_ev is not None and vae_ev is not None and metric in vae_ev.result.metrics:
+            t.d2nwg_vae[hidden_label(h)] = {
+                "dataset": float(ds_ev.result.metrics[metric].mean()), "reconstruction": float(vae_ev.result.metrics[metric].mean()),
+                "recon_mse": (load_json(vae_path) or {}).get("extra", {}).get("recon_mse"), "networks": int(vae_ev.result.n)}
     for g in ("nnit", *c.baselines):
         ck = T / g / "checkpoint.safetensors"
         if ck.exists():
@@ -457,8 +471,12 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
                     + ((f" | {ref[0]} ({ref[1]}%) |" if ref else " | – |") if t.robot else " |"))
     # ---------------------------------------------------------------- table 3
     add(f"\n## Table 3 analogue — joint p(a, w), {c.num_networks} samples of depth 4, top-{c.top_k}\n")
-    add("| task | sampler | valid architectures | novel (not in train) | distinct | top-k return / acc | success | paper |\n"
-        "|---|---|---:|---:|---:|---:|---:|---|")
+    add("Distinct architectures and the total-variation distance (TV) between the sampled and the training architecture "
+        "frequencies, beside drawing as many architectures from the training set itself (mean over 2,000 draws): joint "
+        "sampling covers the architecture distribution when they match. Schedule: how the architectures were sampled "
+        "(arch-first: from the prior mode, then the weights; together: t_a = t_w over one layout).\n")
+    add("| task | sampler | schedule | valid architectures | novel (not in train) | distinct (training draw) | TV (training draw) | "
+        "top-k return / acc | success | paper |\n|---|---|---|---:|---:|---:|---:|---:|---:|---|")
     for task, t in data.tasks.items():
         if not any(j and j.joint for j in t.joints.values()):
             continue
@@ -467,10 +485,14 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
             ref = PAPER_TABLE3.get(task) if n.temperature == 1.0 else None
             paper_cell = f"{ref[0]} ± {ref[1]}, {ref[2]}%" if ref else "–"
             if not j or not j.joint:
-                add(f"| {task} | {n.label} | {NOT_RUN} | – | – | – | – | {paper_cell} |")
+                add(f"| {task} | {n.label} | – | {NOT_RUN} | – | – | – | – | – | {paper_cell} |")
                 continue
             s, k = j.joint, j.joint_top_k
-            add(f"| {task} | {n.label} | {s.valid}/{s.num} | {s.novel}/{s.num} | {s.distinct_archs} | "
+            ref_draw = s.raw.get("train_reference") or {}
+            d_ref = (ref_draw.get("distinct_archs") or {}).get("mean")
+            tv, tv_ref = s.raw.get("tv_to_train"), (ref_draw.get("tv_to_train") or {}).get("mean")
+            add(f"| {task} | {n.label} | {s.raw.get('schedule', '–')} | {s.valid}/{s.num} | {s.novel}/{s.num} | "
+                f"{s.distinct_archs} ({_num(d_ref, 1)}) | {_num(tv)} ({_num(tv_ref)}) | "
                 f"{_num(k.mean if k else None)} ± {_num(k.std_between if k else None)} | "
                 f"{_pct(k.success_rate if k else None) if t.robot else '–'} | {paper_cell} |")
     # ---------------------------------------------------------------- memorization
@@ -493,6 +515,17 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
             for gen, name in (("dataset", "Dataset"), *generators(c)):
                 tb = data.tasks[task].table2.get(gen, {})
                 add(f"| {task} | {name} | {_fmt(tb.get('seen'), False, _missing(gen))} | {_fmt(tb.get('unseen'), False, _missing(gen))} |")
+    # ---------------------------------------------------------------- D2NWG sanity check
+    if any(t.d2nwg_vae for t in data.tasks.values()):
+        add("\n## D2NWG sanity check — its VAE's reconstructions of the training networks\n")
+        add("Mean success (robot tasks) or accuracy of all the dataset's kept networks of each seen architecture, as they are "
+            "and after D2NWG's VAE encodes and decodes them (same episodes): no latent diffusion generates better networks than "
+            "its decoder gives back. MSE: reconstruction error in the normalized weight space.\n")
+        add("| task | architecture | networks | dataset | VAE reconstructions | reconstruction MSE |\n|---|---|---:|---:|---:|---:|")
+        for task, t in data.tasks.items():
+            for label, r in t.d2nwg_vae.items():
+                add(f"| {task} | {label} | {r['networks']} | {_pct(r['dataset'])} | {_pct(r['reconstruction'])} | "
+                    f"{_num(r['recon_mse'], 5)} |")
     # ---------------------------------------------------------------- params
     add("\n## Generators: size and training steps\n")
     add("Equal budget: D2NWG and SANE train on the same data until their own validation losses stop improving "

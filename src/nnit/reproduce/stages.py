@@ -83,16 +83,25 @@ def train_baseline(method: str, dataset: PathLike, preset: str, out: PathLike, *
 
 def evaluate_shard(task: str, weights: PathLike, out: PathLike, *, episodes: int, top_k: int, seed: int, preset: str,
                    control_mode: Optional[str] = None, data_dir: Optional[PathLike] = None, workers: Optional[int] = None,
-                   progress: bool = False) -> EvalTable:
-    """Evaluate a weight-set file (``nnit eval --weights``): ``out`` (JSON with the top-k row under ``extra``) and its CSV."""
+                   reconstruct_with: Optional[PathLike] = None, progress: bool = False) -> EvalTable:
+    """Evaluate a weight-set file (``nnit eval --weights``): ``out`` (JSON with the top-k row under ``extra``) and its CSV.
+    ``reconstruct_with`` (a D2NWG checkpoint): the networks after its VAE encodes and decodes them (``--reconstruct-with``;
+    ``extra`` records the reconstruction MSE)."""
     from nnit.weights.mlp import WeightSet
 
     ws = WeightSet.load(weights)
+    extra: dict = {}
+    if reconstruct_with is not None:
+        from nnit.baselines.train import BaselineSampler
+
+        ws, mse = BaselineSampler.from_checkpoint(reconstruct_with).reconstruct(ws)
+        extra = {"recon_mse": mse, "reconstructed_by": str(reconstruct_with)}
+        print(f"D2NWG VAE reconstruction MSE {mse:.5f} (normalized space)")
     table = api.evaluate(task, ws, episodes, seed, top_k=top_k, preset=preset, control_mode=control_mode, workers=workers,
                          data_dir=data_dir, progress=progress)
     result = table.results[ws.arch.hidden]
     result.info["weights"] = str(weights)
-    json_path, csv_path = result.save(out, extra={"top_k": table.top_k.to_dict()})
+    json_path, csv_path = result.save(out, extra={"top_k": table.top_k.to_dict(), **extra})
     print(table.table())
     print(f"wrote {json_path} and {csv_path}")
     return table
