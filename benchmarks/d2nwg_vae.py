@@ -7,7 +7,7 @@ reconstruction MSE curve (normalized space) and, for ``--arch``, the success of 
 reconstructions next to the originals on the same episodes.
 
     .venv/bin/python benchmarks/d2nwg_vae.py --task PickCube-v1 --dataset zoo/datasets/cpu/PickCube-v1 \
-        --latent 16 64 128 --steps 6000 --arch 32,16,64,32 --out results/benchmarks/d2nwg_vae_pickcube.json
+        --latent 128 64 --steps 6000 --arch 32,16,64,32 --out results/benchmarks/d2nwg_vae_pickcube.json
 """
 
 from __future__ import annotations

@@ -332,12 +332,7 @@ def generate(
             Architecture.parse(arch, spec.input_dim, spec.output_dim, activation) if isinstance(arch, str)
             else Architecture(spec.input_dim, tuple(int(w) for w in arch), spec.output_dim, activation))
         outside = support_warnings(a.hidden, train_archs, getattr(gen, "codec", None))
-        if outside and strict:
-            raise APIError(f"architecture [{a.hidden_str()}] is outside what {gen_path} was trained on: {'; '.join(outside)} "
-                           "(strict mode refuses it)")
-        if outside:
-            warnings.warn(f"architecture [{a.hidden_str()}] is outside what {gen_path} was trained on: {'; '.join(outside)}",
-                          SupportWarning, stacklevel=2)
+        _flag_outside(f"architecture [{a.hidden_str()}]", outside, gen_path, strict)
         try:
             ws = gen.conditional(a, num=num, method=sampler, steps=steps, seed=seed, progress=progress, **extra)
         except (GridError, ModelError, ArchitectureError) as err:
@@ -345,12 +340,7 @@ def generate(
         sets = {a.hidden: ws}
     else:
         outside = depth_warnings(depth, train_archs)
-        if outside and strict:
-            raise APIError(f"joint sampling of depth {depth} is outside what {gen_path} was trained on: {outside[0]} "
-                           "(strict mode refuses it)")
-        if outside:
-            warnings.warn(f"joint sampling of depth {depth} is outside what {gen_path} was trained on: {outside[0]}",
-                          SupportWarning, stacklevel=2)
+        _flag_outside(f"joint sampling of depth {depth}", outside, gen_path, strict)
         try:
             joint = gen.joint(num=num, depth=depth, input_dim=spec.input_dim, output_dim=spec.output_dim,
                               activation=activation, method=sampler, steps=steps, seed=seed, progress=progress, **extra)
@@ -366,6 +356,16 @@ def generate(
         control_mode=control_mode if spec.kind == "robot" else None, depth=None if joint is None else depth,
         joint=None if joint is None else joint.summary(), train_archs=train_archs, support_warnings=outside, device=device,
         arch_encoding=getattr(getattr(gen, "codec", None), "encoding", None))
+
+
+def _flag_outside(what: str, reasons: list[str], gen_path, strict: bool) -> None:
+    """Out-of-support ``reasons`` for ``what``: an :class:`APIError` in strict mode, else one :class:`SupportWarning`."""
+    if not reasons:
+        return
+    message = f"{what} is outside what {gen_path} was trained on: {'; '.join(reasons)}"
+    if strict:
+        raise APIError(message + " (strict mode refuses it)")
+    warnings.warn(message, SupportWarning, stacklevel=3)
 
 
 def _default_control_mode(task: str) -> str:
