@@ -643,3 +643,16 @@ def test_a_signal_stops_the_pipeline_and_a_training_stage_checkpoints_first(tmp_
     assert err.value.signum == signal.SIGTERM and time.perf_counter() - t0 < 4
     assert json.loads(pipe.timings_path.read_text())["FashionMNIST"]["eval-dataset-h32-16-64-32"]["status"] == "stopped"
     assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+
+
+def test_memorization_compares_nnit_at_each_temperature(tmp_path):
+    """The memorization stage covers NNiT's samples at temperature 1 and at the preset's, then the baselines; a
+    memorization.json made before (NNiT at the preset's temperature only) is stale at the cpu preset."""
+    pipe = Pipeline("cpu", REPRODUCE_PRESETS["cpu"], root=tmp_path)
+    stage = next(s for s in pipe.stages("PushCube-v1") if s.name == "memorization")
+    assert pipe._memorization_generators() == ["nnit-t1", "nnit", "d2nwg", "sane"]
+    stage.done_file.parent.mkdir(parents=True, exist_ok=True)
+    stage.done_file.write_text(json.dumps({"task": "PushCube-v1", "rows": []}))
+    assert stage.stale() is not None and "generators" in stage.stale()
+    paper = Pipeline("paper", REPRODUCE_PRESETS["paper"], root=tmp_path / "p")
+    assert paper._memorization_generators() == ["nnit", "d2nwg", "sane"]

@@ -447,7 +447,8 @@ class Pipeline:
                 ["--task", task, "--checkpoint", str(T / "nnit"), "--num", str(c.num_networks), "--sampler", c.sampler,
                  "--steps", str(c.sampler_steps), "--temperature", f"{t:g}", "--evaluate", "--out", str(d), *common_eval, *data],
                 output=d, expect=_temperature_expect(t), args_key="joint"))
-        out.append(Stage("memorization", self.state_dir / task / "memorization.json", func=lambda: self._memorization(task)))
+        out.append(Stage("memorization", self.state_dir / task / "memorization.json", func=lambda: self._memorization(task),
+                         expect={"generators": (self._memorization_generators(), ["nnit", *c.baselines])}))
         return out
 
     # ------------------------------------------------------------------ run
@@ -556,6 +557,11 @@ class Pipeline:
         r.update(teacher=TEACHER_PPO if expert else TEACHER_SCRIPTED, teacher_checkpoint=None if expert is None else str(expert))
         atomic_write_json(self.state_dir / task / "teacher.json", r)
 
+    def _memorization_generators(self) -> list[str]:
+        """Whose samples the memorization stage compares with the training set: NNiT at each sampling temperature,
+        then the baselines."""
+        return [n.generator for n in self.cfg.nnit_samplings] + list(self.cfg.baselines)
+
     def _memorization(self, task: str) -> None:
         import torch
 
@@ -566,7 +572,7 @@ class Pipeline:
         T = self.task_dir(task)
         norm = WeightNormalizer.load(T / "dataset" / "normalization.json")
         rows = []
-        for g in ("nnit", *self.cfg.baselines):
+        for g in self._memorization_generators():
             for h in self.cfg.seen:
                 f = self.eval_dir(task, g, hidden_label(h)) / "networks.safetensors"
                 shard = T / "dataset" / "shards" / shard_name(h)
@@ -575,7 +581,8 @@ class Pipeline:
                 gen = WeightSet.load(f)
                 gen = gen[torch.arange(min(gen.n, self.cfg.memorization_networks))]
                 rows.append({"generator": g, **memorization_stats(gen, WeightSet.load(shard), norm)})
-        atomic_write_json(self.state_dir / task / "memorization.json", {"task": task, "space": "global-normalized weights", "rows": rows})
+        atomic_write_json(self.state_dir / task / "memorization.json", {"task": task, "space": "global-normalized weights",
+                                                                        "generators": self._memorization_generators(), "rows": rows})
 
 
 def config_dict(cfg: ReproduceConfig) -> dict:

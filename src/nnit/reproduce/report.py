@@ -284,7 +284,7 @@ def _claims(data: ReportData) -> list[str]:
     """The paper's claims against these numbers: decided with NNiT at temperature 1 (the paper's sampler); what the
     preset's own temperature does better is said apart, as this project's improvement, never as support for the paper."""
     paper, own = data.paper_sampling, data.own_sampling
-    memorized = (own or paper).temperature  # the memorization stage compares the samples of eval/nnit (the preset's)
+    temperature_of = {paper.generator: paper.temperature, **({own.generator: own.temperature} if own else {})}
     at1 = "at temperature 1 (the paper's sampler)" if own else "at temperature 1"
     lines = []
     for task, t in data.tasks.items():
@@ -315,8 +315,9 @@ def _claims(data: ReportData) -> list[str]:
                          f"(alignment score {g:.3f} vs {s:.3f}); GHN nearest-neighbour cosine {a.sets['GHN'].nn_cosine:.2f} "
                          f"({'no' if a.sets['GHN'].nn_cosine < 0.5 else 'possible'} mode collapse).")
         for m in t.memorization.rows if t.memorization else []:
-            if m.generator != "nnit":
+            if m.generator not in temperature_of:
                 continue
+            memorized = temperature_of[m.generator]
             where = f"- **{task}** [{','.join(map(str, m.arch))}]"
             if m.ratio_median is None:
                 lines.append(f"{where}: one training network only, so no within-training distance to compare NNiT's "
@@ -499,11 +500,11 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
     add("\n## Memorization — distance to the nearest training network after aligning hidden neurons\n")
     add("RMS distance per parameter in the normalized weight space (weight matching, `nnit.analysis.memorization`). "
         "ratio = generated→nearest-train / train→nearest-other-train (medians): ~0 = copies, ~1 = as novel as the training networks are from each other. "
-        f"NNiT's samples are those sampled at the preset's temperature ({c.sampler_temperature:g}).\n")
+        "NNiT's samples at each of its sampling temperatures.\n")
     add("| task | generator | architecture | generated | train | gen→train | train→train | ratio |\n|---|---|---|---:|---:|---:|---:|---:|")
     for task, t in data.tasks.items():
         for r in t.memorization.rows if t.memorization else []:
-            gen = f"nnit (T={c.sampler_temperature:g})" if r.generator == "nnit" else r.generator
+            gen = dict(generators(c)).get(r.generator, r.generator)
             add(f"| {task} | {gen} | {','.join(map(str, r.arch))} | {r.num_generated} | {r.num_train} | "
                 f"{r.gen_to_train_median:.3f} | {_num(r.train_to_train_median, 3)} | {_num(r.ratio_median, 2)} |")
     # ---------------------------------------------------------------- image tasks
