@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from _results import write_results
+from _results import add_evaluation_args, write_results
 from pool_size import bootstrap
 
 from nnit import api
@@ -75,10 +75,7 @@ def main() -> None:
     ap.add_argument("--num", type=int, default=100, help="D2NWG samples per architecture")
     ap.add_argument("--sampler", default="ddim")
     ap.add_argument("--steps", type=int, default=50)
-    ap.add_argument("--episodes", type=int, default=10)
-    ap.add_argument("--eval-seed", type=int, default=7000)
-    ap.add_argument("--top-k", type=int, default=10)
-    ap.add_argument("--workers", type=int, default=None)
+    add_evaluation_args(ap)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
     index = json.loads((a.dataset / "index.json").read_text())

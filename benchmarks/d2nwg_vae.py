@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _results import write_results
+from _results import add_evaluation_args, write_results
 from d2nwg_sanity import reconstruct
 
 from nnit import api
@@ -39,9 +39,7 @@ def main() -> None:
     ap.add_argument("--vae-hidden", type=int, default=None, help="hidden width of the chunk MLPs (default: the preset's)")
     ap.add_argument("--steps", type=int, default=6000)
     ap.add_argument("--arch", default="32,16,64,32")
-    ap.add_argument("--episodes", type=int, default=10)
-    ap.add_argument("--eval-seed", type=int, default=7000)
-    ap.add_argument("--workers", type=int, default=None)
+    add_evaluation_args(ap, top_k=False)
     ap.add_argument("--runs", type=Path, default=Path("runs/d2nwg_vae"))
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 # benchmarks/_results.py and pool_size.py: a script's own folder is on sys.path
-from _results import write_results
+from _results import add_evaluation_args, write_results
 from pool_size import bootstrap
 
 from nnit import api
@@ -111,10 +111,7 @@ def main() -> None:
                          "frequencies (default: the checkpoint's own record of them)")
     ap.add_argument("--seed", type=int, default=0, help="sampling seed")
     ap.add_argument("--evaluate", action="store_true")
-    ap.add_argument("--episodes", type=int, default=10)
-    ap.add_argument("--eval-seed", type=int, default=7000)
-    ap.add_argument("--top-k", type=int, default=10)
-    ap.add_argument("--workers", type=int, default=None, help="simulator worker processes (default: one per core)")
+    add_evaluation_args(ap)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--markdown", type=Path, default=None)
     a = ap.parse_args()

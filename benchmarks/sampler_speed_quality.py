@@ -35,7 +35,7 @@ import numpy as np
 import torch
 
 # benchmarks/_results.py and pool_size.py: a script's own folder is on sys.path
-from _results import write_results
+from _results import add_evaluation_args, write_results
 from pool_size import bootstrap
 
 from nnit import api
@@ -164,10 +164,7 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=1, help="timed generate calls per setting (the median is kept)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads while sampling (default: torch's)")
     ap.add_argument("--evaluate", action="store_true")
-    ap.add_argument("--episodes", type=int, default=10)
-    ap.add_argument("--eval-seed", type=int, default=7000)
-    ap.add_argument("--top-k", type=int, default=10)
-    ap.add_argument("--workers", type=int, default=None, help="simulator worker processes (default: one per core)")
+    add_evaluation_args(ap)
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--figure", type=Path, default=None)
     ap.add_argument("--figure-also", type=Path, nargs="*", default=[],
