@@ -1,6 +1,7 @@
 """Protocol maths, seeding and batching invariance of the harness, bad input (fast: a tiny fake env)."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -169,3 +170,51 @@ def test_cli_fashion_mnist(tmp_path, capsys):
     main(["eval", "--task", "FashionMNIST", "--random", "3", "--arch", "16,16", "--out", str(out), "--no-progress"])
     d = json.loads(out.read_text())
     assert d["num_networks"] == 3 and d["extra"]["top_k"]["k"] == 3 and "accuracy" in capsys.readouterr().out
+
+
+# ---------------------------------------------------------------------- ranking episodes, then fresh episodes
+def test_top_k_chosen_on_ranking_episodes_is_reported_on_fresh_ones(monkeypatch):
+    """nnit.api.evaluate with report_episodes: the top-k is chosen on the ranking episodes (seed, seed + 1, ...), then
+    exactly those k networks run again on the fresh episodes (report_seed, ...); both rows are kept, and the fresh row
+    equals evaluating the chosen networks directly on the fresh seeds. Joint samples: the joint top-k likewise."""
+    import torch
+
+    from nnit import api
+    from nnit.eval import harness
+    from nnit.eval.protocol import top_k as top_k_fn
+
+    calls: list[tuple[int, int, int]] = []
+    real = harness.evaluate
+
+    def fake(spec, ws, episodes=10, base_seed=0, **kw):  # the harness on the fake env, in this process
+        calls.append((ws.n, episodes, base_seed))
+        return real(FAKE, ws, episodes, base_seed, backend="cpu", num_workers=0, env_factory=fake_factory, progress=False)
+
+    monkeypatch.setattr(harness, "evaluate", fake)
+    ws = _nets(6)
+    table = api.evaluate(FAKE, ws, 3, 100, top_k=2, report_episodes=4, report_seed=500)
+    assert calls == [(6, 3, 100), (2, 4, 500)]
+    ranking, fresh = table.rows[0], table.report_rows[0]
+    assert ranking == top_k_fn(table.results[ws.arch.hidden], 2) and ranking.episodes == 3
+    direct = real(FAKE, ws[torch.as_tensor(list(ranking.indices))], 4, 500, num_workers=0, env_factory=fake_factory, progress=False)
+    assert fresh.indices == ranking.indices and fresh.n == 6 and fresh.k == 2 and fresh.episodes == 4
+    assert fresh.mean == pytest.approx(float(direct.metrics["mean_return"].mean()))
+    assert fresh.success_rate == pytest.approx(float(direct.metrics["success_rate"].mean()))
+    assert fresh.mean != ranking.mean  # other episodes, other numbers
+    fields = api.report_fields(table, ws.arch.hidden)
+    assert fields["report_episodes"] == 4 and fields["report_seed"] == 500 and fields["top_k_report"] == fresh.to_dict()
+    assert "4 fresh episodes (seeds 500..503" in table.table()
+    calls.clear()  # off by default: no second evaluation, nothing recorded
+    plain = api.evaluate(FAKE, ws, 3, 100, top_k=2)
+    assert calls == [(6, 3, 100)] and plain.report_rows is None and api.report_fields(plain) == {"report_episodes": 0}
+    with pytest.raises(api.APIError, match="overlap the ranking"):
+        api.evaluate(FAKE, ws, 3, 100, top_k=2, report_episodes=4, report_seed=102)
+    # joint samples (several architectures): the joint top-k re-evaluated per architecture
+    other = WeightSet.init_random(Architecture(8, (8, 16), 2), 3, generator=torch.Generator().manual_seed(1))
+    gen = api.GenerationResult(task="Fake-v0", generator="NNiT", checkpoint=Path("x"), mode="joint",
+                               sets={ws.arch.hidden: ws, other.arch.hidden: other}, sampler="ancestral", steps=1,
+                               temperature=1.0, seed=0, seconds=0.0, depth=2, control_mode="pd_joint_delta_pos")
+    joint = api.evaluate(FAKE, gen, 3, 100, top_k=3, report_episodes=4, report_seed=500)
+    assert joint.joint_row is not None and joint.joint_report_row.indices == joint.joint_row.indices
+    assert joint.joint_report_row.k == 3 and joint.joint_report_row.n == 9 and joint.joint_report_row.episodes == 4
+    assert api.report_fields(joint)["joint_top_k_report"] == joint.joint_report_row.to_dict()

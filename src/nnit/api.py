@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Literal, Mapping, Optional, Sequence, Union
 
-from nnit.config import EVAL, DeviceName, PresetName
+from nnit.config import EVAL, REPORT_SEED, DeviceName, PresetName
 from nnit.diffusion.gaussian import SamplerName
 from nnit.errors import NNiTError
 from nnit.fileio import atomic_write_json
@@ -392,6 +392,15 @@ class EvalTable:
     """Episodes per network (0 for image tasks)."""
     seed: int = 0
     """Seed of episode 0."""
+    report_rows: Optional[list["TopKSummary"]] = None
+    """With fresh episodes (``report_episodes``): each architecture's kept networks re-evaluated on the fresh
+    episodes, in the order of :attr:`rows` (the numbers to report; :attr:`rows` are the ranking episodes')."""
+    joint_report_row: Optional["TopKSummary"] = None
+    """Joint samples with fresh episodes: the joint top-k networks on the fresh episodes."""
+    report_episodes: int = 0
+    """Fresh episodes per kept network (0: none)."""
+    report_seed: Optional[int] = None
+    """Seed of fresh episode 0."""
 
     @property
     def top_k(self) -> "TopKSummary":
@@ -418,10 +427,15 @@ class EvalTable:
         """The paper's table: one row per architecture (up to ``per_architecture_limit``) and the joint row."""
         from nnit.eval.protocol import protocol_table
 
-        shown = list(self.rows)
-        if self.joint_row is not None:
-            shown = (shown if len(shown) <= per_architecture_limit else []) + [self.joint_row]
-        return protocol_table(shown)
+        def pick(rows: list, joint) -> list:
+            return (rows if len(rows) <= per_architecture_limit or joint is None else []) + ([joint] if joint is not None else [])
+
+        text = protocol_table(pick(list(self.rows), self.joint_row))
+        if self.report_rows is not None:
+            last = (self.report_seed or 0) + self.report_episodes - 1
+            text += (f"\n\nthe same top-k networks on {self.report_episodes} fresh episodes (seeds {self.report_seed}..{last}; "
+                     f"the ranking episodes above chose them):\n" + protocol_table(pick(list(self.report_rows), self.joint_report_row)))
+        return text
 
     def __str__(self) -> str:
         from nnit.eval.protocol import results_table
@@ -443,6 +457,8 @@ def evaluate(
     workers: Optional[int] = None,
     data_dir: Union[str, Path, None] = None,
     label: Optional[str] = None,
+    report_episodes: int = 0,
+    report_seed: Optional[int] = None,
     progress: bool = False,
 ) -> EvalTable:
     """Evaluate every network and apply the paper's top-k protocol.
@@ -452,9 +468,16 @@ def evaluate(
     ``episodes`` episodes per network with seeds ``seed + e``; ``episodes`` / ``seed`` / ``top_k`` default to
     the preset's evaluation settings. ``control_mode`` defaults to the generator's (a GenerationResult),
     else to the controller whose action size matches the networks' output.
+
+    ``report_episodes`` > 0 (robot tasks): the networks the ranking episodes kept are then re-evaluated on
+    ``report_episodes`` fresh episodes, seeds ``report_seed + e`` (default :data:`nnit.config.REPORT_SEED`), which
+    must not overlap the ranking seeds; :attr:`EvalTable.report_rows` holds those numbers. Image tasks have no
+    episodes (the test split is fixed), so they get no fresh rows.
     """
     from nnit.eval.harness import evaluate as run_eval
+    from nnit.eval.protocol import reevaluated
     from nnit.eval.protocol import top_k as top_k_fn
+    from nnit.eval.results import EvalResult
     from nnit.tasks.registry import get_task
 
     ecfg = EVAL[preset]
@@ -463,6 +486,12 @@ def evaluate(
     top_k = ecfg.top_k if top_k is None else top_k
     if episodes < 1 or top_k < 1:
         raise APIError(f"episodes and top_k must be >= 1 (got {episodes}, {top_k})")
+    report_seed = REPORT_SEED if report_seed is None else report_seed
+    if report_episodes < 0:
+        raise APIError(f"report episodes must be >= 0 (got {report_episodes})")
+    if report_episodes and report_seed < seed + episodes and seed < report_seed + report_episodes:
+        raise APIError(f"the fresh episodes' seeds {report_seed}..{report_seed + report_episodes - 1} overlap the ranking "
+                       f"episodes' {seed}..{seed + episodes - 1}; pick another report seed")
     gen_label, joint = "", False
     if isinstance(weights, GenerationResult):
         control_mode = control_mode or weights.control_mode
@@ -487,6 +516,23 @@ def evaluate(
     table = EvalTable(spec.name, results, rows, episodes=episodes if spec.kind == "robot" else 0, seed=seed)
     if joint:
         table.joint_row = top_k_fn(table.merged, top_k, label=f"NNiT joint d{weights.depth}")  # type: ignore[union-attr]
+    if report_episodes and spec.kind == "robot":
+        def fresh(h: Hidden, idx: Sequence[int]) -> "EvalResult":
+            import torch
+
+            return run_eval(spec, sets[h][torch.as_tensor(list(idx), dtype=torch.long)], episodes=report_episodes,
+                            base_seed=report_seed, backend=backend, num_workers=workers, control_mode=control_mode,
+                            progress=progress)
+
+        table.report_rows = [reevaluated(row, fresh(h, row.indices)) for h, row in zip(results, rows)]
+        table.report_episodes, table.report_seed = report_episodes, report_seed
+        if table.joint_row is not None:  # the joint row's indices count the networks of every architecture in order
+            owner = [(h, i) for h, r in results.items() for i in range(r.n)]
+            chosen: dict[Hidden, list[int]] = {}
+            for j in table.joint_row.indices:
+                chosen.setdefault(owner[j][0], []).append(owner[j][1])
+            merged = EvalResult.merge([fresh(h, idx) for h, idx in chosen.items()], "joint")
+            table.joint_report_row = reevaluated(table.joint_row, merged)
     return table
 
 
@@ -534,7 +580,21 @@ def generation_record(generation: GenerationResult, files: dict[str, str], heatm
             rec["joint_networks"] = [[hidden_label(h), i] for h, r in table.results.items() for i in range(r.n)]
         rec["top_k"] = [r.to_dict() for r in table.rows]
         rec["episodes"], rec["eval_seed"] = table.episodes, table.seed
+        rec.update(report_fields(table))
     return rec
+
+
+def report_fields(table: EvalTable, hidden: Optional[Hidden] = None) -> dict:
+    """What a results file records of the fresh episodes: ``report_episodes`` (0: none), ``report_seed`` and the
+    fresh-episode rows, ``top_k_report`` (every architecture's, or ``hidden``'s alone) and ``joint_top_k_report``."""
+    if table.report_rows is None:
+        return {"report_episodes": 0}
+    rows = {h: r.to_dict() for h, r in zip(table.results, table.report_rows)}
+    d: dict = {"report_episodes": table.report_episodes, "report_seed": table.report_seed,
+               "top_k_report": rows[hidden] if hidden is not None else list(rows.values())}
+    if hidden is None and table.joint_report_row is not None:
+        d["joint_top_k_report"] = table.joint_report_row.to_dict()
+    return d
 
 
 def save_generation(generation: GenerationResult, out: Path, table: Optional[EvalTable] = None,
@@ -547,7 +607,7 @@ def save_generation(generation: GenerationResult, out: Path, table: Optional[Eva
     if table is not None:
         for (h, r), row in zip(table.results.items(), table.rows):
             r.info.update(generation.provenance())
-            r.save(out / f"eval_{hidden_label(h)}.json", extra={"top_k": row.to_dict()})
+            r.save(out / f"eval_{hidden_label(h)}.json", extra={"top_k": row.to_dict(), **report_fields(table, h)})
     rec = generation_record(generation, files, out / "heatmap.png", table)
     if video and generation.control_mode is not None:
         rec["video"] = record_best_video(table, generation, out / "best.mp4")

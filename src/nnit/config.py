@@ -69,6 +69,11 @@ class EvalConfig:
     (the comparison: docs/studies/temperature.md)."""
 
 
+REPORT_SEED = 5000
+"""Seed of the first fresh episode (``--report-seed``) on which the top-k networks are re-evaluated after the ranking
+episodes chose them (``--report-episodes``); disjoint from the ranking seeds of every preset and from the dataset
+filter's (100000..)."""
+
 EVAL: dict[str, EvalConfig] = {
     "tiny": EvalConfig(episodes=2, top_k=2, num_networks=4, temperature=0.5),
     "cpu": EvalConfig(episodes=10, top_k=10, num_networks=100, temperature=0.5),

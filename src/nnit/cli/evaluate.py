@@ -24,6 +24,8 @@ class EvalCommand:
     Example: nnit eval --task PickCube-v1 --weights runs/gen/pickcube.safetensors --video clip.mp4
 
     Example: nnit eval --task FashionMNIST --random 4 --arch 64,32
+
+    Example: nnit eval --task PushCube-v1 --weights runs/cpu/PushCube-v1/dataset/shards/h32-16-64-32.safetensors --episodes 10 --report-episodes 50
     """
 
     task: str
@@ -49,6 +51,11 @@ class EvalCommand:
     """Keep the k best networks in the protocol table; default from the preset."""
     seed: Optional[int] = None
     """Seed of episode 0 (episode e uses seed + e); default from the preset."""
+    report_episodes: int = 0
+    """Robot tasks: re-evaluate the top-k networks on this many fresh episodes (seeds --report-seed + e) that played
+    no part in choosing them, and report those numbers too (0: off)."""
+    report_seed: Optional[int] = None
+    """Seed of fresh episode 0 (default 5000; must not overlap the ranking episodes' seeds)."""
     backend: Literal["auto", "cpu", "cuda"] = "auto"
     """Simulator: auto (cuda when a GPU is visible), cpu (physx_cpu workers) or cuda."""
     workers: Optional[int] = None
@@ -75,7 +82,7 @@ class EvalCommand:
 
         import torch
 
-        from nnit.api import evaluate
+        from nnit.api import evaluate, report_fields
         from nnit.eval.harness import record_video
         from nnit.eval.protocol import results_table
         from nnit.tasks.registry import get_task
@@ -104,10 +111,11 @@ class EvalCommand:
             ws, recon_mse = BaselineSampler.from_checkpoint(self.reconstruct_with).reconstruct(ws)
             source += f", encoded and decoded by the VAE of {self.reconstruct_with} (reconstruction MSE {recon_mse:.5f})"
         table = evaluate(spec, ws, episodes, seed, top_k=self.top_k, preset=self.preset, control_mode=self.control_mode,
-                         backend=self.backend, workers=self.workers, data_dir=self.data_dir, progress=self.progress)
+                         backend=self.backend, workers=self.workers, data_dir=self.data_dir, report_episodes=self.report_episodes,
+                         report_seed=self.report_seed, progress=self.progress)
         result, summary = table.results[ws.arch.hidden], table.top_k
         result.info["weights"] = source
-        extra: dict = {"top_k": summary.to_dict()}
+        extra: dict = {"top_k": summary.to_dict(), **report_fields(table, ws.arch.hidden)}
         if recon_mse is not None:
             extra.update(recon_mse=recon_mse, reconstructed_by=str(self.reconstruct_with))
         if self.video is not None:

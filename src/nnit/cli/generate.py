@@ -107,6 +107,11 @@ class EvaluationOptions:
     """Networks kept by the top-k protocol; default from the preset."""
     eval_seed: Optional[int] = None
     """Seed of episode 0; default from the preset."""
+    report_episodes: int = 0
+    """Robot tasks: re-evaluate the top-k networks on this many fresh episodes (seeds --report-seed + e) that played
+    no part in choosing them, and report those numbers too (0: off; nnit reproduce's cpu and paper presets: 50)."""
+    report_seed: Optional[int] = None
+    """Seed of fresh episode 0 (default 5000; must not overlap the ranking episodes' seeds)."""
     workers: Optional[int] = None
     """Simulator worker processes (default: one per core)."""
     data_dir: Optional[Path] = None
@@ -126,6 +131,8 @@ class GenerateCommand:
     Example: nnit generate --task PushCube-v1 --arch 32,16,64,32 --num 100 --evaluate
 
     Example: nnit generate --task PushCube-v1 --num 100 --evaluate   (joint mode: architectures sampled too)
+
+    Example: nnit generate --task PushCube-v1 --arch 32,32,16,64 --num 100 --evaluate --episodes 10 --report-episodes 50   (top-10 chosen on 10 episodes, reported on 50 fresh ones)
 
     Example: nnit generate --task FashionMNIST --preset tiny --arch 64,32,16,64 --num 8 --sampler ancestral --steps 100
 
@@ -196,7 +203,8 @@ class GenerateCommand:
         table = None
         if self.evaluate:
             table = api.evaluate(spec.name, gen, e.episodes, e.eval_seed, top_k=e.top_k, preset=self.preset, workers=e.workers,
-                                 data_dir=e.data_dir, progress=self.progress)
+                                 data_dir=e.data_dir, report_episodes=e.report_episodes, report_seed=e.report_seed,
+                                 progress=self.progress)
         video = self.video and spec.kind == "robot"
         rec = api.save_generation(gen, out, table, video=video)
         print(f"wrote {len(rec['files'])} weight file(s) to {out} (load: WeightSet.load(f).to_sequential(i); see {out / 'README.md'})")

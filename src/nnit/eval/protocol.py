@@ -11,6 +11,10 @@ rate. Our reading, defined here:
   deviation (ddof=0) *across those k networks* (``std_between``). The pooled standard deviation over
   all k x E episodes is reported too (``std_episodes``).
 * **Success.** The mean over the k networks of their success rates (``success_once``).
+* **Fresh episodes (optional).** The k kept networks re-evaluated on other episodes (other seeds) that
+  played no part in choosing them (:func:`reevaluated`): the ranking episodes' numbers are optimistic,
+  since the same episodes chose the networks. ``nnit eval`` / ``nnit generate --evaluate`` with
+  ``--report-episodes`` report both.
 """
 
 from __future__ import annotations
@@ -106,6 +110,25 @@ def top_k(result: EvalResult, k: int = 10, label: str = "") -> TopKSummary:
         success_at_end_rate=succ_end,
         metric=result.primary,
     )
+
+
+def reevaluated(ranking: TopKSummary, fresh: EvalResult) -> TopKSummary:
+    """The protocol's numbers of the networks ``ranking`` kept, measured on other episodes: ``fresh`` holds exactly
+    those k networks (any order) evaluated on the fresh seeds. ``indices`` and ``n`` stay the ranking's (which
+    networks of the pool of N were kept); ``episodes`` is the fresh evaluation's."""
+    if fresh.n != ranking.k:
+        raise NNiTError(f"the fresh evaluation holds {fresh.n} networks, the ranking kept {ranking.k}")
+    m = fresh.metrics
+    vals = m[fresh.primary]
+    if fresh.kind == "robot":
+        pooled = float(fresh.per_episode["return"].std()) if "return" in fresh.per_episode else float("nan")
+        succ, succ_end = float(m["success_rate"].mean()), float(m["success_at_end_rate"].mean())
+        episodes = int(fresh.per_episode["return"].shape[1]) if "return" in fresh.per_episode else len(fresh.seeds)
+    else:
+        pooled, succ, succ_end, episodes = float(vals.std()), float("nan"), float("nan"), 0
+    return TopKSummary(task=ranking.task, label=ranking.label, k=ranking.k, n=ranking.n, episodes=episodes,
+                       indices=ranking.indices, mean=float(vals.mean()), std_between=float(vals.std()), std_episodes=pooled,
+                       success_rate=succ, success_at_end_rate=succ_end, metric=fresh.primary)
 
 
 def _arch_label(arch: dict) -> str:

@@ -83,10 +83,12 @@ def train_baseline(method: str, dataset: PathLike, preset: str, out: PathLike, *
 
 def evaluate_shard(task: str, weights: PathLike, out: PathLike, *, episodes: int, top_k: int, seed: int, preset: str,
                    control_mode: Optional[str] = None, data_dir: Optional[PathLike] = None, workers: Optional[int] = None,
-                   reconstruct_with: Optional[PathLike] = None, progress: bool = False) -> EvalTable:
+                   reconstruct_with: Optional[PathLike] = None, report_episodes: int = 0, report_seed: Optional[int] = None,
+                   progress: bool = False) -> EvalTable:
     """Evaluate a weight-set file (``nnit eval --weights``): ``out`` (JSON with the top-k row under ``extra``) and its CSV.
     ``reconstruct_with`` (a D2NWG checkpoint): the networks after its VAE encodes and decodes them (``--reconstruct-with``;
-    ``extra`` records the reconstruction MSE)."""
+    ``extra`` records the reconstruction MSE). ``report_episodes``: the top-k networks re-evaluated on that many fresh
+    episodes from ``report_seed`` (``extra["top_k_report"]``)."""
     from nnit.weights.mlp import WeightSet
 
     ws = WeightSet.load(weights)
@@ -98,10 +100,11 @@ def evaluate_shard(task: str, weights: PathLike, out: PathLike, *, episodes: int
         extra = {"recon_mse": mse, "reconstructed_by": str(reconstruct_with)}
         print(f"D2NWG VAE reconstruction MSE {mse:.5f} (normalized space)")
     table = api.evaluate(task, ws, episodes, seed, top_k=top_k, preset=preset, control_mode=control_mode, workers=workers,
-                         data_dir=data_dir, progress=progress)
+                         data_dir=data_dir, report_episodes=report_episodes, report_seed=report_seed, progress=progress)
     result = table.results[ws.arch.hidden]
     result.info["weights"] = str(weights)
-    json_path, csv_path = result.save(out, extra={"top_k": table.top_k.to_dict(), **extra})
+    json_path, csv_path = result.save(out, extra={"top_k": table.top_k.to_dict(), **api.report_fields(table, ws.arch.hidden),
+                                                  **extra})
     print(table.table())
     print(f"wrote {json_path} and {csv_path}")
     return table
@@ -109,16 +112,17 @@ def evaluate_shard(task: str, weights: PathLike, out: PathLike, *, episodes: int
 
 def generate(task: str, checkpoint: PathLike, out: PathLike, *, arch: Optional[str], num: int, sampler: str, steps: int,
              temperature: float, episodes: int, top_k: int, eval_seed: int, preset: str, depth: int = 4, seed: int = 0,
-             data_dir: Optional[PathLike] = None, workers: Optional[int] = None,
-             progress: bool = False) -> tuple[GenerationResult, EvalTable, dict]:
+             data_dir: Optional[PathLike] = None, workers: Optional[int] = None, report_episodes: int = 0,
+             report_seed: Optional[int] = None, progress: bool = False) -> tuple[GenerationResult, EvalTable, dict]:
     """Sample ``num`` networks (p(w | a) for ``arch``, the joint p(a, w) without), evaluate them and write what
-    ``nnit generate --evaluate`` writes to ``out``; the generation, its table and the ``results.json`` record."""
+    ``nnit generate --evaluate`` writes to ``out``; the generation, its table and the ``results.json`` record.
+    ``report_episodes``: the top-k networks re-evaluated on that many fresh episodes from ``report_seed``."""
     gen = api.generate(checkpoint, task, arch, num, sampler=sampler, steps=steps, temperature=temperature,  # type: ignore[arg-type]
                        depth=depth, seed=seed, progress=progress)
     for line in gen.summary_lines():
         print(line)
     table = api.evaluate(task, gen, episodes, eval_seed, top_k=top_k, preset=preset, workers=workers,  # type: ignore[arg-type]
-                         data_dir=data_dir, progress=progress)
+                         data_dir=data_dir, report_episodes=report_episodes, report_seed=report_seed, progress=progress)
     rec = api.save_generation(gen, Path(out), table)
     print(table.table())
     print(f"wrote {len(rec['files'])} weight file(s) and {Path(out) / 'results.json'}")
