@@ -442,7 +442,7 @@ def test_nnit_is_evaluated_at_temperature_1_beside_the_presets_own(tmp_path):
                 for gen, t in (("nnit-t1", 1.0), ("nnit", 0.5)):
                     s = plan[f"eval-{gen}-{hidden_label(h)}"]
                     assert s.output == tmp_path / preset / task / "eval" / gen / hidden_label(h)
-                    assert s.done_file == s.output / "results.json" and s.expect == {"temperature": (t, 1.0)}
+                    assert s.done_file == s.output / "results.json" and s.expect["temperature"] == (t, 1.0)
                     assert s.func.kwargs["temperature"] == t and s.func.kwargs["checkpoint"] == tmp_path / preset / task / "nnit"
                     assert s.command[s.command.index("--temperature") + 1] == f"{t:g}"
                     assert s.command[s.command.index("--arch") + 1] == ",".join(map(str, h))
@@ -450,19 +450,19 @@ def test_nnit_is_evaluated_at_temperature_1_beside_the_presets_own(tmp_path):
                 assert not any(n.startswith("eval-d2nwg-t1") for n in plan)
             for name, gen, t in (("joint-t1", "nnit-t1", 1.0), ("joint", "nnit", 0.5)):
                 j = plan[name]
-                assert j.output == tmp_path / preset / task / "eval" / gen / "joint" and j.expect == {"temperature": (t, 1.0)}
+                assert j.output == tmp_path / preset / task / "eval" / gen / "joint" and j.expect["temperature"] == (t, 1.0)
                 assert j.func.kwargs["arch"] is None and j.func.kwargs["temperature"] == t
                 assert j.func.kwargs["workers"] == 3 and j.command[-3:] == ["--workers", "3", "--no-progress"]  # joint's stage_args
         t1 = plan["eval-nnit-t1-h32-16-64-32"]
         t1.output.mkdir(parents=True)
-        t1.done_file.write_text('{"temperature": 0.5}')  # sampled at the preset's temperature: not temperature 1's
+        t1.done_file.write_text(json.dumps({"temperature": 0.5, "report_episodes": cfg.report_episodes}))  # the preset's temperature
         assert t1.stale() == "temperature 0.5 != 1.0"
     paper = REPRODUCE_PRESETS["paper"]
     assert [(n.generator, n.temperature) for n in paper.nnit_samplings] == [("nnit", 1.0)]
     names = [s.name for s in Pipeline("paper", paper, root=tmp_path).stages("PushCube-v1")]
     assert not any("t1" in n for n in names) and names.count("joint") == 1
     plan = {s.name: s for s in Pipeline("paper", paper, root=tmp_path).stages("PushCube-v1")}
-    assert plan["eval-nnit-h32-16-64-32"].func.kwargs["temperature"] == 1.0 and plan["joint"].expect == {"temperature": (1.0, 1.0)}
+    assert plan["eval-nnit-h32-16-64-32"].func.kwargs["temperature"] == 1.0 and plan["joint"].expect["temperature"] == (1.0, 1.0)
 
 
 def test_only_selects_the_nnit_evaluations_at_both_temperatures(tmp_path, monkeypatch):

@@ -22,11 +22,19 @@ class ReproduceCommand:
     Every stage runs in this process (nnit.api and the library). Cached: a rerun skips finished stages; a killed
     or stopped run resumes (each stage's own checkpoints). Ctrl-C / SIGTERM: a training stage checkpoints its step,
     then the run exits 130 / 143. Stage logs: RUNS/<preset>/reproduce/logs/; timings and each stage's equivalent
-    nnit command line (to rerun it by hand): RUNS/<preset>/reproduce/stages.json.
+    nnit command line (to rerun it by hand): RUNS/<preset>/reproduce/stages.json; each stage's provenance (git commit,
+    resolved config and its hash, command, UTC start / end, wall time, torch threads, machine) beside its log, in
+    RUNS/<preset>/reproduce/logs/<task>/<stage>.provenance.json. A finished stage whose recorded config differs from
+    what the preset now resolves to is rerun (its old outputs moved aside).
+
+    Evaluation: top-k of N chosen on the ranking episodes, then (robot tasks) re-evaluated on fresh episodes that played
+    no part in the choice (the preset's report_episodes, from seed report_seed); the report shows the fresh numbers.
 
     Example: nnit reproduce --preset cpu            (hours on 2 cores; stage times: docs/reference/reproduce.md)
 
     Example: nnit reproduce --preset tiny           (minutes: plumbing only, numbers meaningless)
+
+    Example: nnit reproduce --preset cpu --plan     (every stage's state and recorded wall time; runs nothing)
 
     Example: nnit reproduce --preset cpu --tasks PushCube-v1 --only nnit eval-nnit
 
@@ -53,6 +61,9 @@ class ReproduceCommand:
     """IDX folder for image tasks (FashionMNIST defaults to the Debian package)."""
     report_only: bool = False
     """Only rewrite the report from what exists."""
+    plan: bool = False
+    """Print every selected stage in order with its state (done / stale and why / to run) and the wall time its last
+    finished run recorded, then the totals; run nothing, write nothing."""
     progress: bool = False
     """Show the stages' progress bars in their logs."""
 
@@ -64,6 +75,11 @@ class ReproduceCommand:
         cfg = REPRODUCE_PRESETS[self.preset]
         names = [get_task(t).name for t in self.tasks] if self.tasks else None  # clear error for unknown tasks
         pipe = Pipeline(self.preset, cfg, root=self.runs, data_dir=self.data_dir, progress=self.progress)
+        if self.plan:
+            from nnit.reproduce.pipeline import format_plan
+
+            print(format_plan(pipe.plan(tasks=names, only=self.only)))
+            return
         if not self.report_only:
             pipe.run(tasks=names, only=self.only, rerun=self.rerun)  # --tasks selects what runs; the report always covers every task of the preset
         report = self.report

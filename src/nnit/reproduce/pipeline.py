@@ -28,6 +28,16 @@ Stages per task (robot tasks; Fashion-MNIST skips ``expert`` and ``teacher``):
   joint       nnit generate without --arch        (p(a, w), Table 3)
   memorization  generated vs nearest training network after neuron alignment (NNiT at the preset's temperature)
 
+Every stage records its provenance beside its log (:mod:`nnit.reproduce.provenance`: git commit, resolved config
+and its hash, command, UTC start and end, wall time, torch threads, machine). A finished stage is rerun, its old
+outputs moved aside, when its outputs were made with other settings (:meth:`Stage.stale`) or its recorded config
+differs from what the preset now resolves to; ``nnit reproduce --plan`` lists every stage's state without running
+anything (:meth:`Pipeline.plan`).
+
+Evaluation protocol (:class:`ReproduceConfig`): per architecture and generator, N networks; the top k are chosen
+on ``episodes`` ranking episodes (seeds from ``eval_seed``) and, robot tasks, re-evaluated on ``report_episodes``
+fresh episodes (seeds from ``report_seed``) that played no part in the choice; the report shows the fresh numbers.
+
 NNiT's evaluations (``eval-nnit-<arch>`` and ``joint``) run at every temperature of
 :attr:`ReproduceConfig.nnit_samplings`: the preset's ``sampler_temperature`` under those names
 (``eval/nnit/<arch>``, ``eval/nnit/joint``) and, when it is not 1, temperature 1 (the paper's sampler) as
@@ -49,14 +59,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator, Optional, TextIO
 
-from nnit.config import EVAL, PresetName
+from nnit.config import EVAL, REPORT_SEED, PresetName
 from nnit.errors import NNiTError
 from nnit.fileio import atomic_write_json
 from nnit.ghn.dataset import shard_name
+from nnit.reproduce import provenance
 from nnit.reproduce import stages as stage_functions
 from nnit.stopping import Stopped, stop_on_signals
 from nnit.tasks.registry import is_robot_task
-from nnit.weights.architecture import hidden_label
+from nnit.weights.architecture import get_split, hidden_label
 
 
 @dataclass(frozen=True)
@@ -70,13 +81,18 @@ class ReproduceConfig:
     top_k: int
     """k of the top-k protocol."""
     episodes: int
-    """Evaluation episodes per network (robot tasks)."""
+    """Ranking episodes per network (robot tasks): the top k are chosen on them."""
     seen: tuple[tuple[int, ...], ...]
     """Train architectures evaluated (paper Table 4, top)."""
     unseen: tuple[tuple[int, ...], ...]
     """Held-out architectures evaluated (paper Table 4, bottom)."""
     eval_seed: int = 1000
-    """Seed of evaluation episode 0 (disjoint from the dataset filter's 100000 and DAgger's)."""
+    """Seed of ranking episode 0 (disjoint from the dataset filter's 100000 and DAgger's)."""
+    report_episodes: int = 0
+    """Robot tasks: fresh episodes on which the top k networks (chosen on the ranking episodes) are re-evaluated;
+    the report shows these numbers (0: the ranking episodes' numbers, as the paper reports)."""
+    report_seed: int = REPORT_SEED
+    """Seed of fresh episode 0 (disjoint from the ranking episodes)."""
     baselines: tuple[str, ...] = ("d2nwg", "sane")
     joint: bool = True
     """Also sample p(a, w) (Table 3)."""
@@ -138,18 +154,24 @@ class NNiTSampling:
 PAPER_SEEN = ((32, 16, 64, 32), (32, 64, 16, 32), (32, 32, 32, 16), (64, 64, 16, 32))
 PAPER_UNSEEN = ((32, 32, 16, 64), (32, 32, 32, 64), (32, 16, 16, 16), (16, 16, 16, 32))
 """The architectures of the paper's Table 4 (its unseen ones are this project's first 4 held-out)."""
+HELD_OUT = tuple(get_split("paper").held_out)
+"""All 8 held-out architectures of the paper split (Table 4's 4 unseen ones first)."""
+SEEN_8 = PAPER_SEEN + tuple(h for h in sorted(get_split("paper").train) if h not in PAPER_SEEN)[::15]
+"""8 train architectures: Table 4's 4 seen ones, then every 15th of the other 60 train architectures in sorted
+order (the 1st, 16th, 31st and 46th), spread over the widths."""
 
 REPRODUCE_PRESETS: dict[str, ReproduceConfig] = {
-    "tiny": ReproduceConfig(tasks=("FashionMNIST", "PushCube-v1"), num_networks=4, top_k=2, episodes=2,
+    "tiny": ReproduceConfig(tasks=("FashionMNIST", "PushCube-v1"), num_networks=4, top_k=2, episodes=2, report_episodes=2,
                             seen=PAPER_SEEN[:1], unseen=PAPER_UNSEEN[:1], teacher_episodes=2, sampler_steps=10,
                             memorization_networks=2, sampler_temperature=EVAL["tiny"].temperature,
                             stage_args={"ghn": {"workers": 1},  # the dataset: the evaluated architectures + 3 more train ones
                                         "dataset": {"workers": 1, "archs": ("32,16,64,32", "32,32,16,64", "16,16,32,32",
                                                                             "64,64,64,64", "16,32,64,16")}}),
-    "cpu": ReproduceConfig(tasks=("PushCube-v1", "FashionMNIST", "PickCube-v1", "StackCubeEasy-v1"), num_networks=32,
-                           top_k=10, episodes=10, seen=PAPER_SEEN[:2], unseen=PAPER_UNSEEN, sampler_temperature=EVAL["cpu"].temperature),
+    "cpu": ReproduceConfig(tasks=("PushCube-v1", "FashionMNIST", "PickCube-v1", "StackCubeEasy-v1"),
+                           num_networks=EVAL["cpu"].num_networks, top_k=10, episodes=10, report_episodes=50, seen=SEEN_8,
+                           unseen=HELD_OUT, sampler_temperature=EVAL["cpu"].temperature),
     "paper": ReproduceConfig(tasks=("PickCube-v1", "PushCube-v1", "StackCubeEasy-v1", "FashionMNIST"), num_networks=100,
-                             top_k=10, episodes=50, seen=PAPER_SEEN, unseen=PAPER_UNSEEN, ppo_experts=True),
+                             top_k=10, episodes=50, report_episodes=50, seen=PAPER_SEEN, unseen=HELD_OUT, ppo_experts=True),
 }
 
 
@@ -179,7 +201,11 @@ class Stage:
     expect: dict = field(default_factory=dict)
     """Values the done file (JSON) must hold for a cached result to count, with their defaults when absent:
     e.g. NNiT's sampling temperature, so changing it reruns the stage instead of reusing old samples. A training
-    stage's done file, which the pipeline writes, records them."""
+    stage's done file, which the pipeline writes, records them. A dotted key reads a nested value
+    (``extra.report_episodes``)."""
+    config: dict = field(default_factory=dict)
+    """The stage's resolved config (:mod:`nnit.reproduce.provenance`): a finished stage whose recorded config differs
+    is stale."""
 
     @property
     def command_line(self) -> str:
@@ -191,7 +217,7 @@ class Stage:
         if not self.expect or not self.done_file.exists():
             return None
         done = json.loads(self.done_file.read_text())
-        found = {k: done.get(k, default) for k, (_, default) in self.expect.items()}
+        found = {k: _lookup(done, k, default) for k, (_, default) in self.expect.items()}
         return ", ".join(f"{k} {found[k]} != {want}" for k, (want, _) in self.expect.items() if found[k] != want) or None
 
     def move_aside(self) -> Optional[Path]:
@@ -244,10 +270,69 @@ def flags(kwargs: dict) -> list[str]:
     return out
 
 
+def _fresh_expect(report_episodes: int, key: str = "report_episodes") -> dict:
+    """The ``expect`` of an evaluation stage with fresh episodes: the results file's ``report_episodes`` (0 when not
+    recorded: made before the option existed); none without fresh episodes."""
+    return {key: (report_episodes, 0)} if report_episodes else {}
+
+
 def _temperature_expect(temperature: float) -> dict:
     """The ``expect`` of an NNiT sampling stage: its results.json's temperature (1 when not recorded: ``nnit generate``
     records it only when it is not 1, and results made before the option existed were sampled at 1)."""
     return {"temperature": (temperature, 1.0)}
+
+
+def _lookup(d: dict, dotted: str, default: Any) -> Any:
+    """``d["a"]["b"]`` for ``"a.b"``; ``default`` where a key is missing."""
+    for key in dotted.split("."):
+        if not isinstance(d, dict) or key not in d:
+            return default
+        d = d[key]
+    return d
+
+
+def _relative(value: Any, root: Path) -> Any:
+    """Paths (and strings) under the run folder ``root`` as ``$RUN/...``, element-wise in lists and dicts: a config
+    that does not change with where the runs live."""
+    if isinstance(value, dict):
+        return {k: _relative(v, root) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_relative(v, root) for v in value]
+    if isinstance(value, (str, Path)):
+        text, base = str(value), str(root)
+        return "$RUN" + text[len(base):] if text == base or text.startswith(base + os.sep) else value
+    return value
+
+
+def preset_config(function: str, preset: str, task: str, kwargs: dict) -> dict:
+    """The preset config a stage function resolves for ``task`` (``{}`` for the evaluations, whose arguments are
+    their whole config)."""
+    if function == "train_expert":
+        from nnit.experts.ppo import ppo_config
+
+        return asdict(ppo_config(preset, task))
+    if function == "train_ghn":
+        from nnit.ghn.train import ghn_config
+
+        return asdict(ghn_config(preset, task))
+    if function == "build_dataset":
+        from nnit.ghn.dataset import DATASET_PRESETS
+
+        return asdict(DATASET_PRESETS[preset])
+    if function == "alignment":
+        from nnit.analysis.alignment import ALIGNMENT_PRESETS
+
+        return asdict(ALIGNMENT_PRESETS[preset])
+    if function == "train_nnit":
+        from nnit.diffusion.train import train_config
+
+        return asdict(train_config(preset, task))
+    if function == "train_baseline":
+        from nnit.baselines.d2nwg import D2NWG_PRESETS
+        from nnit.baselines.sane import SANE_PRESETS
+
+        return asdict({"d2nwg": D2NWG_PRESETS, "sane": SANE_PRESETS}[kwargs["method"]][preset])
+    return {}
 
 
 def _selects(pattern: str, stage_name: str) -> bool:
@@ -257,6 +342,61 @@ def _selects(pattern: str, stage_name: str) -> bool:
 
 class StageFailed(RuntimeError):
     pass
+
+
+DONE, STALE, TO_RUN = "done", "stale", "to run"
+
+
+@dataclass(frozen=True)
+class StageStatus:
+    """A stage's state before a run: ``done``, ``stale`` (finished, rerun next time: :attr:`why`) or ``to run``."""
+
+    state: str
+    why: Optional[str] = None
+    provenance: bool = True
+    """False for a finished stage that ran before ``nnit reproduce`` recorded provenance (its config unknown)."""
+
+    @property
+    def label(self) -> str:
+        if self.state == STALE:
+            return f"stale: {self.why}"
+        return self.state if self.provenance or self.state != DONE else "done, no provenance"
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    """One line of ``nnit reproduce --plan``."""
+
+    task: str
+    stage: str
+    status: StageStatus
+    seconds: Optional[float]
+    """The wall time its last finished run recorded (None: never timed)."""
+
+
+def format_plan(rows: list[PlanRow]) -> str:
+    """``nnit reproduce --plan``'s text: one line per stage (task, stage, state, recorded wall time), then the totals
+    of the stages done and of those a run would (re)run, the latter with how many have no recorded time."""
+    lines = [f"{'task':<18}{'stage':<28}{'time':>9}  state"]
+    for r in rows:
+        t = "–" if r.seconds is None else _duration(r.seconds)
+        lines.append(f"{r.task:<18}{r.stage:<28}{t:>9}  {r.status.label}")
+    done = [r for r in rows if r.status.state == DONE]
+    todo = [r for r in rows if r.status.state != DONE]
+    timed = [r.seconds for r in todo if r.seconds is not None]
+    lines.append("")
+    lines.append(f"done: {len(done)} stages, {_duration(sum(r.seconds or 0.0 for r in done))} recorded"
+                 f" ({sum(r.seconds is None for r in done)} without a recorded time)")
+    lines.append(f"to run or rerun: {len(todo)} stages; {len(timed)} of them recorded {_duration(sum(timed))} when they last ran, "
+                 f"{len(todo) - len(timed)} never timed")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    """``42 s``, ``12.5 min`` or ``3.2 h``."""
+    if seconds < 60:
+        return f"{seconds:.0f} s"
+    return f"{seconds / 60:.1f} min" if seconds < 3600 else f"{seconds / 3600:.1f} h"
 
 
 class _StopNow:
@@ -328,6 +468,16 @@ class Pipeline:
     def log_file(self, task: str, stage: str) -> Path:
         return self.state_dir / "logs" / task / f"{stage}.log"
 
+    def provenance_file(self, task: str, stage: str) -> Path:
+        """The stage's provenance (:mod:`nnit.reproduce.provenance`), beside its log."""
+        return self.state_dir / "logs" / task / f"{stage}.provenance.json"
+
+    def provenance(self, task: str, stage: str) -> Optional[dict]:
+        """The provenance of the stage's finished run; None when it has none (it failed or stopped, or ran before
+        ``nnit reproduce`` recorded provenance)."""
+        rec = provenance.load(self.provenance_file(task, stage))
+        return rec if rec is not None and rec.get("status") == "done" else None
+
     def expert_dir(self, task: str) -> Path:
         """The ``expert`` stage's PPO run (``nnit train-expert --out``)."""
         return self.task_dir(task) / "expert"
@@ -382,7 +532,10 @@ class Pipeline:
                                    ["--task", task, "--preset", p, "--out", str(expert)], output=expert))
         if robot:
             out.append(Stage("teacher", self.state_dir / task / "teacher.json", func=lambda: self._teacher(task),
-                             expect=teacher_expect))
+                             expect=teacher_expect, config={"function": "teacher", "args": {
+                                 "episodes": c.teacher_episodes, "seed": c.eval_seed,
+                                 "teacher": TEACHER_PPO if expert else TEACHER_SCRIPTED,
+                                 "teacher_checkpoint": _relative(None if expert is None else str(expert), self.root)}}))
         out += [
             self._stage("ghn", T / "ghn" / "train_done.json", "train-ghn", "train_ghn",
                         {"task": task, "preset": p, "out": T / "ghn", "data_dir": data_dir, **distil[0]},
@@ -409,6 +562,10 @@ class Pipeline:
         gens = [(n.generator, T / "nnit", n.temperature) for n in c.nnit_samplings] + [(b, T / b, None) for b in c.baselines]
         evaluation = {"episodes": c.episodes, "top_k": c.top_k, "preset": p, "data_dir": data_dir}
         common_eval = ["--preset", p, "--episodes", str(c.episodes), "--top-k", str(c.top_k), "--eval-seed", str(c.eval_seed)]
+        # robot tasks: the top k re-evaluated on fresh episodes (image tasks have no episodes)
+        fresh_n = c.report_episodes if robot else 0
+        fresh = ({"report_episodes": fresh_n, "report_seed": c.report_seed},
+                 ["--report-episodes", str(fresh_n), "--report-seed", str(c.report_seed)]) if fresh_n else ({}, [])
         for h in c.seen + c.unseen:
             arch = ",".join(map(str, h))
             d = self.eval_dir(task, "dataset", hidden_label(h))
@@ -416,9 +573,11 @@ class Pipeline:
             if shard.exists() or not (ds / "summary.json").exists():  # a built dataset may keep none of an architecture
                 out.append(self._stage(
                     f"eval-dataset-{hidden_label(h)}", d / "eval.json", "eval", "evaluate_shard",
-                    {"task": task, "weights": shard, "out": d / "eval.json", "seed": c.eval_seed, "control_mode": mode, **evaluation},
+                    {"task": task, "weights": shard, "out": d / "eval.json", "seed": c.eval_seed, "control_mode": mode, **evaluation,
+                     **fresh[0]},
                     ["--task", task, "--weights", str(shard), "--out", str(d / "eval.json"), "--episodes", str(c.episodes),
-                     "--top-k", str(c.top_k), "--seed", str(c.eval_seed), "--preset", p, *control, *data], output=d))
+                     "--top-k", str(c.top_k), "--seed", str(c.eval_seed), *fresh[1], "--preset", p, *control, *data], output=d,
+                    expect=_fresh_expect(fresh_n, "extra.report_episodes")))
                 if "d2nwg" in c.baselines and h in c.seen:  # D2NWG's sanity check: its VAE's reconstructions of these
                     dv = self.eval_dir(task, "d2nwg-vae", hidden_label(h))
                     out.append(self._stage(
@@ -433,33 +592,95 @@ class Pipeline:
                 out.append(self._stage(
                     f"eval-{g}-{hidden_label(h)}", d / "results.json", "generate", "generate",
                     {"task": task, "checkpoint": ck, "out": d, "arch": arch, "num": c.num_networks, "sampler": c.sampler,
-                     "steps": c.sampler_steps, "temperature": 1.0 if t is None else t, "eval_seed": c.eval_seed, **evaluation},
+                     "steps": c.sampler_steps, "temperature": 1.0 if t is None else t, "eval_seed": c.eval_seed, **evaluation,
+                     **fresh[0]},
                     ["--task", task, "--checkpoint", str(ck), "--arch", arch, "--num", str(c.num_networks), "--sampler", c.sampler,
                      "--steps", str(c.sampler_steps), *([] if t is None else ["--temperature", f"{t:g}"]),
-                     "--evaluate", "--out", str(d), *common_eval, *data], output=d, expect={} if t is None else _temperature_expect(t)))
+                     "--evaluate", "--out", str(d), *common_eval, *fresh[1], *data], output=d,
+                    expect={**({} if t is None else _temperature_expect(t)), **_fresh_expect(fresh_n)}))
         for n in c.nnit_samplings if c.joint else ():
             d = self.eval_dir(task, n.generator, "joint")
             t = n.temperature
             out.append(self._stage(
                 n.joint_stage, d / "results.json", "generate", "generate",
                 {"task": task, "checkpoint": T / "nnit", "out": d, "arch": None, "num": c.num_networks, "sampler": c.sampler,
-                 "steps": c.sampler_steps, "temperature": t, "eval_seed": c.eval_seed, **evaluation},
+                 "steps": c.sampler_steps, "temperature": t, "eval_seed": c.eval_seed, **evaluation, **fresh[0]},
                 ["--task", task, "--checkpoint", str(T / "nnit"), "--num", str(c.num_networks), "--sampler", c.sampler,
-                 "--steps", str(c.sampler_steps), "--temperature", f"{t:g}", "--evaluate", "--out", str(d), *common_eval, *data],
-                output=d, expect=_temperature_expect(t), args_key="joint"))
+                 "--steps", str(c.sampler_steps), "--temperature", f"{t:g}", "--evaluate", "--out", str(d), *common_eval,
+                 *fresh[1], *data],
+                output=d, expect={**_temperature_expect(t), **_fresh_expect(fresh_n)}, args_key="joint"))
         out.append(Stage("memorization", self.state_dir / task / "memorization.json", func=lambda: self._memorization(task),
-                         expect={"generators": (self._memorization_generators(), ["nnit", *c.baselines])}))
+                         expect={"generators": (self._memorization_generators(), ["nnit", *c.baselines])},
+                         config={"function": "memorization", "args": {
+                             "generators": self._memorization_generators(), "seen": [list(h) for h in c.seen],
+                             "networks": c.memorization_networks}}))
+        for st in out:
+            if isinstance(st.func, StageCall):
+                kwargs = {k: v for k, v in st.func.kwargs.items() if k not in provenance.RUNTIME_ARGS}
+                st.config = {"function": st.func.function, "args": _relative(kwargs, self.root),
+                             "preset_config": preset_config(st.func.function, p, task, st.func.kwargs)}
         return out
+
+    # ------------------------------------------------------------------ state
+    def status(self, task: str, stage: Stage) -> "StageStatus":
+        """Whether ``stage`` is done, stale (finished, but with other settings or another config than the preset now
+        resolves to) or to run, and why."""
+        if not stage.done_file.exists():
+            return StageStatus(TO_RUN)
+        if (stale := stage.stale()) is not None:
+            return StageStatus(STALE, f"its outputs were made with other settings ({stale})")
+        rec = self.provenance(task, stage.name)
+        if rec is None:
+            return StageStatus(DONE, provenance=False)
+        changes = provenance.config_changes(rec.get("config") or {}, stage.config)
+        if changes:
+            more = f" and {len(changes) - 3} more" if len(changes) > 3 else ""
+            return StageStatus(STALE, f"its config changed since it ran ({'; '.join(changes[:3])}{more})")
+        return StageStatus(DONE)
+
+    def recorded_seconds(self, task: str, stage: str) -> Optional[float]:
+        """The wall time the stage's last finished run recorded (its provenance, else stages.json); None if never timed."""
+        rec = provenance.load(self.provenance_file(task, stage))
+        if rec is not None and rec.get("status") == "done" and rec.get("wall_seconds") is not None:
+            return float(rec["wall_seconds"])
+        t = self._timings().get(task, {}).get(stage, {})
+        return t.get("seconds") if t.get("status") == "done" else None
+
+    def plan(self, tasks: Optional[list[str]] = None, only: Optional[list[str]] = None) -> list["PlanRow"]:
+        """Every selected stage in run order with its state and recorded wall time, without running anything.
+        Stages whose list depends on earlier outputs (the dataset's kept architectures) appear as the outputs
+        there now allow."""
+        rows = []
+        for task in tasks or list(self.cfg.tasks):
+            for stage in self.stages(task):
+                if only and not any(_selects(o, stage.name) for o in only):
+                    continue
+                rows.append(PlanRow(task, stage.name, self.status(task, stage), self.recorded_seconds(task, stage.name)))
+        return rows
 
     # ------------------------------------------------------------------ run
     def _timings(self) -> dict:
         return json.loads(self.timings_path.read_text()) if self.timings_path.exists() else {}
 
-    def _record(self, task: str, stage: Stage, seconds: Optional[float], status: str) -> None:
+    def _record(self, task: str, stage: Stage, seconds: Optional[float], status: str, started_utc: Optional[str] = None) -> None:
+        """stages.json's timing of the stage and, for a stage this process ran (``started_utc``), its provenance."""
         t = self._timings()
         t.setdefault(task, {})[stage.name] = {"seconds": None if seconds is None else round(seconds, 1), "status": status,
                                               "command": stage.command_line}
         atomic_write_json(self.timings_path, t)  # per-process tmp: several reproduce runs share it
+        if started_utc is not None and seconds is not None:
+            atomic_write_json(self.provenance_file(task, stage.name), provenance.record(
+                task=task, stage=stage.name, preset=self.preset, status=status, command=stage.command_line,
+                config=stage.config, started_utc=started_utc, wall_seconds=seconds))
+
+    def _move_aside(self, task: str, stage: Stage) -> Optional[Path]:
+        """Move the stage's outputs aside (:meth:`Stage.move_aside`) and its provenance with them (renamed to
+        ``<stage>.provenance.old-<UTC time>.json``)."""
+        old = stage.move_aside()
+        prov = self.provenance_file(task, stage.name)
+        if old is not None and prov.exists():
+            prov.rename(prov.with_name(f"{stage.name}.provenance.old-{old.name.rsplit('.old-', 1)[1]}.json"))
+        return old
 
     def run(self, tasks: Optional[list[str]] = None, only: Optional[list[str]] = None, log: Callable[[str], None] = print,
             rerun: Optional[list[str]] = None) -> None:
@@ -490,34 +711,37 @@ class Pipeline:
                     if only and not any(_selects(o, stage.name) for o in only):
                         continue
                     why = None  # a reason to move finished outputs aside and run the stage again
+                    state = self.status(task, stage)
                     if rerun and stage.name not in fresh and any(_selects(r, stage.name) for r in rerun):
                         fresh.add(stage.name)
                         why = "rerun"
-                    elif (stale := stage.stale()) is not None:
-                        why = f"its outputs were made with other settings ({stale}); rerunning"
-                    old = stage.move_aside() if why else None
+                    elif state.state == STALE:
+                        why = f"{state.why}; rerunning"
+                    old = self._move_aside(task, stage) if why else None
                     if old is not None:
                         log(f"[{task}] {stage.name}: {why}; the old outputs are kept in {old}")
                     if stage.done_file.exists():
-                        log(f"[{task}] {stage.name}: done (cached: {stage.done_file})")
+                        note = "" if state.provenance else "; no provenance: made before nnit reproduce recorded it"
+                        log(f"[{task}] {stage.name}: done (cached: {stage.done_file}{note})")
                         if stage.name not in self._timings().get(task, {}):  # made outside the pipeline: time unknown
                             self._record(task, stage, None, "cached (made outside nnit reproduce)")
                         continue
                     log(f"[{task}] {stage.name}: running" + (f" {stage.command_line}" if stage.command else ""))
+                    started = provenance.utc_now()
                     t0 = time.perf_counter()
                     stop.where = f"during stage {stage.name} of {task} (its log: {self.log_file(task, stage.name)})"
                     try:
                         self._run_stage(task, stage)
                     except Stopped:
-                        self._record(task, stage, time.perf_counter() - t0, "stopped")
+                        self._record(task, stage, time.perf_counter() - t0, "stopped", started)
                         raise
                     except BaseException:
-                        self._record(task, stage, time.perf_counter() - t0, "failed")
+                        self._record(task, stage, time.perf_counter() - t0, "failed", started)
                         raise
                     finally:
                         stop.where = f"after stage {stage.name} of {task}"
                     dt = time.perf_counter() - t0
-                    self._record(task, stage, dt, "done")
+                    self._record(task, stage, dt, "done", started)
                     log(f"[{task}] {stage.name}: done in {dt:.0f} s")
 
     def _run_stage(self, task: str, stage: Stage) -> None:
