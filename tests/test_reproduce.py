@@ -656,3 +656,108 @@ def test_memorization_compares_nnit_at_each_temperature(tmp_path):
     assert stage.stale() is not None and "generators" in stage.stale()
     paper = Pipeline("paper", REPRODUCE_PRESETS["paper"], root=tmp_path / "p")
     assert paper._memorization_generators() == ["nnit", "d2nwg", "sane"]
+
+
+# ---------------------------------------------------------------------- provenance, stale on config change, plan
+def test_each_stage_records_its_provenance(tmp_path, monkeypatch):
+    """A stage run by the pipeline writes <stage>.provenance.json beside its log: git commit and dirtiness, the resolved
+    config (paths relative to the run folder, runtime knobs left out, the preset config the function resolves) and its
+    hash, the command, UTC start / end, wall time, torch threads, machine, preset."""
+    import torch
+
+    from nnit.ghn.train import ghn_config
+    from nnit.reproduce import provenance
+
+    pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
+    monkeypatch.setattr(stages, "train_ghn", _recorder([]))
+    pipe.run(tasks=["PushCube-v1"], only=["ghn"], log=lambda s: None)
+    path = pipe.provenance_file("PushCube-v1", "ghn")
+    assert path == pipe.log_file("PushCube-v1", "ghn").with_name("ghn.provenance.json")
+    rec = json.loads(path.read_text())
+    assert rec["schema"] == provenance.SCHEMA and (rec["task"], rec["stage"], rec["preset"], rec["status"]) == ("PushCube-v1", "ghn", "tiny", "done")
+    assert rec["command"].startswith("nnit train-ghn --task PushCube-v1 --preset tiny --out ")
+    cfg = rec["config"]
+    assert cfg["function"] == "train_ghn" and cfg["args"] == {"task": "PushCube-v1", "preset": "tiny", "out": "$RUN/PushCube-v1/ghn"}
+    assert cfg["preset_config"]["iterations"] == ghn_config("tiny", "PushCube-v1").iterations  # the resolved preset
+    assert rec["config_hash"] == provenance.config_hash(cfg) and rec["config_hash"].startswith("sha256:")
+    git = rec["git"]
+    assert git is None or (len(git["commit"]) == 40 and isinstance(git["dirty"], bool))
+    for key in ("started_utc", "finished_utc"):
+        assert rec[key].endswith("Z") and rec[key][:2] == "20"
+    assert rec["finished_utc"] >= rec["started_utc"] and rec["wall_seconds"] >= 0
+    assert rec["torch_threads"] == torch.get_num_threads()
+    assert rec["machine"]["cpu_count"] and rec["machine"]["torch"] == torch.__version__ and "hostname" not in rec["machine"]
+    assert pipe.provenance("PushCube-v1", "ghn") == rec and pipe.status("PushCube-v1", next(
+        s for s in pipe.stages("PushCube-v1") if s.name == "ghn")).state == "done"
+
+
+def test_a_finished_stage_whose_config_changed_is_rerun(tmp_path, monkeypatch):
+    """A stage whose recorded config differs from what the preset now resolves to is stale: one log line says which
+    settings changed, its outputs and provenance are moved aside, and it runs again. A stage finished before provenance
+    existed is reused (no other stale check objects) and the log says it has no provenance. Runtime knobs (workers)
+    do not make a stage stale."""
+    from dataclasses import replace
+
+    calls: list[dict] = []
+    monkeypatch.setattr(stages, "generate", _recorder(calls, _write_results(
+        lambda kw: {"temperature": kw["temperature"], "report_episodes": kw.get("report_episodes", 0)})))
+    cfg = REPRODUCE_PRESETS["tiny"]
+    pipe = Pipeline("tiny", cfg, root=tmp_path)
+    name = "eval-nnit-h32-32-16-64"
+    pipe.run(tasks=["PushCube-v1"], only=[name], log=lambda s: None)
+    assert len(calls) == 1 and pipe.provenance("PushCube-v1", name)["config"]["args"]["num"] == cfg.num_networks
+    logs: list[str] = []
+    faster = Pipeline("tiny", replace(cfg, stage_args={**cfg.stage_args, "eval": {"workers": 2}}), root=tmp_path)
+    faster.run(tasks=["PushCube-v1"], only=[name], log=logs.append)  # more workers: same results, still cached
+    assert len(calls) == 1 and logs == [f"[PushCube-v1] {name}: done (cached: {tmp_path}/tiny/PushCube-v1/eval/nnit/h32-32-16-64/results.json)"]
+    bigger = Pipeline("tiny", replace(cfg, num_networks=6), root=tmp_path)
+    stage = next(s for s in bigger.stages("PushCube-v1") if s.name == name)
+    status = bigger.status("PushCube-v1", stage)
+    assert status.state == "stale" and "args.num 4 -> 6" in status.why
+    plan = {r.stage: r for r in bigger.plan(tasks=["PushCube-v1"], only=[name])}
+    assert plan[name].status.label.startswith("stale: its config changed since it ran (args.num 4 -> 6") and plan[name].seconds is not None
+    logs.clear()
+    bigger.run(tasks=["PushCube-v1"], only=[name], log=logs.append)
+    assert len(calls) == 2 and calls[-1]["num"] == 6
+    (line,) = [ln for ln in logs if "config changed" in ln]
+    assert line.startswith(f"[PushCube-v1] {name}: its config changed since it ran (args.num 4 -> 6); rerunning; the old outputs are kept in ")
+    olds = [p.name for p in stage.output.parent.iterdir() if p.name.startswith("h32-32-16-64.old-")]
+    stamp = olds[0].split(".old-")[1]
+    assert (bigger.provenance_file("PushCube-v1", name).with_name(f"{name}.provenance.old-{stamp}.json")).exists()
+    assert bigger.provenance("PushCube-v1", name)["config"]["args"]["num"] == 6
+    # finished before provenance existed: kept unless the other stale checks object, and said so
+    bigger.provenance_file("PushCube-v1", name).unlink()
+    logs.clear()
+    Pipeline("tiny", cfg, root=tmp_path).run(tasks=["PushCube-v1"], only=[name], log=logs.append)
+    assert len(calls) == 2 and "no provenance" in logs[0]
+    assert Pipeline("tiny", cfg, root=tmp_path).status("PushCube-v1", stage).label == "done, no provenance"
+
+
+def test_config_changes_ignore_settings_added_or_removed():
+    from nnit.reproduce.provenance import config_changes
+
+    old = {"args": {"num": 4, "gone": 1}, "preset_config": {"steps": 10, "lr": 0.1}}
+    new = {"args": {"num": 4, "added": 2}, "preset_config": {"steps": 20, "lr": 0.1}}
+    assert config_changes(old, new) == ["preset_config.steps 10 -> 20"] and config_changes(old, old) == []
+
+
+def test_plan_lists_every_stage_with_its_state_and_recorded_time(tmp_path, monkeypatch, capsys):
+    """nnit reproduce --plan: every stage in run order with done / stale / to run and the wall time its last run
+    recorded, then the totals; it runs nothing and writes nothing."""
+    from nnit.cli import main
+    from nnit.reproduce.pipeline import format_plan
+
+    pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
+    monkeypatch.setattr(stages, "train_ghn", _recorder([]))
+    pipe.run(tasks=["FashionMNIST"], only=["ghn"], log=lambda s: None)
+    rows = pipe.plan(tasks=["FashionMNIST"])
+    assert [r.stage for r in rows] == [s.name for s in pipe.stages("FashionMNIST")]
+    assert rows[0].stage == "ghn" and rows[0].status.state == "done" and rows[0].seconds is not None
+    assert all(r.status.state == "to run" and r.seconds is None for r in rows[1:])
+    text = format_plan(rows)
+    assert "done: 1 stages" in text and f"to run or rerun: {len(rows) - 1} stages; 0 of them recorded" in text
+    before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
+    main(["reproduce", "--preset", "tiny", "--runs", str(tmp_path), "--tasks", "FashionMNIST", "--plan"])
+    out = capsys.readouterr().out
+    assert out.splitlines()[1].split()[:2] == ["FashionMNIST", "ghn"] and "done: 1 stages" in out
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
