@@ -140,7 +140,14 @@ def test_cached_stages_are_skipped_and_a_failure_is_reported(tmp_path, monkeypat
 
 def _as_expected(stage, **extra) -> dict:
     """A done file's contents matching what ``stage`` expects (e.g. NNiT's sampling temperature), plus ``extra``."""
-    return {**{k: want for k, (want, _) in stage.expect.items()}, **extra}
+    out: dict = {}
+    for key, (want, _) in stage.expect.items():  # a dotted key is a nested value (extra.report_episodes)
+        *path, last = key.split(".")
+        d = out
+        for k in path:
+            d = d.setdefault(k, {})
+        d[last] = want
+    return {**out, **extra}
 
 
 def _recorder(calls: list, write=None):
@@ -509,14 +516,16 @@ def _fake_evaluations(pipe: Pipeline, values: dict, skip: tuple = ()) -> None:
                 continue
             mean, success = values[gen]
             row = _topk_dict(mean / 50, 0.0, std=0.01) if task == "FashionMNIST" else _topk_dict(mean, success)
+            fresh = s.func.kwargs.get("report_episodes", 0)  # robot tasks: the same row on the fresh episodes
             if gen == "dataset" or s.name.startswith("eval-d2nwg-vae-"):  # nnit eval's output
-                rec = {"task": task, "kind": "robot", "arch": {}, "metrics": {}, "extra": {"top_k": row}}
+                extra = {"top_k": row, **({"top_k_report": row, "report_episodes": fresh} if fresh else {})}
+                rec = {"task": task, "kind": "robot", "arch": {}, "metrics": {}, "extra": extra}
             elif s.name.startswith("joint"):
                 rec = {"joint": {"num": 4, "valid": 4, "novel": 1, "distinct_archs": 2, "schedule": "arch-first",
                                  "tv_to_train": 0.3, "train_reference": {"distinct_archs": {"mean": 2.5}, "tv_to_train": {"mean": 0.25}}},
-                       "joint_top_k": row}
+                       "joint_top_k": row, **({"joint_top_k_report": row, "report_episodes": fresh} if fresh else {})}
             else:
-                rec = {"top_k": [row]}
+                rec = {"top_k": [row], **({"top_k_report": [row], "report_episodes": fresh} if fresh else {})}
             if s.func.kwargs.get("temperature", 1.0) != 1.0:
                 rec["temperature"] = s.func.kwargs["temperature"]
             s.done_file.parent.mkdir(parents=True, exist_ok=True)
@@ -761,3 +770,34 @@ def test_plan_lists_every_stage_with_its_state_and_recorded_time(tmp_path, monke
     out = capsys.readouterr().out
     assert out.splitlines()[1].split()[:2] == ["FashionMNIST", "ghn"] and "done: 1 stages" in out
     assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == before
+
+
+def test_report_shows_the_fresh_episodes_and_keeps_the_ranking_ones(tmp_path):
+    """At a preset with report episodes the robot tasks' cells are the top-k networks on the fresh episodes, REPORT.json
+    keeps the ranking episodes' rows beside them, says which protocol and schema it uses, and marks the stages without
+    provenance; outputs evaluated without fresh episodes are stale (not run)."""
+    from nnit.reproduce.report import SCHEMA_VERSION
+
+    pipe = Pipeline("tiny", REPRODUCE_PRESETS["tiny"], root=tmp_path)
+    _fake_evaluations(pipe, FAKE)
+    d = pipe.eval_dir("PushCube-v1", "nnit", "h32-32-16-64") / "results.json"
+    rec = json.loads(d.read_text())
+    rec["top_k_report"] = [_topk_dict(30.0, 0.75)]  # fewer successes on the fresh episodes than on the ranking ones
+    d.write_text(json.dumps(rec))
+    stale = pipe.eval_dir("PushCube-v1", "sane", "h32-32-16-64") / "results.json"
+    stale.write_text(json.dumps({"top_k": [_topk_dict(4.0, 0.0)]}))  # evaluated before fresh episodes existed
+    path = write_report(pipe, tmp_path / "REPORT.md", tmp_path / "fig")
+    text = path.read_text()
+    assert "Protocol: top-2 of 4 chosen on 2 ranking episodes (seeds 1000..1001), reported on 2 fresh episodes (seeds 5000..5001)" in text
+    assert "| 32,32,16,64 | unseen | 38.00 ± 0.50 (98%) | 20.00 ± 0.50 (40%) | 30.00 ± 0.50 (75%) | 30.00 ± 0.50 (50%) | – |" in text
+    assert "| PushCube-v1 | ghn |" not in text and "finished stages have no provenance" in text
+    data = json.loads(path.with_suffix(".json").read_text())
+    assert data["schema_version"] == SCHEMA_VERSION and data["protocol"]["report_episodes"] == 2
+    assert data["protocol"]["ranking_seeds"] == [1000, 1001] and data["protocol"]["report_seeds"] == [5000, 5001]
+    push = data["tasks"]["PushCube-v1"]
+    assert push["fresh"] and push["evals"]["nnit"]["h32-32-16-64"]["success_rate"] == 0.75
+    assert push["evals_ranking"]["nnit"]["h32-32-16-64"]["success_rate"] == 0.96
+    assert push["evals"]["sane"]["h32-32-16-64"] is None and "eval-sane-h32-32-16-64" in data["not_run"]["PushCube-v1"]
+    assert data["provenance"]["PushCube-v1"]["eval-nnit-h32-32-16-64"] is None  # made outside the pipeline
+    fashion = data["tasks"]["FashionMNIST"]  # image tasks: test accuracy, no episodes to re-run
+    assert not fashion["fresh"] and fashion["evals"] == fashion["evals_ranking"]

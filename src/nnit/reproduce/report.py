@@ -9,6 +9,12 @@ Every table with NNiT shows it at each of the preset's sampling temperatures
 the preset's own when it differs. A "claims" section checks the paper's claims against the numbers at
 temperature 1 and says which the data do not support; what the preset's temperature does better is
 reported apart, as this project's improvement.
+
+Protocol: the top k of N networks are chosen on the ranking episodes; at a preset with ``report_episodes`` the robot
+tasks' cells show those k networks on the fresh episodes, and ``REPORT.json`` keeps both (``evals`` / ``table2``:
+the reported numbers, ``evals_ranking`` / ``table2_ranking``: the ranking episodes'). ``REPORT.json`` also holds
+``schema_version`` (:data:`SCHEMA_VERSION`), the ``protocol`` and every stage's ``provenance`` (None: a stage
+finished before provenance was recorded, marked in the "Time per stage" table).
 """
 
 from __future__ import annotations
@@ -31,6 +37,10 @@ from nnit.reproduce.results import (Alignment, DatasetEvaluation, DatasetRole, G
 from nnit.weights.architecture import hidden_label
 
 ROBOT_TASKS = ("PickCube-v1", "PushCube-v1", "StackCubeEasy-v1")
+
+SCHEMA_VERSION = 2
+"""``REPORT.json``'s layout: 2 adds ``schema_version``, ``protocol`` (ranking and fresh episodes), ``provenance``,
+``evals_ranking`` / ``table2_ranking``; REPORT.json files without the field are the older layout."""
 
 # ---------------------------------------------------------------------------- the paper's numbers
 PAPER_TABLE1 = {"GHN": {"return": 39.35, "success": 99.0, "nn_l2": 54.66, "nn_cos": 0.07},
@@ -71,14 +81,17 @@ def _record(d: Path, temperature: Optional[float]) -> Optional[GenerationRecord]
     return None if rec is None or (temperature is not None and rec.temperature != temperature) else rec
 
 
-def _topk(pipe: Pipeline, task: str, gen: str, h, temperature: Optional[float] = None) -> Optional[TopKSummary]:
-    """The top-k row of one evaluation stage (None before it ran); ``temperature``: NNiT's, which the results must have."""
+def _topk(pipe: Pipeline, task: str, gen: str, h, temperature: Optional[float] = None,
+          fresh: bool = False) -> Optional[TopKSummary]:
+    """The top-k row of one evaluation stage (None before it ran): on the ranking episodes, or with ``fresh`` the same
+    networks on the fresh episodes (None when not re-evaluated); ``temperature``: NNiT's, which the results must have."""
     d = pipe.eval_dir(task, gen, hidden_label(h))
     if gen == "dataset":
         ev = DatasetEvaluation.load(d / "eval.json")
-        return ev.top_k if ev else None
+        return (ev.top_k_report if fresh else ev.top_k) if ev else None
     rec = _record(d, temperature)
-    return rec.top_k[0] if rec and rec.top_k else None
+    rows = (rec.top_k_report if fresh else rec.top_k) if rec else None
+    return rows[0] if rows else None
 
 
 Row = Union[TopKSummary, SplitMean]
@@ -141,6 +154,18 @@ class TaskResults:
     """Parameters of each trained generator."""
     train_steps: dict[str, int] = field(default_factory=dict)
     """Optimizer steps of each trained generator."""
+    evals_ranking: dict[str, dict[str, Optional[TopKSummary]]] = field(default_factory=dict)
+    """:attr:`evals` on the ranking episodes (the same as :attr:`evals` when the report shows those)."""
+    table2_ranking: dict[str, dict[str, Optional[SplitMean]]] = field(default_factory=dict)
+    """:attr:`table2` on the ranking episodes."""
+    fresh: bool = False
+    """:attr:`evals`, :attr:`table2` and the joint rows shown are the fresh episodes' (robot tasks at a preset with
+    ``report_episodes``)."""
+
+    def joint_row(self, generator: str) -> Optional[TopKSummary]:
+        """The joint top-k row the report shows: on the fresh episodes when :attr:`fresh`, else the ranking one."""
+        j = self.joints.get(generator)
+        return None if j is None else (j.joint_top_k_report if self.fresh else j.joint_top_k)
 
     def to_dict(self) -> dict:
         d: dict = {"robot": self.robot, "teacher": to_json(self.teacher), "ppo_expert": self.ppo_expert, "ghn": self.ghn.to_dict()}
@@ -148,7 +173,8 @@ class TaskResults:
             d["dataset"] = to_json(self.dataset)
         d.update(alignment=to_json(self.alignment), evals=to_json(self.evals), table2=to_json(self.table2),
                  joint={g: None if j is None else j.joint_dict() for g, j in self.joints.items()},
-                 memorization=to_json(self.memorization), params=self.params)
+                 memorization=to_json(self.memorization), params=self.params,
+                 evals_ranking=to_json(self.evals_ranking), table2_ranking=to_json(self.table2_ranking), fresh=self.fresh)
         if self.train_steps:
             d["train_steps"] = self.train_steps
         if self.train_wall:
@@ -172,6 +198,11 @@ class ReportData:
     """Per task, the planned stages that have not finished (or whose outputs were made with other settings)."""
     timings: dict[str, dict[str, dict]]
     """stages.json's records (seconds, status, command) of the stages the current plan has."""
+    protocol: dict = field(default_factory=dict)
+    """The evaluation protocol (:func:`protocol`)."""
+    provenance: dict[str, dict[str, Optional[dict]]] = field(default_factory=dict)
+    """Per task and planned stage that finished, its provenance summary (:func:`provenance_summary`); None: it ran
+    before ``nnit reproduce`` recorded provenance."""
 
     @property
     def paper_sampling(self) -> NNiTSampling:
@@ -184,28 +215,71 @@ class ReportData:
         return self.samplings[1] if len(self.samplings) > 1 else None
 
     def to_dict(self) -> dict:
-        return {"preset": self.preset, "config": self.config,
+        return {"schema_version": SCHEMA_VERSION, "preset": self.preset, "config": self.config, "protocol": self.protocol,
+                "provenance": self.provenance,
                 "nnit_temperatures": {n.generator: n.temperature for n in self.samplings},
                 "verdicts_at": self.paper_sampling.generator,
                 "tasks": {t: r.to_dict() for t, r in self.tasks.items()}, "not_run": self.not_run, "timings": self.timings}
+
+
+def protocol(c: ReproduceConfig) -> dict:
+    """The evaluation protocol of the preset: N, k, the ranking and the fresh episodes and their seeds, the
+    architectures, which numbers the report shows."""
+    fresh = c.report_episodes > 0
+    return {"num_networks": c.num_networks, "top_k": c.top_k,
+            "ranking_episodes": c.episodes, "ranking_seeds": [c.eval_seed, c.eval_seed + c.episodes - 1],
+            "report_episodes": c.report_episodes,
+            "report_seeds": [c.report_seed, c.report_seed + c.report_episodes - 1] if fresh else None,
+            "reported": "fresh episodes (robot tasks; image tasks: test accuracy)" if fresh else "ranking episodes",
+            "dataset": "top-k of the dataset's kept networks of each architecture (at most the dataset preset's keep_per_arch)",
+            "seen": [list(h) for h in c.seen], "unseen": [list(h) for h in c.unseen]}
+
+
+def protocol_text(c: ReproduceConfig) -> str:
+    """The protocol in one sentence: 'top-10 of 100 chosen on 10 ranking episodes (seeds 1000..1009), reported on 50
+    fresh episodes (seeds 5000..5049) ...'."""
+    ranking = f"top-{c.top_k} of {c.num_networks} chosen on {c.episodes} ranking episodes (seeds {c.eval_seed}..{c.eval_seed + c.episodes - 1})"
+    if not c.report_episodes:
+        return ranking + ", reported on those episodes (the paper's protocol)"
+    return (ranking + f", reported on {c.report_episodes} fresh episodes (seeds {c.report_seed}.."
+            f"{c.report_seed + c.report_episodes - 1}) that played no part in the choice")
+
+
+def provenance_summary(rec: Optional[dict]) -> Optional[dict]:
+    """What REPORT.json keeps of a stage's provenance: commit, dirtiness, config hash, times, threads."""
+    if rec is None:
+        return None
+    git = rec.get("git") or {}
+    return {"git_commit": git.get("commit"), "git_dirty": git.get("dirty"), "config_hash": rec.get("config_hash"),
+            "started_utc": rec.get("started_utc"), "finished_utc": rec.get("finished_utc"),
+            "wall_seconds": rec.get("wall_seconds"), "torch_threads": rec.get("torch_threads"),
+            "cpu_count": (rec.get("machine") or {}).get("cpu_count")}
 
 
 def task_results(pipe: Pipeline, task: str) -> TaskResults:
     """Read every output of ``task``'s stages."""
     c, T = pipe.cfg, pipe.task_dir(task)
     robot = is_robot_task(task)
+    fresh = robot and c.report_episodes > 0
     temperature = {n.generator: n.temperature for n in c.nnit_samplings}
-    evals = {gen: {hidden_label(h): _topk(pipe, task, gen, h, temperature.get(gen)) for h in c.seen + c.unseen}
-             for gen in ("dataset", *(g for g, _ in generators(c)))}
-    table2 = {gen: {"seen": SplitMean.of([rows[hidden_label(h)] for h in c.seen]),
-                    "unseen": SplitMean.of([rows[hidden_label(h)] for h in c.unseen])} for gen, rows in evals.items()}
+    gens = ("dataset", *(g for g, _ in generators(c)))
+    ranking = {gen: {hidden_label(h): _topk(pipe, task, gen, h, temperature.get(gen)) for h in c.seen + c.unseen} for gen in gens}
+    evals = {gen: {hidden_label(h): _topk(pipe, task, gen, h, temperature.get(gen), fresh=True) for h in c.seen + c.unseen}
+             for gen in gens} if fresh else ranking
+
+    def split_means(rows_by_gen: dict) -> dict:
+        return {gen: {"seen": SplitMean.of([rows[hidden_label(h)] for h in c.seen]),
+                      "unseen": SplitMean.of([rows[hidden_label(h)] for h in c.unseen])} for gen, rows in rows_by_gen.items()}
+
+    table2 = split_means(evals)
     joints = {n.generator: _record(pipe.eval_dir(task, n.generator, "joint"), n.temperature) for n in c.nnit_samplings}
     t = TaskResults(robot=robot, teacher=Teacher.load(pipe.state_dir / task / "teacher.json"),
                     ppo_expert=ppo_expert_summary(pipe.expert_dir(task) if c.ppo_experts else T / "expert_ppo") if robot else None,
                     ghn=GHNLog.load(T / "ghn" / "train_log.jsonl"), dataset=DatasetRole.load_all(T / "dataset"),
                     alignment=Alignment.load(T / "alignment" / "alignment.json"), evals=evals, table2=table2,
                     joints={g: j if j is not None and j.raw else None for g, j in joints.items()},
-                    memorization=Memorization.load(pipe.state_dir / task / "memorization.json"))
+                    memorization=Memorization.load(pipe.state_dir / task / "memorization.json"),
+                    evals_ranking=ranking, table2_ranking=split_means(ranking) if fresh else table2, fresh=fresh)
     metric = "success_rate" if robot else "accuracy"
     for h in c.seen if "d2nwg" in c.baselines else ():
         ds_ev = DatasetEvaluation.load(pipe.eval_dir(task, "dataset", hidden_label(h)) / "eval.json")
@@ -240,7 +314,9 @@ def collect_results(pipe: Pipeline) -> ReportData:
     planned = {task: {st.name for st in stages} for task, stages in plan.items()}
     timings = {task: {name: r for name, r in stages.items() if name in planned[task]}
                for task, stages in (load_json(pipe.timings_path) or {}).items() if task in planned}
-    return ReportData(pipe.preset, config_dict(c), c.nnit_samplings, tasks, not_run, timings)
+    prov = {task: {st.name: provenance_summary(pipe.provenance(task, st.name)) for st in stages if st.done_file.exists()}
+            for task, stages in plan.items()}
+    return ReportData(pipe.preset, config_dict(c), c.nnit_samplings, tasks, not_run, timings, protocol(c), prov)
 
 
 def collect(pipe: Pipeline) -> dict:
@@ -379,16 +455,24 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
     add(_scaledowns(pipe))
     # ---------------------------------------------------------------- time
     add("\n## Time per stage (measured)\n")
-    add("| task | stage | seconds | status | command |\n|---|---|---:|---|---|")
+    add("Provenance: the commit (`+dirty`: with uncommitted changes) and the first characters of the resolved config's hash "
+        "each stage recorded (`logs/<task>/<stage>.provenance.json` under the run folder); 'none' = finished before "
+        "`nnit reproduce` recorded provenance (its config unknown).\n")
+    add("| task | stage | seconds | status | provenance | command |\n|---|---|---:|---|---|---|")
     total = 0.0
     for task, stages in data.timings.items():
         for name, r in stages.items():
             total += r["seconds"] or 0.0
             cmd = r["command"] if not name.startswith(("eval-", "joint")) else "nnit eval / generate --evaluate (see the log)"
             secs = "–" if r["seconds"] is None else f"{r['seconds']:.0f}"
-            add(f"| {task} | {name} | {secs} | {r['status']} | `{cmd}` |")
+            add(f"| {task} | {name} | {secs} | {r['status']} | {_provenance_cell(data.provenance.get(task, {}), name)} | `{cmd}` |")
     add(f"\nTotal: {total / 60:.1f} min over the timed stages (a rerun keeps the time of the run that made a stage; "
         f"'–' = made outside `nnit reproduce`, its time is in the README).\n")
+    commits = sorted({(p["git_commit"] or "?")[:10] + ("+dirty" if p["git_dirty"] else "")
+                      for stages in data.provenance.values() for p in stages.values() if p})
+    missing_prov = sum(p is None for stages in data.provenance.values() for p in stages.values())
+    add(f"Commits the finished stages ran at: {', '.join(f'`{x}`' for x in commits) or 'none recorded'}"
+        + (f"; {missing_prov} finished stages have no provenance" if missing_prov else "") + ".\n")
     # ---------------------------------------------------------------- teachers & dataset
     add("## Teachers and the dataset\n")
     if any(is_robot_task(t) for t in c.tasks):
@@ -437,10 +521,12 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
             shutil.copyfile(a.figure, dst)
             add(f"![{task} alignment heatmaps]({rel}/alignment_{task}.png)\n")
     # ---------------------------------------------------------------- table 2
-    add(f"\n## Table 2 analogue — p(w | a), top-{c.top_k} of {c.num_networks}, {c.episodes} episodes per network\n")
-    add(f"Seen = mean over {len(c.seen)} train architectures {_archs(c.seen)}; unseen = mean over {len(c.unseen)} held-out "
+    add(f"\n## Table 2 analogue — p(w | a), top-{c.top_k} of {c.num_networks}" + (
+        f", {c.report_episodes} fresh episodes per kept network\n" if c.report_episodes else f", {c.episodes} episodes per network\n"))
+    add(f"Protocol: {protocol_text(c)}; REPORT.json keeps the ranking episodes' numbers too (`table2_ranking`, `evals_ranking`). "
+        f"Seen = mean over {len(c.seen)} train architectures {_archs(c.seen)}; unseen = mean over {len(c.unseen)} held-out "
         f"architectures {_archs(c.unseen)}. Dataset = the kept GHN networks of the same architectures (top-{c.top_k} of those kept), "
-        f"same harness and seeds ({c.eval_seed}..{c.eval_seed + c.episodes - 1}). Cells: return ± std across the top-k networks (success). "
+        f"same harness and seeds. Cells: return ± std across the top-k networks (success). "
         f"Sampler: {c.sampler}, {c.sampler_steps} steps{_temperature(c)}. The paper's NNiT numbers are beside "
         f"NNiT (T=1), the paper's sampler; '{NOT_RUN}': that stage has not run at that temperature.\n")
     robot_tasks = [t for t in data.tasks if is_robot_task(t)]
@@ -488,7 +574,7 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
             if not j or not j.joint:
                 add(f"| {task} | {n.label} | – | {NOT_RUN} | – | – | – | – | – | {paper_cell} |")
                 continue
-            s, k = j.joint, j.joint_top_k
+            s, k = j.joint, t.joint_row(n.generator)
             ref_draw = s.raw.get("train_reference") or {}
             d_ref = (ref_draw.get("distinct_archs") or {}).get("mean")
             tv, tv_ref = s.raw.get("tv_to_train"), (ref_draw.get("tv_to_train") or {}).get("mean")
@@ -549,6 +635,17 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
     add("")
     atomic_write_text(path.with_suffix(".json"), json.dumps(data.to_dict(), indent=1, default=str))
     return atomic_write_text(path, "\n".join(L) + "\n")
+
+
+def _provenance_cell(stages: dict, name: str) -> str:
+    """``abc1234567 / 1f2e3d4c`` (commit / config hash), ``none`` without provenance, '–' for a stage not finished."""
+    if name not in stages:
+        return "–"
+    p = stages[name]
+    if p is None:
+        return "none"
+    commit = (p["git_commit"] or "?")[:10] + ("+dirty" if p["git_dirty"] else "")
+    return f"`{commit}` / `{(p['config_hash'] or '')[7:15]}`"
 
 
 def _gpu() -> str:
@@ -626,8 +723,8 @@ def _scaledowns(pipe: Pipeline) -> str:
          + ", ".join(f"{t} {ghn_config(p, t).iterations}" for t in robot) + f"; hidden {g.ghn.hidden_dim}"),
         ("Dataset", "100 kept networks per architecture, 64 filter episodes", f"<= {d.keep_per_arch} kept per architecture (one candidate per GHN), {d.episodes} filter episodes"),
         ("NNiT", "Table 7: 400k steps (1000 epochs), batch 16", f"{n.model}, steps: " + ", ".join(f"{t} {train_config(p, t).steps}" for t in c.tasks) + f", batch {n.batch_size}, {n.token_mode} tokens, {n.normalization} normalization"),
-        ("Evaluation", "top-10 of 100, 50 episodes", f"top-{c.top_k} of {c.num_networks}, {c.episodes} episodes"),
-        ("Architectures evaluated", "all 64 seen / 8 unseen", f"{len(c.seen)} seen / {len(c.unseen)} unseen (the paper's Table 4 ones)"),
+        ("Evaluation", "top-10 of 100, 50 episodes", protocol_text(c)),
+        ("Architectures evaluated", "all 64 seen / 8 unseen", f"{len(c.seen)} seen / {len(c.unseen)} unseen"),
         ("Sampler", "1000-step ancestral", f"{c.sampler}, {c.sampler_steps} steps{_temperature(c)}"),
     ]
     return "| item | paper | here |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {x} |" for a, b, x in rows)

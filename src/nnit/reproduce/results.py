@@ -165,13 +165,17 @@ class DatasetEvaluation:
 
     result: EvalResult
     top_k: Optional[TopKSummary]
+    """The top-k row on the ranking episodes."""
+    top_k_report: Optional[TopKSummary] = None
+    """The same networks on the fresh episodes (None: not re-evaluated)."""
 
     @classmethod
     def load(cls, path: PathLike) -> Optional["DatasetEvaluation"]:
         d = load_json(path)
         if d is None:
             return None
-        return cls(EvalResult.from_dict(d), top_k_row(d.get("extra", {}).get("top_k")))
+        extra = d.get("extra", {})
+        return cls(EvalResult.from_dict(d), top_k_row(extra.get("top_k")), top_k_row(extra.get("top_k_report")))
 
 
 @dataclass(frozen=True)
@@ -205,6 +209,10 @@ class GenerationRecord:
     temperature: float
     """NNiT's sampling temperature (1 when not recorded: the baselines, or made before the option existed)."""
     raw: dict = field(repr=False)
+    top_k_report: list[TopKSummary] = field(default_factory=list)
+    """:attr:`top_k`'s networks on the fresh episodes (empty: not re-evaluated)."""
+    joint_top_k_report: Optional[TopKSummary] = None
+    """Joint mode: :attr:`joint_top_k`'s networks on the fresh episodes."""
 
     @classmethod
     def load(cls, path: PathLike) -> Optional["GenerationRecord"]:
@@ -212,12 +220,15 @@ class GenerationRecord:
         if d is None:
             return None
         rows = [r for r in (top_k_row(x) for x in d.get("top_k") or []) if r is not None]
+        fresh = [r for r in (top_k_row(x) for x in d.get("top_k_report") or []) if r is not None]
         return cls(rows, JointSummary.from_dict(d.get("joint")), top_k_row(d.get("joint_top_k")),
-                   float(d.get("temperature", 1.0)), d)
+                   float(d.get("temperature", 1.0)), d, fresh, top_k_row(d.get("joint_top_k_report")))
 
     def joint_dict(self) -> dict:
-        """Joint mode, for ``REPORT.json``: the sampling temperature, the architecture summary and the top-k row."""
-        return {"temperature": self.temperature, "summary": to_json(self.joint), "top_k": to_json(self.joint_top_k)}
+        """Joint mode, for ``REPORT.json``: the sampling temperature, the architecture summary, the top-k row on the
+        ranking episodes and on the fresh episodes (None: not re-evaluated)."""
+        return {"temperature": self.temperature, "summary": to_json(self.joint), "top_k": to_json(self.joint_top_k),
+                "top_k_report": to_json(self.joint_top_k_report)}
 
 
 @dataclass(frozen=True)
