@@ -801,3 +801,7 @@ def test_report_shows_the_fresh_episodes_and_keeps_the_ranking_ones(tmp_path):
     assert data["provenance"]["PushCube-v1"]["eval-nnit-h32-32-16-64"] is None  # made outside the pipeline
     fashion = data["tasks"]["FashionMNIST"]  # image tasks: test accuracy, no episodes to re-run
     assert not fashion["fresh"] and fashion["evals"] == fashion["evals_ranking"]
+    from nnit.reproduce.readme import readme_results_table
+
+    table = readme_results_table(data)  # the README's table reads this layout
+    assert "| PushCube-v1 | 40.0% (40.0%) | 75.0% (96.0%) | 98.0% (98.0%) | 77% | 50.0% (50.0%) | – (0.0%) | 100% |" in table

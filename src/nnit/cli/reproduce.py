@@ -36,6 +36,8 @@ class ReproduceCommand:
 
     Example: nnit reproduce --preset cpu --plan     (every stage's state and recorded wall time; runs nothing)
 
+    Example: nnit reproduce --preset cpu --report-only --readme README.md   (README's results table from REPORT.json)
+
     Example: nnit reproduce --preset cpu --tasks PushCube-v1 --only nnit eval-nnit
 
     Example: nnit reproduce --preset cpu --tasks PushCube-v1 --only eval-nnit joint memorization --rerun eval-nnit joint memorization
@@ -66,6 +68,9 @@ class ReproduceCommand:
     finished run recorded, then the totals; run nothing, write nothing."""
     progress: bool = False
     """Show the stages' progress bars in their logs."""
+    readme: Optional[Path] = None
+    """After writing the report, rewrite the results table of this README (between its results-table markers) from
+    the report's REPORT.json (nnit.reproduce.readme; a test checks README.md against REPORT.json)."""
 
     def run(self) -> None:
         from nnit.reproduce.pipeline import REPRODUCE_PRESETS, Pipeline
@@ -95,6 +100,11 @@ class ReproduceCommand:
         figures = Path("docs/report") / self.preset if self.preset != "tiny" else self.runs / "tiny" / "report_figures"
         path = write_report(pipe, Path(report), figures)
         print(f"wrote {path}")
+        if self.readme is not None:
+            from nnit.reproduce.readme import update_readme
+
+            changed = update_readme(self.readme, json.loads(path.with_suffix(".json").read_text()))
+            print(f"{self.readme}: results table {'rewritten' if changed else 'unchanged'} from {path.with_suffix('.json')}")
 
 
 def _stage_count(timings: dict) -> int:
