@@ -11,7 +11,9 @@ For every architecture asked for (default: the dataset's held-out ones, each wit
 
 all run on the same ``--episodes`` episodes from ``--eval-seed``; each row has the paper's top-k success and
 return (ranked by return), a bootstrap of the top-k success over the networks (``pool_size.py``'s), the mean
-success of all networks, and the sampling and evaluation seconds.
+success of all networks, the same k networks' success on ``--report-episodes`` fresh episodes from
+``--report-seed`` (the ranking chose them, so only the fresh numbers are free of that selection; the GHN's top-k
+of K and NNiT's top-k of N are compared on them), and the sampling and evaluation seconds.
 
     .venv/bin/python benchmarks/width_depth.py --task PushCube-v1 --dataset runs/cpu-varied/PushCube-v1/dataset \
         --ghn runs/cpu-varied/PushCube-v1/ghn/ghn.safetensors \
@@ -44,16 +46,17 @@ from nnit import api
 from nnit.tasks.registry import get_task
 from nnit.weights.architecture import Architecture, hidden_label
 
-CATEGORY_ORDER = ("validation", "combination", "width", "depth", "width_and_depth", "train")
+CATEGORY_ORDER = ("validation", "combination", "width", "depth", "width_and_depth", "train", "paper_held_out", "unlisted")
 
 
 def row_key(r: dict) -> tuple:
     return (r["label"], tuple(r["hidden"]), r.get("sampler"), r.get("steps"), r.get("temperature"), r["num"],
-            r.get("seed"), r["episodes"], r["eval_seed"], r["top_k"])
+            r.get("seed"), r["episodes"], r["eval_seed"], r["top_k"], r.get("report_episodes", 0))
 
 
-def architectures(dataset: Path, roles: list[str], extra: list[str]) -> list[tuple[tuple[int, ...], str]]:
-    """(hidden, category) for the dataset's architectures of ``roles`` (a held-out one by its category), then ``extra``."""
+def architectures(dataset: Path, roles: list[str], extra: list[str], extra_category: str) -> list[tuple[tuple[int, ...], str]]:
+    """(hidden, category) for the dataset's architectures of ``roles`` (a held-out one by its category), then ``extra``
+    (its role in the dataset when listed there, else ``extra_category``)."""
     index = json.loads((dataset / "index.json").read_text())
     out = []
     for rec in index["architectures"].values():
@@ -63,15 +66,22 @@ def architectures(dataset: Path, roles: list[str], extra: list[str]) -> list[tup
     for s in extra:
         h = tuple(int(w) for w in s.split(","))
         rec = index["architectures"].get(",".join(map(str, h)))
-        out.append((h, rec.get("category", rec["role"]) if rec else "unlisted"))
+        out.append((h, rec.get("category", rec["role"]) if rec else extra_category))
     return out
 
 
 def summarize(table, top_k: int) -> dict:
+    """The top-k row on the ranking episodes (with its bootstrap over networks) and, with fresh episodes, the same
+    k networks' success and return on them."""
     merged = table.merged
     top = table.rows[0]
-    return {"success": float(top.success_rate), "mean_return": float(top.mean), "bootstrap": bootstrap(merged, top_k),
-            "all_success": float(np.mean(merged.metrics["success_rate"]))}
+    out = {"success": float(top.success_rate), "mean_return": float(top.mean), "bootstrap": bootstrap(merged, top_k),
+           "all_success": float(np.mean(merged.metrics["success_rate"]))}
+    if table.report_rows:
+        fresh = table.report_rows[0]
+        out.update(fresh_success=float(fresh.success_rate), fresh_return=float(fresh.mean),
+                   report_episodes=table.report_episodes, report_seed=table.report_seed)
+    return out
 
 
 def measure_ghn(a: argparse.Namespace, model, task: str, hidden: tuple[int, ...], category: str) -> dict:
@@ -82,7 +92,8 @@ def measure_ghn(a: argparse.Namespace, model, task: str, hidden: tuple[int, ...]
         ws = model.generate([arch])[0].detach()
     seconds = time.perf_counter() - t
     t = time.perf_counter()
-    table = api.evaluate(spec, ws, a.episodes, a.eval_seed, top_k=a.top_k, workers=a.workers, control_mode=a.control_mode)
+    table = api.evaluate(spec, ws, a.episodes, a.eval_seed, top_k=a.top_k, workers=a.workers, control_mode=a.control_mode,
+                         report_episodes=a.report_episodes, report_seed=a.report_seed)
     return {"task": task, "label": "ghn", "checkpoint": str(a.ghn), "hidden": list(hidden), "depth": len(hidden),
             "category": category, "num": ws.n, "seconds": seconds, "episodes": a.episodes, "eval_seed": a.eval_seed,
             "top_k": a.top_k, "support_warnings": [], **summarize(table, a.top_k), "eval_seconds": time.perf_counter() - t}
@@ -95,7 +106,8 @@ def measure_model(a: argparse.Namespace, label: str, ckpt: str, task: str, hidde
         warnings.simplefilter("ignore", api.SupportWarning)  # recorded in the row instead
         gen = api.generate(ckpt, task, hidden, a.num, sampler=a.sampler, steps=a.steps, temperature=tau, seed=a.seed)
     t = time.perf_counter()
-    table = api.evaluate(task, gen, a.episodes, a.eval_seed, top_k=a.top_k, workers=a.workers)
+    table = api.evaluate(task, gen, a.episodes, a.eval_seed, top_k=a.top_k, workers=a.workers,
+                         report_episodes=a.report_episodes, report_seed=a.report_seed)
     return {"task": task, "label": label, "checkpoint": ckpt, "hidden": list(hidden), "depth": len(hidden),
             "category": category, "sampler": a.sampler, "steps": a.steps, "temperature": tau, "num": a.num,
             "seed": a.seed, "seconds": gen.seconds, "threads": torch.get_num_threads(), "load_before": load0,
@@ -109,7 +121,9 @@ def column(r: dict) -> str:
 
 
 def table(rows: list[dict]) -> str:
-    """One line per architecture, one column per model (top-k success, bootstrap 5-95%), and NNiT / GHN ratios."""
+    """One line per architecture, one column per model: top-k success on the ranking episodes (bootstrap 5-95% over
+    networks) / on the fresh episodes, and [the ratio to the GHN's networks] (on the fresh episodes when both have
+    them); then the mean per category."""
     cols = sorted({column(r) for r in rows}, key=lambda c: (c != "ghn", c))
     by = {(tuple(r["hidden"]), column(r)): r for r in rows}
     archs = sorted({(tuple(r["hidden"]), r["category"]) for r in rows},
@@ -129,9 +143,12 @@ def table(rows: list[dict]) -> str:
                 continue
             b = r["bootstrap"]
             cell = f"{100 * r['success']:.0f}% ({100 * b['p05']:.0f}-{100 * b['p95']:.0f})"
+            if "fresh_success" in r:
+                cell += f" / {100 * r['fresh_success']:.0f}%"
             g = by.get((h, "ghn"))
-            if c != "ghn" and g is not None and g["success"] > 0:
-                cell += f" [{r['success'] / g['success']:.2f}x]"
+            key = "fresh_success" if "fresh_success" in r and g is not None and "fresh_success" in g else "success"
+            if c != "ghn" and g is not None and g[key] > 0:
+                cell += f" [{r[key] / g[key]:.2f}x]"
             cells.append(cell)
         lines.append(f"| {cat} | [{','.join(map(str, h))}] | " + " | ".join(cells) + " |")
     # per category: mean success of each column
@@ -141,7 +158,9 @@ def table(rows: list[dict]) -> str:
         cells = []
         for c in cols:
             vals = [by[(h, c)]["success"] for h in hs if (h, c) in by]
-            cells.append(f"{100 * np.mean(vals):.0f}%" + (f" ({len(vals)})" if len(vals) != len(hs) else "") if vals else "-")
+            fresh = [by[(h, c)]["fresh_success"] for h in hs if (h, c) in by and "fresh_success" in by[(h, c)]]
+            cell = f"{100 * np.mean(vals):.0f}%" + (f" / {100 * np.mean(fresh):.0f}%" if fresh and len(fresh) == len(vals) else "")
+            cells.append(cell + (f" ({len(vals)})" if len(vals) != len(hs) else "") if vals else "-")
         lines.append(f"| {cat} | {len(hs)} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -197,6 +216,8 @@ def main() -> None:
     ap.add_argument("--model", action="append", default=[], metavar="LABEL=CHECKPOINT")
     ap.add_argument("--roles", nargs="+", default=["held_out", "validation"])
     ap.add_argument("--arch", nargs="*", default=[], help="further architectures (hidden widths, e.g. 24,24,24,24)")
+    ap.add_argument("--arch-category", default="unlisted", choices=CATEGORY_ORDER,
+                    help="the category of --arch architectures the dataset does not list (e.g. paper_held_out)")
     ap.add_argument("--sampler", default="dpm++2m-sde")
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--temperature", type=float, nargs="+", default=[1.0])
@@ -204,6 +225,9 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0, help="sampling seed")
     ap.add_argument("--control-mode", default=None, help="the GHN's controller (default: the task's)")
     add_evaluation_args(ap)
+    ap.add_argument("--report-episodes", type=int, default=20,
+                    help="fresh episodes on which the chosen top-k networks are re-evaluated (0: none)")
+    ap.add_argument("--report-seed", type=int, default=9000, help="seed of the first fresh episode")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--markdown", type=Path, default=None)
     ap.add_argument("--figure", type=Path, default=None)
@@ -218,14 +242,15 @@ def main() -> None:
 
             ghn_model, conf = load_ghn_ensemble(a.ghn)
             a.control_mode = a.control_mode or conf.get("control_mode")
-        for hidden, cat in architectures(a.dataset, a.roles, a.arch):
+        for hidden, cat in architectures(a.dataset, a.roles, a.arch, a.arch_category):
             todo = []
             if ghn_model is not None:
                 todo.append(("ghn", None, None))
             todo += [(lab, ck, tau) for lab, ck in (m.split("=", 1) for m in a.model) for tau in a.temperature]
             for label, ckpt, tau in todo:
                 probe = {"label": label, "hidden": hidden, "num": len(ghn_model.seeds) if label == "ghn" else a.num,
-                         "episodes": a.episodes, "eval_seed": a.eval_seed, "top_k": a.top_k}
+                         "episodes": a.episodes, "eval_seed": a.eval_seed, "top_k": a.top_k,
+                         "report_episodes": a.report_episodes}
                 if label != "ghn":
                     probe.update(sampler=a.sampler, steps=a.steps, temperature=tau, seed=a.seed)
                 if row_key(probe) in done:
@@ -235,7 +260,8 @@ def main() -> None:
                 rows.append(row)
                 done.add(row_key(row))
                 warn = f"  ({'; '.join(row['support_warnings'])})" if row["support_warnings"] else ""
-                print(f"{cat:16s} [{hidden_label(hidden)}] {column(row):14s} top-{a.top_k} {100 * row['success']:5.1f}% "
+                fresh = f" fresh {100 * row['fresh_success']:5.1f}%" if "fresh_success" in row else ""
+                print(f"{cat:16s} [{hidden_label(hidden)}] {column(row):14s} top-{a.top_k} {100 * row['success']:5.1f}%{fresh} "
                       f"all {100 * row['all_success']:5.1f}%  sample {row['seconds']:.1f}s eval {row['eval_seconds']:.0f}s"
                       f"{warn}", flush=True)
                 write_results(a.out, a, rows)
