@@ -20,7 +20,7 @@ def test_shipped_datasets_are_listed_and_small():
     readme = (ROOT.parent / "README.md").read_text()
     for d in DATASETS:
         assert f"`{d.relative_to(ROOT.parent.parent).as_posix()}`" in readme
-    assert sum(f.stat().st_size for f in ROOT.rglob("*") if f.is_file()) < 48 * 2**20
+    assert sum(f.stat().st_size for f in ROOT.rglob("*") if f.is_file()) < 80 * 2**20
 
 
 @pytest.mark.parametrize("path", DATASETS, ids=[f"{d.parent.name}-{d.name}" for d in DATASETS])
