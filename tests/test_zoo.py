@@ -13,16 +13,17 @@ from nnit.tasks.registry import get_task
 from nnit.weights import Architecture
 
 ZOO = Path(__file__).resolve().parents[1] / "zoo"
-FILES = sorted(ZOO.glob("*.safetensors"))
+FILES = sorted(ZOO.glob("*.safetensors")) + sorted(ZOO.glob("varied/*.safetensors"))
+"""The paper-split models (zoo/nnit_<task>.safetensors) and the varied-split ones (zoo/varied/nnit_<task>.safetensors)."""
 
 
 def test_zoo_is_listed_and_small():
     readme = (ZOO / "README.md").read_text()
-    assert FILES and all(f"`{f.name}`" in readme for f in FILES)
+    assert FILES and all(f"`{f.relative_to(ZOO).as_posix()}`" in readme for f in FILES)
     assert sum(f.stat().st_size for f in FILES) < 40 * 2**20
 
 
-@pytest.mark.parametrize("path", FILES, ids=[f.stem for f in FILES])
+@pytest.mark.parametrize("path", FILES, ids=[f.relative_to(ZOO).with_suffix("").as_posix() for f in FILES])
 def test_zoo_model_samples_a_held_out_architecture(path):
     task = get_task(path.stem.removeprefix("nnit_"))
     s = NNiTSampler.from_checkpoint(path)
