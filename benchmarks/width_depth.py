@@ -62,7 +62,7 @@ def architectures(dataset: Path, roles: list[str], extra: list[str], extra_categ
     for rec in index["architectures"].values():
         if rec["role"] in roles:
             out.append((tuple(rec["hidden"]), rec.get("category", rec["role"])))
-    out.sort(key=lambda x: (CATEGORY_ORDER.index(x[1]) if x[1] in CATEGORY_ORDER else 99, len(x[0]), x[0]))
+    out.sort(key=arch_order)
     for s in extra:
         h = tuple(int(w) for w in s.split(","))
         rec = index["architectures"].get(",".join(map(str, h)))
@@ -120,14 +120,23 @@ def column(r: dict) -> str:
     return "ghn" if r["label"] == "ghn" else f"{r['label']} T={r['temperature']:g}"
 
 
+def arch_order(x: tuple[tuple[int, ...], str]) -> tuple:
+    """Sort key of (hidden, category): by category (:data:`CATEGORY_ORDER`), then depth, then widths."""
+    return (CATEGORY_ORDER.index(x[1]) if x[1] in CATEGORY_ORDER else 99, len(x[0]), x[0])
+
+
+def layout(rows: list[dict]) -> tuple[list[str], dict, list[tuple[tuple[int, ...], str]]]:
+    """The columns (GHN first), the rows by (hidden, column), and the (hidden, category) pairs in order."""
+    cols = sorted({column(r) for r in rows}, key=lambda c: (c != "ghn", c))
+    by = {(tuple(r["hidden"]), column(r)): r for r in rows}
+    return cols, by, sorted({(tuple(r["hidden"]), r["category"]) for r in rows}, key=arch_order)
+
+
 def table(rows: list[dict]) -> str:
     """One line per architecture, one column per model: top-k success on the ranking episodes (bootstrap 5-95% over
     networks) / on the fresh episodes, and [the ratio to the GHN's networks] (on the fresh episodes when both have
     them); then the mean per category."""
-    cols = sorted({column(r) for r in rows}, key=lambda c: (c != "ghn", c))
-    by = {(tuple(r["hidden"]), column(r)): r for r in rows}
-    archs = sorted({(tuple(r["hidden"]), r["category"]) for r in rows},
-                   key=lambda x: (CATEGORY_ORDER.index(x[1]) if x[1] in CATEGORY_ORDER else 99, len(x[0]), x[0]))
+    cols, by, archs = layout(rows)
     ghn_k = next((r["num"] for r in rows if r["label"] == "ghn"), None)
     n = next((r["num"] for r in rows if r["label"] != "ghn"), None)
     k = rows[0]["top_k"] if rows else 10
@@ -172,10 +181,7 @@ def figure(rows: list[dict], path: Path, title: str) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    cols = sorted({column(r) for r in rows}, key=lambda c: (c != "ghn", c))
-    by = {(tuple(r["hidden"]), column(r)): r for r in rows}
-    archs = sorted({(tuple(r["hidden"]), r["category"]) for r in rows},
-                   key=lambda x: (CATEGORY_ORDER.index(x[1]) if x[1] in CATEGORY_ORDER else 99, len(x[0]), x[0]))
+    cols, by, archs = layout(rows)
     fig, (ax0, ax1) = plt.subplots(1, 2, figsize=(15, 4.8), gridspec_kw={"width_ratios": [1, 3]})
     depths = sorted({len(h) for h, _ in archs})
     for c in cols:
