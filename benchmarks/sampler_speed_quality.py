@@ -25,6 +25,7 @@ sampler), or seconds vs steps when nothing was evaluated. Each row records the l
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import time
@@ -41,6 +42,7 @@ from pool_size import bootstrap
 from nnit import api
 from nnit.config import EVAL
 from nnit.diffusion.solvers import SOLVERS
+from nnit.eval.protocol import top_k_indices
 
 STOCHASTIC = {"ancestral", "ddim", *(m for m, s in SOLVERS.items() if s.stochastic)}
 SAMPLERS = ("ancestral", "ddim", *SOLVERS)
@@ -72,20 +74,21 @@ def warm_up(a: argparse.Namespace, arch: str, samplers: set[str]) -> dict:
     return out
 
 
-def measure(a: argparse.Namespace, arch: str, sampler: str, steps: int, tau: float) -> dict:
+def measure(a: argparse.Namespace, arch: str, sampler: str, steps: int, tau: float, seed: int) -> dict:
     load0 = os.getloadavg()[0]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # SupportWarning: unseen architectures are the point here
         times, gen = [], None
         for _ in range(a.repeats):
-            gen = api.generate(a.checkpoint, a.task, arch, a.num, sampler=sampler, steps=steps, temperature=tau, seed=a.seed)
+            gen = api.generate(a.checkpoint, a.task, arch, a.num, sampler=sampler, steps=steps, temperature=tau, seed=seed)
             times.append(gen.seconds)
-    row = {"task": a.task, "arch": arch, "sampler": sampler, "steps": steps, "temperature": tau, "num": a.num, "seed": a.seed,
+    row = {"task": a.task, "arch": arch, "sampler": sampler, "steps": steps, "temperature": tau, "num": a.num, "seed": seed,
            "seconds": float(np.median(times)), "seconds_all": times, "threads": torch.get_num_threads(),
            "load_before": load0, "load_after": os.getloadavg()[0]}
     if a.evaluate:
         t = time.perf_counter()
-        table = api.evaluate(a.task, gen, a.episodes, a.eval_seed, top_k=a.top_k, workers=a.workers)
+        table = api.evaluate(a.task, gen, a.episodes, a.eval_seed, top_k=a.top_k, workers=a.workers,
+                             report_episodes=a.report_episodes, report_seed=a.report_seed)
         res = next(iter(table.results.values()))
         top = table.top_k
         row.update(episodes=a.episodes, eval_seed=a.eval_seed, top_k=a.top_k, success=float(top.success_rate),
@@ -94,6 +97,10 @@ def measure(a: argparse.Namespace, arch: str, sampler: str, steps: int, tau: flo
                    per_network={"success_rate": [float(x) for x in res.metrics["success_rate"]],
                                 "mean_return": [float(x) for x in res.metrics["mean_return"]]},
                    eval_seconds=time.perf_counter() - t)
+        if table.report_rows:
+            fresh = table.report_rows[0]
+            row.update(report_episodes=a.report_episodes, report_seed=table.report_seed,
+                       report_success=float(fresh.success_rate), report_mean_return=float(fresh.mean))
     return row
 
 
@@ -107,6 +114,72 @@ def table(rows: list[dict]) -> str:
         allm = f"{100 * r['all_success']:.1f}%" if "all_success" in r else "-"
         lines.append(f"| {r['task']} | [{r['arch']}] | {r['sampler']} | {r['steps']} | {r['temperature']:g} | {r['num']} | "
                      f"{r['seconds']:.2f} | {q} | {ret} | {allm} | {r['load_before']:.1f} |")
+    return "\n".join(lines)
+
+
+def topk_replicates(row: dict, k: int, resamples: int = 2000, seed: int = 0) -> np.ndarray:
+    """The row's top-k-of-N ranking success over ``resamples`` bootstrap resamples of its N networks."""
+    ret = np.asarray(row["per_network"]["mean_return"])
+    succ = np.asarray(row["per_network"]["success_rate"])
+    rng = np.random.default_rng(seed)
+    out = np.empty(resamples)
+    for i in range(resamples):
+        draw = rng.integers(0, len(ret), len(ret))
+        out[i] = succ[draw][top_k_indices(ret[draw], k, succ[draw])].mean()
+    return out
+
+
+def setting_of(r: dict) -> str:
+    return f"{r['sampler']}:{r['steps']}:{r['temperature']:g}"
+
+
+def compare(rows: list[dict], reference: str) -> list[dict]:
+    """Each evaluated setting against ``reference`` (SAMPLER:STEPS:TEMP), per task and over all tasks.
+
+    Rows are paired by (task, architecture, sampling seed, ranking episodes); for each setting with paired rows:
+    the mean over the pairs of the top-k ranking success, of the fresh-episode success of the kept networks
+    and of the mean success of all N, the mean difference to the reference, and a 5-95% interval of the mean
+    ranking difference (each row's N networks resampled with replacement, 2000 times).
+    """
+    ev = [r for r in rows if "success" in r]
+    key = lambda r: (r["task"], r["arch"], r["seed"], r["episodes"], r["eval_seed"], r["num"])  # noqa: E731
+    ref = {key(r): r for r in ev if setting_of(r) == reference}
+    out = []
+    for task in sorted({r["task"] for r in ev}) + ["all tasks"]:
+        for setting in sorted({setting_of(r) for r in ev}, key=lambda x: (x != reference, x)):
+            pairs = [(r, ref[key(r)]) for r in ev if setting_of(r) == setting and key(r) in ref
+                     and task in (r["task"], "all tasks")]
+            if not pairs:
+                continue
+            reps = [topk_replicates(c, c["top_k"]) - topk_replicates(b, b["top_k"]) for c, b in pairs]
+            d = np.mean(reps, axis=0)
+            fresh = [(c.get("report_success"), b.get("report_success")) for c, b in pairs]
+            have_fresh = all(x is not None and y is not None for x, y in fresh)
+            out.append({
+                "task": task, "setting": setting, "reference": reference, "pairs": len(pairs),
+                "success": float(np.mean([c["success"] for c, _ in pairs])),
+                "diff": float(np.mean([c["success"] - b["success"] for c, b in pairs])),
+                "diff_p05": float(np.percentile(d, 5)), "diff_p95": float(np.percentile(d, 95)),
+                "fresh_success": float(np.mean([x for x, _ in fresh])) if have_fresh else None,
+                "fresh_diff": float(np.mean([x - y for x, y in fresh])) if have_fresh else None,
+                "all_success": float(np.mean([c["all_success"] for c, _ in pairs])),
+                "seconds_median": float(np.median([c["seconds"] for c, _ in pairs])),
+            })
+    return out
+
+
+def compare_table(summary: list[dict]) -> str:
+    head = ("| task | setting (sampler:steps:temp) | pairs (arch x draw) | top-10 success, ranking eps | "
+            "difference to reference (5-95%) | top-10 on fresh eps | difference, fresh | mean success of all N | "
+            "median seconds for N |")
+    lines = [head, "|" + "---|" * (head.count("|") - 1)]
+    for s in summary:
+        is_ref = s["setting"] == s["reference"]
+        diff = "reference" if is_ref else f"{100 * s['diff']:+.1f} ({100 * s['diff_p05']:+.1f} to {100 * s['diff_p95']:+.1f})"
+        fr = "-" if s["fresh_success"] is None else f"{100 * s['fresh_success']:.1f}%"
+        frd = "reference" if is_ref else ("-" if s["fresh_diff"] is None else f"{100 * s['fresh_diff']:+.1f}")
+        lines.append(f"| {s['task']} | {s['setting']} | {s['pairs']} | {100 * s['success']:.1f}% | {diff} | {fr} | {frd} | "
+                     f"{100 * s['all_success']:.1f}% | {s['seconds_median']:.1f} |")
     return "\n".join(lines)
 
 
@@ -149,45 +222,104 @@ def figure(rows: list[dict], path: Path) -> None:
     print(f"wrote {path}")
 
 
+def summarize(a: argparse.Namespace) -> None:
+    rows = [r for f in a.summarize for r in json.loads(f.read_text())["rows"]]
+    ref = ":".join(str(x) for x in parse_setting(a.reference, a.temperature)[:2]) + f":{float(a.reference.split(':')[2]):g}"
+    summary = compare(rows, ref)
+    if not summary:
+        raise SystemExit(f"no evaluated rows paired with the reference {ref} in {', '.join(map(str, a.summarize))}")
+    write_results(a.out, a, summary)
+    a.out.with_suffix(".md").write_text(compare_table(summary) + "\n")
+    print(compare_table(summary))
+    if a.figure is not None:
+        compare_figure(rows, summary, a.figure)
+
+
+def compare_figure(rows: list[dict], summary: list[dict], path: Path) -> None:
+    """One panel per task: each setting's mean top-10 success (ranking episodes) over its (arch, draw) pairs
+    against its median seconds, the per-pair values as faint dots; one colour per sampler."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in dict.fromkeys(s["task"] for s in summary) if t != "all tasks"]
+    fig, axes = plt.subplots(1, len(tasks), figsize=(5 * len(tasks), 4), squeeze=False)
+    colours = {}
+    for ax, task in zip(axes[0], tasks):
+        for s in (s for s in summary if s["task"] == task):
+            sampler = s["setting"].split(":")[0]
+            c = colours.setdefault(sampler, f"C{len(colours)}")
+            sel = [r for r in rows if r["task"] == task and "success" in r and setting_of(r) == s["setting"]]
+            ax.scatter([r["seconds"] for r in sel], [100 * r["success"] for r in sel], color=c, alpha=0.25, s=12)
+            marker = "o" if s["setting"].endswith(":1") else "s"
+            ax.scatter([s["seconds_median"]], [100 * s["success"]], color=c, marker=marker, s=60, edgecolor="k",
+                       label=f"{s['setting']} (mean of {s['pairs']})")
+        ax.set_xscale("log")
+        ax.set_xlabel("seconds for 100 networks (sampling + assembly)")
+        ax.set_ylabel("top-10-of-100 success (%), ranking episodes")
+        ax.set_title(task, fontsize=10)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    print(f"wrote {path}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--task", required=True)
-    ap.add_argument("--checkpoint", required=True)
-    ap.add_argument("--arch", nargs="+", required=True, help="hidden widths, e.g. 32,32,16,64 (several allowed)")
+    ap.add_argument("--task")
+    ap.add_argument("--checkpoint")
+    ap.add_argument("--arch", nargs="+", help="hidden widths, e.g. 32,32,16,64 (several allowed)")
     ap.add_argument("--settings", nargs="+", default=["ancestral:1000", "ancestral:50", "ddim:20", "dpm++2m:10", "dpm++2m:20",
                                                       "dpm++2m-sde:10", "dpm++2m-sde:20", "unipc:10", "unipc:20"],
                     help="SAMPLER:STEPS[:TEMPERATURE]")
     ap.add_argument("--num", type=int, default=100)
-    ap.add_argument("--seed", type=int, default=0, help="sampling seed (another seed = another independent draw)")
+    ap.add_argument("--seed", type=int, nargs="+", default=[0],
+                    help="sampling seeds (each seed is another independent draw of N networks; several allowed)")
     ap.add_argument("--temperature", type=float, default=EVAL["cpu"].temperature,
                     help="default temperature of the samplers with fresh noise (the ODE solvers always get 1)")
     ap.add_argument("--repeats", type=int, default=1, help="timed generate calls per setting (the median is kept)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads while sampling (default: torch's)")
     ap.add_argument("--evaluate", action="store_true")
     add_evaluation_args(ap)
+    ap.add_argument("--report-episodes", type=int, default=0,
+                    help="re-run each setting's top-k networks on this many fresh episodes (the reported numbers)")
+    ap.add_argument("--report-seed", type=int, default=None, help="seed of fresh episode 0 (must not overlap the ranking seeds)")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--figure", type=Path, default=None)
     ap.add_argument("--figure-also", type=Path, nargs="*", default=[],
                     help="other result files of this script whose rows the figure also shows (one panel per task x arch x N)")
+    ap.add_argument("--summarize", type=Path, nargs="+", default=None, metavar="FILE",
+                    help="measure nothing: compare the evaluated rows of these result files with --reference and write "
+                         "--out (JSON) and its .md table, and --figure (mean success vs seconds per setting and task)")
+    ap.add_argument("--reference", default="ancestral:1000:0.5", help="SAMPLER:STEPS:TEMP the others are compared with")
     a = ap.parse_args()
+    if a.summarize:
+        summarize(a)
+        return
+    if not (a.task and a.checkpoint and a.arch):
+        ap.error("--task, --checkpoint and --arch are required (unless --summarize)")
     if a.threads:
         torch.set_num_threads(a.threads)
     settings = [parse_setting(s, a.temperature) for s in a.settings]
     rows = json.loads(a.out.read_text())["rows"] if a.out.exists() else []
     done = {row_key(r) for r in rows}
-    for arch in a.arch:
+    for seed, arch in itertools.product(a.seed, a.arch):  # draw by draw: a run cut short has whole draws
         todo = []
         for sampler, steps, tau in settings:
-            key = (a.task, arch, sampler, steps, tau, a.num, a.seed, a.episodes if a.evaluate else None,
+            key = (a.task, arch, sampler, steps, tau, a.num, seed, a.episodes if a.evaluate else None,
                    a.eval_seed if a.evaluate else None)
             if key not in done:
                 todo.append((sampler, steps, tau))
         if not todo:
             continue
         warm = warm_up(a, arch, {s for s, _, _ in todo})
-        print(f"[{a.task} {arch}] warm-up (first call, incl. imports) s: " + ", ".join(f"{k} {v:.1f}" for k, v in warm.items()), flush=True)
+        print(f"[{a.task} {arch} seed {seed}] warm-up (first call, incl. imports) s: "
+              + ", ".join(f"{k} {v:.1f}" for k, v in warm.items()), flush=True)
         for sampler, steps, tau in todo:
-            row = measure(a, arch, sampler, steps, tau)
+            row = measure(a, arch, sampler, steps, tau, seed)
             row["warm_up_seconds"] = warm[sampler]
             rows.append(row)
             print(table([row]).splitlines()[-1], flush=True)

@@ -127,6 +127,26 @@ def test_generate_with_a_lower_temperature_records_it(fashion, capsys, tmp_path)
     assert WeightSet.load(tmp_path / "gen" / "networks.safetensors").n == 2
 
 
+def test_generate_defaults_to_the_presets_sampler(fashion, capsys, tmp_path, monkeypatch):
+    """Without --sampler / --steps, nnit generate samples with the preset's (nnit.config.EVAL); --sampler alone
+    takes that sampler's own default steps."""
+    from dataclasses import replace
+
+    from nnit.config import EVAL
+
+    _, out = fashion
+    monkeypatch.setitem(EVAL, "tiny", replace(EVAL["tiny"], sampler="dpm++2m-sde", steps=3, temperature=0.25))
+    common = ["generate", "--task", "FashionMNIST", "--preset", "tiny", "--checkpoint", out, "--arch", "64,32,16,64",
+              "--num", 2, "--no-progress"]
+    text = run_cli(common + ["--out", tmp_path / "a"], capsys)
+    assert "(dpm++2m-sde, 3 steps, temperature 0.25)" in text
+    res = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert (res["sampler"], res["steps"], res["temperature"]) == ("dpm++2m-sde", 3, 0.25)
+    run_cli(common + ["--sampler", "ddim", "--out", tmp_path / "b"], capsys)
+    res = json.loads((tmp_path / "b" / "results.json").read_text())
+    assert (res["sampler"], res["steps"]) == ("ddim", 50)
+
+
 def test_generate_joint_reports_validity_and_novelty(fashion, capsys):
     _, out = fashion
     text = run_cli(["generate", "--task", "fashionmnist", "--preset", "tiny", "--checkpoint", out, "--num", 4,

@@ -10,7 +10,7 @@ preset table beside it; ``nnit presets`` (:mod:`nnit.cli.presets`) shows all of 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
-from typing import Literal
+from typing import Literal, Optional
 
 PresetName = Literal["tiny", "cpu", "paper"]
 DeviceName = Literal["cpu", "cuda"]
@@ -67,6 +67,12 @@ class EvalConfig:
     """NNiT's sampling temperature (``nnit generate --temperature``): the scale of each weight step's fresh
     noise. 1 samples the model's distribution (the paper); the tiny and cpu presets sample at 0.5
     (the comparison: docs/studies/temperature.md)."""
+    sampler: str = "ancestral"
+    """NNiT's sampler (``nnit generate --sampler``): ``ancestral`` is the paper's; the few-step solvers and how
+    they compare: docs/studies/fast-sampling.md."""
+    steps: Optional[int] = None
+    """Denoising steps of :attr:`sampler` (``nnit generate --steps``); None: the sampler's default (the model's
+    T = 1000 for ``ancestral``)."""
 
 
 REPORT_SEED = 5000

@@ -77,12 +77,13 @@ class SamplingOptions:
 
     num: Optional[int] = None
     """Networks to sample (default: the preset's, 100 at cpu/paper)."""
-    sampler: Literal["ancestral", "ddim", "dpm++2m", "dpm++2m-sde", "unipc"] = "ancestral"
-    """ancestral (the paper's, learned variance; the default: the quality reference), ddim, or diffusers' few-step
-    solvers dpm++2m, dpm++2m-sde (SDE: takes a temperature), unipc: 100 networks in seconds instead of minutes, not
-    yet shown to match ancestral on the hardest architectures (docs/studies/fast-sampling.md)."""
+    sampler: Optional[Literal["ancestral", "ddim", "dpm++2m", "dpm++2m-sde", "unipc"]] = None
+    """ancestral (the paper's, learned variance), ddim, or diffusers' few-step solvers dpm++2m, dpm++2m-sde (SDE:
+    takes a temperature), unipc: 100 networks in seconds instead of minutes (docs/studies/fast-sampling.md).
+    Default: the preset's (tiny, cpu and paper: ancestral)."""
     steps: Optional[int] = None
-    """Denoising steps (default: 1000 = T for ancestral, 50 for ddim, 20 for dpm++2m / dpm++2m-sde / unipc)."""
+    """Denoising steps (default: the preset's with its sampler, else 1000 = T for ancestral, 50 for ddim, 20 for
+    dpm++2m / dpm++2m-sde / unipc)."""
     temperature: Optional[float] = None
     """NNiT's sampling temperature, the scale of each weight step's fresh noise (default: the preset's; 1 = the
     model's distribution, the paper's). Baselines sample at 1."""
@@ -179,20 +180,22 @@ class GenerateCommand:
                                 f"--preset {self.preset}' (after train-ghn and build-dataset) or pass --checkpoint PATH")
         ecfg = EVAL[self.preset]
         num = ecfg.num_networks if s.num is None else s.num
-        if num < 1 or (s.steps is not None and s.steps < 1):
-            raise GenerateError(f"--num and --steps must be >= 1 (got {num}, {s.steps})")
+        sampler = ecfg.sampler if s.sampler is None else s.sampler
+        steps = (ecfg.steps if sampler == ecfg.sampler else None) if s.steps is None else s.steps
+        if num < 1 or (steps is not None and steps < 1):
+            raise GenerateError(f"--num and --steps must be >= 1 (got {num}, {steps})")
         if s.temperature is not None and not s.temperature >= 0:
             raise GenerateError(f"--temperature must be >= 0 (got {s.temperature})")
         is_nnit = checkpoint_kind(ckpt) not in METHODS  # header only
         if not is_nnit and s.temperature not in (None, 1.0):
             raise GenerateError(f"--temperature applies to NNiT's sampler only, not to the baseline in {ckpt}")
-        deterministic = s.sampler in api.ODE_SAMPLERS  # no fresh noise to scale
+        deterministic = sampler in api.ODE_SAMPLERS  # no fresh noise to scale
         if deterministic and s.temperature not in (None, 1.0):
-            raise GenerateError(f"--temperature applies to samplers with fresh noise (ancestral, dpm++2m-sde), not {s.sampler}")
+            raise GenerateError(f"--temperature applies to samplers with fresh noise (ancestral, dpm++2m-sde), not {sampler}")
         temperature = (ecfg.temperature if s.temperature is None else s.temperature) if is_nnit and not deterministic else 1.0
         with warnings.catch_warnings():  # the support warning is printed below, as one line
             warnings.simplefilter("ignore", api.SupportWarning)
-            gen = api.generate(ckpt, spec.name, self.arch, num, sampler=s.sampler, steps=s.steps, temperature=temperature,
+            gen = api.generate(ckpt, spec.name, self.arch, num, sampler=sampler, steps=steps, temperature=temperature,
                                depth=s.depth, seed=s.seed, ema=s.ema, strict=self.strict, device=s.device,
                                progress=self.progress)
         for line in gen.summary_lines():

@@ -169,7 +169,8 @@ REPRODUCE_PRESETS: dict[str, ReproduceConfig] = {
                                                                             "64,64,64,64", "16,32,64,16")}}),
     "cpu": ReproduceConfig(tasks=("PushCube-v1", "FashionMNIST", "PickCube-v1", "StackCubeEasy-v1"),
                            num_networks=EVAL["cpu"].num_networks, top_k=10, episodes=10, report_episodes=50, seen=SEEN_8,
-                           unseen=HELD_OUT, sampler_temperature=EVAL["cpu"].temperature),
+                           unseen=HELD_OUT, sampler=EVAL["cpu"].sampler, sampler_steps=EVAL["cpu"].steps or 1000,
+                           sampler_temperature=EVAL["cpu"].temperature),
     "paper": ReproduceConfig(tasks=("PickCube-v1", "PushCube-v1", "StackCubeEasy-v1", "FashionMNIST"), num_networks=100,
                              top_k=10, episodes=50, report_episodes=50, seen=PAPER_SEEN, unseen=HELD_OUT, ppo_experts=True),
 }
