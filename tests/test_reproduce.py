@@ -472,6 +472,29 @@ def test_nnit_is_evaluated_at_temperature_1_beside_the_presets_own(tmp_path):
     assert plan["eval-nnit-h32-16-64-32"].func.kwargs["temperature"] == 1.0 and plan["joint"].expect["temperature"] == (1.0, 1.0)
 
 
+def test_a_few_step_preset_sampler_keeps_the_papers_sampler_beside_it(tmp_path):
+    """A preset whose own sampler is a few-step solver (even at temperature 1): NNiT's own stages sample with it,
+    nnit-t1 and the baselines with the paper's (ancestral, paper_steps, temperature 1); the report says both."""
+    from dataclasses import replace
+
+    from nnit.reproduce.report import _sampling
+
+    for t in (0.25, 1.0):
+        cfg = replace(REPRODUCE_PRESETS["cpu"], sampler="dpm++2m-sde", sampler_steps=20, sampler_temperature=t)
+        assert [(n.generator, n.sampler, n.steps, n.temperature) for n in cfg.nnit_samplings] == \
+            [("nnit-t1", "ancestral", 1000, 1.0), ("nnit", "dpm++2m-sde", 20, t)]
+        plan = {s.name: s for s in Pipeline("cpu", cfg, root=tmp_path).stages("PushCube-v1")}
+        for name, want in (("eval-nnit-h32-16-64-32", ("dpm++2m-sde", 20, t)), ("eval-nnit-t1-h32-16-64-32", ("ancestral", 1000, 1.0)),
+                           ("eval-d2nwg-h32-16-64-32", ("ancestral", 1000, 1.0)), ("joint", ("dpm++2m-sde", 20, t)),
+                           ("joint-t1", ("ancestral", 1000, 1.0))):
+            kw, cmd = plan[name].func.kwargs, plan[name].command
+            assert (kw["sampler"], kw["steps"], kw["temperature"]) == want, name
+            assert cmd[cmd.index("--sampler") + 1] == want[0] and cmd[cmd.index("--steps") + 1] == str(want[1])
+        assert _sampling(cfg) == ("NNiT with the paper's sampler (ancestral, 1000 steps, temperature 1) and this preset's "
+                                  f"(dpm++2m-sde, 20 steps, temperature {t:g}); baselines with the paper's sampler")
+    assert _sampling(REPRODUCE_PRESETS["paper"]) == "ancestral, 1000 steps"
+
+
 def test_only_selects_the_nnit_evaluations_at_both_temperatures(tmp_path, monkeypatch):
     """--only eval-nnit / joint select both temperatures' stages; eval-nnit-t1 / joint-t1 only temperature 1's; a full
     architecture name only the preset's temperature's."""

@@ -102,11 +102,16 @@ class ReproduceConfig:
     """Robot tasks: train a PPO expert first (stage ``expert``, ``nnit train-expert``) and distil it into the GHN
     ensemble, as the paper does; False: distil the scripted teacher."""
     sampler: str = "ancestral"
+    """NNiT's sampler at the preset's temperature (``nnit generate --sampler``; the preset's :data:`nnit.config.EVAL`)."""
     sampler_steps: int = 1000
+    """Its denoising steps (``nnit generate --steps``)."""
     sampler_temperature: float = 1.0
     """NNiT's ``nnit generate --temperature`` (1 = the paper's sampler; the baselines always sample at 1);
-    the tiny and cpu presets use ``EVAL``'s 0.5, measured better on every task. When it is not 1, NNiT's
-    evaluations also run at 1 (:attr:`nnit_samplings`), which decides the report's verdicts on the paper."""
+    the tiny and cpu presets use ``EVAL``'s 0.5, measured better on every task. When the preset's sampling is not
+    the paper's (ancestral at temperature 1), NNiT's evaluations also run with the paper's sampler
+    (:attr:`nnit_samplings`), which decides the report's verdicts on the paper."""
+    paper_steps: int = 1000
+    """Steps of the paper's ancestral sampler: NNiT at temperature 1 and the diffusion baselines."""
     memorization_networks: int = 16
     """Generated networks per seen architecture compared with the training set."""
     stage_args: dict = field(default_factory=dict)
@@ -116,12 +121,12 @@ class ReproduceConfig:
 
     @property
     def nnit_samplings(self) -> tuple["NNiTSampling", ...]:
-        """The temperatures NNiT's evaluation stages sample at: 1 (the paper's sampler) first, then the preset's
-        ``sampler_temperature`` when it differs."""
-        own = NNiTSampling("nnit", self.sampler_temperature, "joint")
-        if self.sampler_temperature == 1.0:
+        """How NNiT's evaluation stages sample: the paper's sampler (ancestral, temperature 1) first, then the
+        preset's sampler and temperature when they differ."""
+        own = NNiTSampling("nnit", self.sampler_temperature, "joint", self.sampler, self.sampler_steps)
+        if (self.sampler, self.sampler_steps, self.sampler_temperature) == ("ancestral", self.paper_steps, 1.0):
             return (own,)
-        return (NNiTSampling(PAPER_SAMPLER_GENERATOR, 1.0, "joint-t1"), own)
+        return (NNiTSampling(PAPER_SAMPLER_GENERATOR, 1.0, "joint-t1", "ancestral", self.paper_steps), own)
 
     @property
     def paper_sampling(self) -> "NNiTSampling":
@@ -135,7 +140,8 @@ PAPER_SAMPLER_GENERATOR = "nnit-t1"
 
 @dataclass(frozen=True)
 class NNiTSampling:
-    """One temperature NNiT's evaluation stages sample at, and the names of those stages and their outputs."""
+    """One way NNiT's evaluation stages sample (sampler, steps, temperature), and the names of those stages and
+    their outputs."""
 
     generator: str
     """``nnit`` at the preset's temperature (stages ``eval-nnit-<arch>``, outputs ``eval/nnit/<arch>``); ``nnit-t1``
@@ -144,6 +150,10 @@ class NNiTSampling:
     """``nnit generate --temperature``."""
     joint_stage: str
     """The joint-sampling stage's name (``joint`` / ``joint-t1``; its outputs: ``eval/<generator>/joint``)."""
+    sampler: str = "ancestral"
+    """``nnit generate --sampler``."""
+    steps: int = 1000
+    """``nnit generate --steps``."""
 
     @property
     def label(self) -> str:
@@ -162,7 +172,7 @@ order (the 1st, 16th, 31st and 46th), spread over the widths."""
 
 REPRODUCE_PRESETS: dict[str, ReproduceConfig] = {
     "tiny": ReproduceConfig(tasks=("FashionMNIST", "PushCube-v1"), num_networks=4, top_k=2, episodes=2, report_episodes=2,
-                            seen=PAPER_SEEN[:1], unseen=PAPER_UNSEEN[:1], teacher_episodes=2, sampler_steps=10,
+                            seen=PAPER_SEEN[:1], unseen=PAPER_UNSEEN[:1], teacher_episodes=2, sampler_steps=10, paper_steps=10,
                             memorization_networks=2, sampler_temperature=EVAL["tiny"].temperature,
                             stage_args={"ghn": {"workers": 1},  # the dataset: the evaluated architectures + 3 more train ones
                                         "dataset": {"workers": 1, "archs": ("32,16,64,32", "32,32,16,64", "16,16,32,32",
@@ -558,9 +568,10 @@ class Pipeline:
                                    {"method": b, "dataset": ds, "preset": p, "out": T / b, **cap[0]},
                                    ["--method", b, "--dataset", str(ds), "--preset", p, "--out", str(T / b), *cap[1]],
                                    output=T / b))
-        # (generator, checkpoint, NNiT's temperature): NNiT at each of its temperatures; the baselines (None) sample at 1,
-        # and nnit generate refuses them another temperature
-        gens = [(n.generator, T / "nnit", n.temperature) for n in c.nnit_samplings] + [(b, T / b, None) for b in c.baselines]
+        # (generator, checkpoint, NNiT's temperature, sampler, steps): NNiT with each of its samplings; the baselines
+        # (temperature None) sample at 1 with the paper's sampler, and nnit generate refuses them another temperature
+        gens = [(n.generator, T / "nnit", n.temperature, n.sampler, n.steps) for n in c.nnit_samplings] + [
+            (b, T / b, None, "ancestral", c.paper_steps) for b in c.baselines]
         evaluation = {"episodes": c.episodes, "top_k": c.top_k, "preset": p, "data_dir": data_dir}
         common_eval = ["--preset", p, "--episodes", str(c.episodes), "--top-k", str(c.top_k), "--eval-seed", str(c.eval_seed)]
         # robot tasks: the top k re-evaluated on fresh episodes (image tasks have no episodes)
@@ -588,15 +599,15 @@ class Pipeline:
                         ["--task", task, "--weights", str(shard), "--reconstruct-with", str(T / "d2nwg"), "--out",
                          str(dv / "eval.json"), "--episodes", str(c.episodes), "--top-k", str(c.top_k), "--seed",
                          str(c.eval_seed), "--preset", p, *control, *data], output=dv))
-            for g, ck, t in gens:
+            for g, ck, t, sampler, steps in gens:
                 d = self.eval_dir(task, g, hidden_label(h))
                 out.append(self._stage(
                     f"eval-{g}-{hidden_label(h)}", d / "results.json", "generate", "generate",
-                    {"task": task, "checkpoint": ck, "out": d, "arch": arch, "num": c.num_networks, "sampler": c.sampler,
-                     "steps": c.sampler_steps, "temperature": 1.0 if t is None else t, "eval_seed": c.eval_seed, **evaluation,
+                    {"task": task, "checkpoint": ck, "out": d, "arch": arch, "num": c.num_networks, "sampler": sampler,
+                     "steps": steps, "temperature": 1.0 if t is None else t, "eval_seed": c.eval_seed, **evaluation,
                      **fresh[0]},
-                    ["--task", task, "--checkpoint", str(ck), "--arch", arch, "--num", str(c.num_networks), "--sampler", c.sampler,
-                     "--steps", str(c.sampler_steps), *([] if t is None else ["--temperature", f"{t:g}"]),
+                    ["--task", task, "--checkpoint", str(ck), "--arch", arch, "--num", str(c.num_networks), "--sampler", sampler,
+                     "--steps", str(steps), *([] if t is None else ["--temperature", f"{t:g}"]),
                      "--evaluate", "--out", str(d), *common_eval, *fresh[1], *data], output=d,
                     expect={**({} if t is None else _temperature_expect(t)), **_fresh_expect(fresh_n)}))
         for n in c.nnit_samplings if c.joint else ():
@@ -604,10 +615,10 @@ class Pipeline:
             t = n.temperature
             out.append(self._stage(
                 n.joint_stage, d / "results.json", "generate", "generate",
-                {"task": task, "checkpoint": T / "nnit", "out": d, "arch": None, "num": c.num_networks, "sampler": c.sampler,
-                 "steps": c.sampler_steps, "temperature": t, "eval_seed": c.eval_seed, **evaluation, **fresh[0]},
-                ["--task", task, "--checkpoint", str(T / "nnit"), "--num", str(c.num_networks), "--sampler", c.sampler,
-                 "--steps", str(c.sampler_steps), "--temperature", f"{t:g}", "--evaluate", "--out", str(d), *common_eval,
+                {"task": task, "checkpoint": T / "nnit", "out": d, "arch": None, "num": c.num_networks, "sampler": n.sampler,
+                 "steps": n.steps, "temperature": t, "eval_seed": c.eval_seed, **evaluation, **fresh[0]},
+                ["--task", task, "--checkpoint", str(T / "nnit"), "--num", str(c.num_networks), "--sampler", n.sampler,
+                 "--steps", str(n.steps), "--temperature", f"{t:g}", "--evaluate", "--out", str(d), *common_eval,
                  *fresh[1], *data],
                 output=d, expect={**_temperature_expect(t), **_fresh_expect(fresh_n)}, args_key="joint"))
         out.append(Stage("memorization", self.state_dir / task / "memorization.json", func=lambda: self._memorization(task),

@@ -527,7 +527,7 @@ def write_report(pipe: Pipeline, path: Path, figures_dir: Path) -> Path:
         f"Seen = mean over {len(c.seen)} train architectures {_archs(c.seen)}; unseen = mean over {len(c.unseen)} held-out "
         f"architectures {_archs(c.unseen)}. Dataset = the kept GHN networks of the same architectures (top-{c.top_k} of those kept), "
         f"same harness and seeds. Cells: return ± std across the top-k networks (success). "
-        f"Sampler: {c.sampler}, {c.sampler_steps} steps{_temperature(c)}. The paper's NNiT numbers are beside "
+        f"Sampler: {_sampling(c)}. The paper's NNiT numbers are beside "
         f"NNiT (T=1), the paper's sampler; '{NOT_RUN}': that stage has not run at that temperature.\n")
     robot_tasks = [t for t in data.tasks if is_robot_task(t)]
     paper_gen = c.paper_sampling.generator
@@ -676,12 +676,16 @@ def _archs(archs) -> str:
     return ", ".join("[" + ",".join(map(str, h)) + "]" for h in archs)
 
 
-def _temperature(c: ReproduceConfig) -> str:
-    """NNiT's sampling temperatures (``nnit generate --temperature``), when the preset's is not the paper's 1:
-    ', NNiT at temperatures 1 (the paper's sampler) and 0.5 (this preset's), baselines at 1'."""
-    if c.sampler_temperature == 1.0:
-        return ""
-    return f", NNiT at temperatures 1 (the paper's sampler) and {c.sampler_temperature:g} (this preset's), baselines at 1"
+def _sampling(c: ReproduceConfig) -> str:
+    """How NNiT and the baselines sample: 'ancestral, 1000 steps' when the preset samples as the paper does, else
+    'NNiT with the paper's sampler (ancestral, 1000 steps, temperature 1) and this preset's (ancestral, 1000 steps,
+    temperature 0.5); baselines with the paper's sampler'."""
+    own = c.nnit_samplings[-1]
+    if len(c.nnit_samplings) == 1:
+        return f"{own.sampler}, {own.steps} steps"
+    paper = c.paper_sampling
+    return (f"NNiT with the paper's sampler ({paper.sampler}, {paper.steps} steps, temperature 1) and this preset's "
+            f"({own.sampler}, {own.steps} steps, temperature {own.temperature:g}); baselines with the paper's sampler")
 
 
 def _nnit(c: ReproduceConfig) -> list[tuple[str, str]]:
@@ -725,6 +729,6 @@ def _scaledowns(pipe: Pipeline) -> str:
         ("NNiT", "Table 7: 400k steps (1000 epochs), batch 16", f"{n.model}, steps: " + ", ".join(f"{t} {train_config(p, t).steps}" for t in c.tasks) + f", batch {n.batch_size}, {n.token_mode} tokens, {n.normalization} normalization"),
         ("Evaluation", "top-10 of 100, 50 episodes", protocol_text(c)),
         ("Architectures evaluated", "all 64 seen / 8 unseen", f"{len(c.seen)} seen / {len(c.unseen)} unseen"),
-        ("Sampler", "1000-step ancestral", f"{c.sampler}, {c.sampler_steps} steps{_temperature(c)}"),
+        ("Sampler", "1000-step ancestral", _sampling(c)),
     ]
     return "| item | paper | here |\n|---|---|---|\n" + "\n".join(f"| {a} | {b} | {x} |" for a, b, x in rows)
