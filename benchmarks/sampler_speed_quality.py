@@ -209,13 +209,23 @@ def figure(rows: list[dict], path: Path) -> None:
                 ax.plot(x, y, marker="o", label=label)
             for xi, yi, r in zip(x, y, pts):
                 ax.annotate(str(r["steps"]), (xi, yi), textcoords="offset points", xytext=(4, 4), fontsize=7)
-        ax.set_xscale("log")
         ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
-        ax.set_xlabel(f"seconds for {num} networks (sampling + assembly)")
-        ax.set_ylabel("top-10 success (%), bootstrap 5-95%" if evaluated else "steps")
-        ax.set_title(f"{task} [{arch}]", fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        _style(ax, f"seconds for {num} networks (sampling + assembly)",
+               "top-10 success (%), bootstrap 5-95%" if evaluated else "steps", f"{task} [{arch}]")
+    _save(fig, path)
+
+
+def _style(ax, xlabel: str, ylabel: str, title: str) -> None:
+    """Log-scale seconds on x, labels, grid and legend of one panel."""
+    ax.set_xscale("log")
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7)
+
+
+def _save(fig, path: Path) -> None:
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
@@ -224,7 +234,8 @@ def figure(rows: list[dict], path: Path) -> None:
 
 def summarize(a: argparse.Namespace) -> None:
     rows = [r for f in a.summarize for r in json.loads(f.read_text())["rows"]]
-    ref = ":".join(str(x) for x in parse_setting(a.reference, a.temperature)[:2]) + f":{float(a.reference.split(':')[2]):g}"
+    sampler, steps, tau = parse_setting(a.reference, a.temperature)
+    ref = f"{sampler}:{steps}:{tau:g}"
     summary = compare(rows, ref)
     if not summary:
         raise SystemExit(f"no evaluated rows paired with the reference {ref} in {', '.join(map(str, a.summarize))}")
@@ -255,16 +266,8 @@ def compare_figure(rows: list[dict], summary: list[dict], path: Path) -> None:
             marker = "o" if s["setting"].endswith(":1") else "s"
             ax.scatter([s["seconds_median"]], [100 * s["success"]], color=c, marker=marker, s=60, edgecolor="k",
                        label=f"{s['setting']} (mean of {s['pairs']})")
-        ax.set_xscale("log")
-        ax.set_xlabel("seconds for 100 networks (sampling + assembly)")
-        ax.set_ylabel("top-10-of-100 success (%), ranking episodes")
-        ax.set_title(task, fontsize=10)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
-    print(f"wrote {path}")
+        _style(ax, "seconds for 100 networks (sampling + assembly)", "top-10-of-100 success (%), ranking episodes", task)
+    _save(fig, path)
 
 
 def main() -> None:
