@@ -156,12 +156,13 @@ def test_data_parallel_two_processes_equal_one(tmp_path):
     assert ck.step == S.DDP_NNIT_STEPS
     torch.testing.assert_close(ck.model, single["nnit_model"], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(ck.ema, single["nnit_ema"], rtol=1e-5, atol=1e-6)
-    # Adam turns the last-bit differences of near-zero gradients into update-sized ones: a looser atol
-    torch.testing.assert_close(d_ck.model, single["d2nwg_model"], rtol=1e-5, atol=1e-5)
+    # Adam turns the last-bit differences of near-zero gradients into update-sized ones: a looser atol (how large
+    # depends on the CPU's floating-point kernels)
+    torch.testing.assert_close(d_ck.model, single["d2nwg_model"], rtol=1e-5, atol=5e-5)
     sane = load_checkpoint(tmp_path / "two" / "sane").model
     anchors = {k for k in sane if k.startswith("anchor_")}  # latent statistics of the final EMA encoder
     torch.testing.assert_close({k: v for k, v in sane.items() if k not in anchors},
-                               {k: v for k, v in single["sane_model"].items() if k not in anchors}, rtol=1e-5, atol=1e-5)
+                               {k: v for k, v in single["sane_model"].items() if k not in anchors}, rtol=1e-5, atol=5e-5)
     torch.testing.assert_close({k: sane[k] for k in anchors}, {k: single["sane_model"][k] for k in anchors}, rtol=1e-3, atol=1e-4)
     logged = [json.loads(line)["step"] for line in (tmp_path / "two" / "nnit" / "train_log.jsonl").read_text().splitlines()]
     assert logged == [2, 4, 6, 8]  # written once (rank 0), the stopped half not repeated
