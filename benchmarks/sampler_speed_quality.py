@@ -248,7 +248,7 @@ def summarize(a: argparse.Namespace) -> None:
 
 def compare_figure(rows: list[dict], summary: list[dict], path: Path) -> None:
     """One panel per task: each setting's mean top-10 success (ranking episodes) over its (arch, draw) pairs
-    against its median seconds, the per-pair values as faint dots; one colour per sampler."""
+    against its median seconds, the per-pair values as faint dots; one colour per sampler and step count."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -259,8 +259,7 @@ def compare_figure(rows: list[dict], summary: list[dict], path: Path) -> None:
     colours = {}
     for ax, task in zip(axes[0], tasks):
         for s in (s for s in summary if s["task"] == task):
-            sampler = s["setting"].split(":")[0]
-            c = colours.setdefault(sampler, f"C{len(colours)}")
+            c = colours.setdefault(s["setting"].rsplit(":", 1)[0], f"C{len(colours)}")  # one colour per sampler:steps
             sel = [r for r in rows if r["task"] == task and "success" in r and setting_of(r) == s["setting"]]
             ax.scatter([r["seconds"] for r in sel], [100 * r["success"] for r in sel], color=c, alpha=0.25, s=12)
             marker = "o" if s["setting"].endswith(":1") else "s"
