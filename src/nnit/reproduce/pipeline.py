@@ -38,12 +38,12 @@ Evaluation protocol (:class:`ReproduceConfig`): per architecture and generator, 
 on ``episodes`` ranking episodes (seeds from ``eval_seed``) and, robot tasks, re-evaluated on ``report_episodes``
 fresh episodes (seeds from ``report_seed``) that played no part in the choice; the report shows the fresh numbers.
 
-NNiT's evaluations (``eval-nnit-<arch>`` and ``joint``) run at every temperature of
-:attr:`ReproduceConfig.nnit_samplings`: the preset's ``sampler_temperature`` under those names
-(``eval/nnit/<arch>``, ``eval/nnit/joint``) and, when it is not 1, temperature 1 (the paper's sampler) as
-generator ``nnit-t1``: stages ``eval-nnit-t1-<arch>`` and ``joint-t1``, outputs ``eval/nnit-t1/<arch>`` and
-``eval/nnit-t1/joint``. ``--only eval-nnit`` / ``--only joint`` select both temperatures' stages. The baselines
-sample at 1 only.
+NNiT's evaluations (``eval-nnit-<arch>`` and ``joint``) run with every sampling of
+:attr:`ReproduceConfig.nnit_samplings`: the preset's sampler, steps and ``sampler_temperature`` under those names
+(``eval/nnit/<arch>``, ``eval/nnit/joint``) and, when that is not the paper's sampler (ancestral, temperature 1), the
+paper's sampler as generator ``nnit-t1``: stages ``eval-nnit-t1-<arch>`` and ``joint-t1``, outputs
+``eval/nnit-t1/<arch>`` and ``eval/nnit-t1/joint``. ``--only eval-nnit`` / ``--only joint`` select both samplings'
+stages. The baselines sample with the paper's sampler at 1 only.
 """
 
 from __future__ import annotations
