@@ -219,7 +219,8 @@ def paper_at_tiny_scale() -> ReproduceConfig:
     from dataclasses import replace
 
     paper, tiny = REPRODUCE_PRESETS["paper"], REPRODUCE_PRESETS["tiny"]
-    budgets = ("num_networks", "top_k", "episodes", "seen", "unseen", "teacher_episodes", "sampler_steps", "memorization_networks")
+    budgets = ("num_networks", "top_k", "episodes", "seen", "unseen", "teacher_episodes", "sampler_steps", "paper_steps",
+               "memorization_networks")
     return replace(paper, tasks=("PushCube-v1",), stage_args={**tiny.stage_args, "expert": {"workers": 0}},
                    **{f: getattr(tiny, f) for f in budgets})
 
