@@ -89,6 +89,56 @@ def test_padding_tokens_do_not_change_real_outputs():
     assert not torch.allclose(out4[2][:1, :n], out1[2], atol=1e-3)
 
 
+def test_both_ends_layer_positions_name_the_output_layer_at_every_depth_and_respect_padding():
+    """layer_positions="both_ends": a layer's index from the output end comes from each network's own architecture
+    token count, so the output layer of a depth-2 and a depth-5 MLP share E_end[0]; in a batch of mixed depths
+    (architecture tokens padded) each network's outputs equal its outputs alone."""
+    from dataclasses import replace
+
+    torch.manual_seed(0)
+    m = NNiT(replace(nnit_config("NNiT-XS"), layer_positions="both_ends")).eval()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    shallow, deep = Architecture(42, (16, 32), 8), Architecture(42, (16, 32, 64, 32, 16), 8)
+    # the embedder alone: only the from-end table left, the output layers of both depths embed alike
+    pos = m.w_pos
+    with torch.no_grad():
+        for t in (pos.layer, pos.row, pos.col):
+            t.weight.zero_()
+    toks = [GRID.tokenize(WeightSet.init_random(a, 1), "valid") for a in (shallow, deep)]
+    emb = [pos(t.positions[None], torch.tensor([a.depth])) for t, a in zip(toks, (shallow, deep))]
+    out_rows = [t.positions[:, 0] == a.depth for t, a in zip(toks, (shallow, deep))]
+    torch.testing.assert_close(emb[0][0, out_rows[0]][0], emb[1][0, out_rows[1]][0])
+    assert not torch.allclose(emb[1][0, out_rows[1]][0], emb[1][0, ~out_rows[1]][0])  # a hidden layer differs
+    with pytest.raises(ModelError, match="last layer"):
+        pos(toks[0].positions[None])
+    # the whole model: mixed depths in one padded batch equal each network alone
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for t in (pos.layer, pos.row, pos.col):
+            t.weight.normal_(0, 0.05)
+    sets = [WeightSet.init_random(a, 1) for a in (shallow, deep)]
+    mixed = collate_tokens([GRID.tokenize(ws, "valid") for ws in sets])
+    codes, amask = CODEC.encode_batch([shallow, deep])
+    assert not amask[0].all()  # the shallow network's architecture tokens are padded
+    t = torch.tensor([300, 300])
+    both = m(codes, mixed.values, mixed.positions, t, t, mixed.token_mask, amask)
+    for i, (a, ws) in enumerate(zip((shallow, deep), sets)):
+        alone = collate_tokens([GRID.tokenize(ws, "valid")])
+        c1, am1 = CODEC.encode_batch([a])
+        one = m(c1, alone.values, alone.positions, t[:1], t[:1], alone.token_mask, am1)
+        n, s = alone.values.shape[1], c1.shape[1]
+        torch.testing.assert_close(both[2][i:i + 1, :n], one[2], rtol=1e-4, atol=1e-5)
+        torch.testing.assert_close(both[0][i:i + 1, :s], one[0], rtol=1e-4, atol=1e-5)
+    # without the from-end tables (the paper's positions) the same weights give other outputs
+    absolute = NNiT(nnit_config("NNiT-XS")).eval()
+    absolute.load_state_dict({k: v for k, v in m.state_dict().items() if "from_end" not in k})
+    assert not torch.allclose(absolute(codes, mixed.values, mixed.positions, t, t, mixed.token_mask, amask)[2], both[2])
+    with pytest.raises(ModelError, match="unknown layer positions"):
+        NNiT(replace(nnit_config("NNiT-XS"), layer_positions="relative"))
+
+
 def test_token_order_equivariance():
     """Positions are carried by embeddings, not by sequence order: permuting tokens permutes outputs."""
     m = _model()

@@ -193,12 +193,14 @@ def write_varied_dataset(path: Path, n: int = 4) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def value_model(tmp_path_factory):
+@pytest.fixture(scope="module", params=["absolute", "both_ends"])
+def value_model(tmp_path_factory, request):
+    """A tiny value-coded NNiT with the paper's layer positions and with positions counted from both ends."""
     root = tmp_path_factory.mktemp("value")
     ds = write_varied_dataset(root / "dataset")
     messages: list[str] = []
-    run = nnit.train(ds, "tiny", overrides=TrainOverrides(steps=30, arch_encoding="value"), log=messages.append)
+    run = nnit.train(ds, "tiny", overrides=TrainOverrides(steps=30, arch_encoding="value", layer_positions=request.param),
+                     log=messages.append)
     return run, messages
 
 
@@ -206,6 +208,10 @@ def test_a_value_coded_nnit_trains_and_stores_its_codec(value_model):
     run, messages = value_model
     assert any("value width codes over the varied split" in m for m in messages)
     ck = load_checkpoint(run.checkpoint)
+    both = ck.config.layer_positions == "both_ends"
+    assert ck.model_config.layer_positions == ck.config.layer_positions
+    assert any("layer positions from both ends" in m for m in messages) == both
+    assert ("w_pos.layer_from_end.weight" in ck.model and "a_pos_from_end.weight" in ck.model) == both
     assert ck.config.arch_encoding == "value" and ck.config.arch_widths == GRID and ck.data["split"] == "varied"
     assert isinstance(ck.codec, ValueArchCodec) and (ck.codec.lo, ck.codec.hi, ck.codec.dim) == (8, 64, 8)
     assert all(torch.isfinite(torch.tensor([r["mse_a"], r["vb_a"], r["total"]])).all() for r in run.history)

@@ -876,6 +876,9 @@ class TrainOverrides:
     """How hidden widths are coded: vocab (a fixed code per width of the dataset split's grid, the paper's tokens)
     or value (Fourier features of the width's value: any width of the grid's range has a code, unseen widths lie
     between seen ones; sampled codes decode to the grid)."""
+    layer_positions: Optional[Literal["absolute", "both_ends"]] = None
+    """How the model embeds a layer's index: absolute (from the input, the paper) or both_ends (also from the output
+    layer, so a depth between trained depths is written with trained position entries)."""
     init_from: Optional[Path] = None
     """Start a new run from this NNiT checkpoint's weights (fine-tuning: fresh optimizer and LR schedule; model size,
     tokens, normalization and parameterization from that checkpoint). Ignored when --out already holds a run."""
@@ -950,7 +953,9 @@ def train(
         info["init_from"] = {"path": str(overrides.init_from), "step": init.step}
     n_nets = sum(ws.n for ws in sets)
     encoding = (source.config if source is not None else cfg).arch_encoding
-    say(f"training NNiT ({cfg.model}, {cfg.token_mode} tokens, {encoding} width codes over the {split} split's widths) "
+    layers = (source.config if source is not None else cfg).layer_positions
+    say(f"training NNiT ({cfg.model}, {cfg.token_mode} tokens, {encoding} width codes over the {split} split's widths"
+        f"{', layer positions from both ends' if layers == 'both_ends' else ''}) "
         f"on {n_nets} networks of {len(sets)} {task} architectures for {cfg.steps} steps -> {out}")
     balance = ck.config.arch_balance if ck is not None and ab is None else cfg.arch_balance
     if balance:

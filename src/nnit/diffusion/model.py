@@ -6,7 +6,10 @@ After facebookresearch/DiT ``models.py``. Differences from DiT:
   ``Linear(d_arch, D)`` (= the paper's learnable table E_a applied to a fixed code) plus a learned
   embedding of the token index; and T weight patches (p*p values) projected by ``Linear(p*p, D)``
   plus a *factorized* learned position embedding E_layer[l] + E_row[r] + E_col[c], so a wider layer
-  is just more patches and every (l, r, c) inside the grid can be written;
+  is just more patches and every (l, r, c) inside the grid can be written; with ``layer_positions="both_ends"``
+  a layer (and an architecture token) also gets its index counted from the output end,
+  E_layer[l] + E_end[L - l], so the output layer is the output layer at every depth and a depth between trained
+  ones is written with entries each seen in training (the paper: index from the input only);
 * a key-padding mask: in "valid" token mode a batch mixes architectures with different token
   counts, and padding tokens are invisible to real ones (``F.scaled_dot_product_attention``);
 * AdaLN-Zero conditioned on concat(t_emb_a(t_a), t_emb_w(t_w)) (two timestep embedders, Sec. 5.2);
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, replace
-from typing import Optional
+from typing import Literal, Optional
 
 import torch
 from torch import nn
@@ -65,16 +68,26 @@ class TimestepEmbedder(nn.Module):
 
 
 class PatchPositionEmbedder(nn.Module):
-    """Learned factorized positions of weight patches: E_layer[l] + E_row[r] + E_col[c]."""
+    """Learned factorized positions of weight patches: E_layer[l] + E_row[r] + E_col[c], plus E_end[L - l] (the
+    layer's index from the output layer L) when built ``both_ends``."""
 
-    def __init__(self, hidden: int, max_layers: int, max_rows: int, max_cols: int) -> None:
+    def __init__(self, hidden: int, max_layers: int, max_rows: int, max_cols: int, both_ends: bool = False) -> None:
         super().__init__()
         self.layer = nn.Embedding(max_layers, hidden)
         self.row = nn.Embedding(max_rows, hidden)
         self.col = nn.Embedding(max_cols, hidden)
+        self.layer_from_end = nn.Embedding(max_layers, hidden) if both_ends else None
 
-    def forward(self, pos: torch.Tensor) -> torch.Tensor:
-        return self.layer(pos[..., 0]) + self.row(pos[..., 1]) + self.col(pos[..., 2])  # (B, T, D)
+    def forward(self, pos: torch.Tensor, last_layer: Optional[torch.Tensor] = None) -> torch.Tensor:
+        """``pos`` (B, T, 3) of (layer, row, column); ``last_layer`` (B,): each network's output-layer index
+        (required when built ``both_ends``)."""
+        out = self.layer(pos[..., 0]) + self.row(pos[..., 1]) + self.col(pos[..., 2])  # (B, T, D)
+        if self.layer_from_end is not None:
+            if last_layer is None:
+                raise ModelError("both-ends layer positions need each network's last layer index")
+            from_end = (last_layer[:, None] - pos[..., 0]).clamp(0, self.layer_from_end.num_embeddings - 1)  # (B, T)
+            out = out + self.layer_from_end(from_end)  # padding tokens may clamp: they are never attended to
+        return out
 
 
 #################################################################################
@@ -178,6 +191,9 @@ class NNiTConfig:
     """Sinusoidal features of a timestep."""
     input_skip: bool = False
     """Add a linear skip from each token's noisy input to its outputs, eps initialised to x_t (module doc)."""
+    layer_positions: Literal["absolute", "both_ends"] = "absolute"
+    """How a layer's (and an architecture token's) index is embedded: ``absolute``, from the input (the paper), or
+    ``both_ends``, from the input plus from the output end (module doc), for depths between trained ones."""
 
     @classmethod
     def from_dict(cls, data: dict) -> "NNiTConfig":
@@ -199,8 +215,12 @@ class NNiT(nn.Module):
         self.patch_dim = c.patch_size**2
         self.w_embed = nn.Linear(self.patch_dim, D)
         self.a_embed = nn.Linear(c.arch_dim, D)
-        self.w_pos = PatchPositionEmbedder(D, c.max_layers, c.max_patch_rows, c.max_patch_cols)
+        if c.layer_positions not in ("absolute", "both_ends"):
+            raise ModelError(f"unknown layer positions {c.layer_positions!r}; choose absolute or both_ends")
+        both_ends = c.layer_positions == "both_ends"
+        self.w_pos = PatchPositionEmbedder(D, c.max_layers, c.max_patch_rows, c.max_patch_cols, both_ends)
         self.a_pos = nn.Embedding(c.max_arch_len, D)
+        self.a_pos_from_end = nn.Embedding(c.max_arch_len, D) if both_ends else None
         self.t_embed_a = TimestepEmbedder(D // 2, c.freq_size)
         self.t_embed_w = TimestepEmbedder(D // 2, c.freq_size)
         self.blocks = nn.ModuleList([NNiTBlock(D, c.num_heads, c.mlp_ratio) for _ in range(c.depth)])
@@ -217,8 +237,10 @@ class NNiT(nn.Module):
                     nn.init.zeros_(module.bias)
 
         self.apply(_basic_init)
-        for emb in (self.w_pos.layer, self.w_pos.row, self.w_pos.col, self.a_pos):
-            nn.init.normal_(emb.weight, std=0.02)  # learned positions start small
+        for emb in (self.w_pos.layer, self.w_pos.row, self.w_pos.col, self.a_pos, self.w_pos.layer_from_end,
+                    self.a_pos_from_end):
+            if emb is not None:
+                nn.init.normal_(emb.weight, std=0.02)  # learned positions start small
         for te in (self.t_embed_a, self.t_embed_w):
             nn.init.normal_(te.mlp[0].weight, std=0.02)
             nn.init.normal_(te.mlp[2].weight, std=0.02)
@@ -271,7 +293,13 @@ class NNiT(nn.Module):
         self.check_positions(pos_w, S)
         idx = torch.arange(S, device=x_a.device)  # (S,)
         za = self.a_embed(x_a) + self.a_pos(idx)[None]  # (B, S, D)
-        zw = self.w_embed(x_w) + self.w_pos(pos_w)  # (B, T, D)
+        last_layer = None
+        if self.a_pos_from_end is not None:  # a network of n architecture tokens has depth n - 2, last layer n - 2
+            n_arch = arch_mask.sum(1) if arch_mask is not None else torch.full((B,), S, device=x_a.device)  # (B,)
+            last_layer = n_arch - 2
+            a_from_end = (n_arch[:, None] - 1 - idx[None]).clamp(0, S - 1)  # (B, S); padding clamps, never attended
+            za = za + self.a_pos_from_end(a_from_end)
+        zw = self.w_embed(x_w) + self.w_pos(pos_w, last_layer)  # (B, T, D)
         x = torch.cat([za, zw], dim=1)  # (B, S + T, D)
         key_mask = None
         if token_mask is not None or arch_mask is not None:
@@ -306,11 +334,14 @@ MODEL_PRESETS: dict[str, dict] = {
 """Size presets; their names are the CLI choices."""
 
 
-def nnit_config(name: str, patch_size: int = 8, max_width: int = 64, arch_dim: int = 8, max_depth: int = 8) -> NNiTConfig:
-    """The preset ``name`` sized for a patch grid of ``max_width`` (M) and MLPs up to ``max_depth`` hidden layers."""
+def nnit_config(name: str, patch_size: int = 8, max_width: int = 64, arch_dim: int = 8, max_depth: int = 8,
+                layer_positions: str = "absolute") -> NNiTConfig:
+    """The preset ``name`` sized for a patch grid of ``max_width`` (M) and MLPs up to ``max_depth`` hidden layers,
+    with ``layer_positions`` (:attr:`NNiTConfig.layer_positions`)."""
     if name not in MODEL_PRESETS:
         raise ModelError(f"unknown model size {name!r}; choose one of {', '.join(MODEL_PRESETS)}")
     rows = max_width // patch_size
     base = NNiTConfig(**MODEL_PRESETS[name])
     return replace(base, patch_size=patch_size, arch_dim=arch_dim, max_layers=max_depth + 1,
-                   max_patch_rows=rows, max_patch_cols=rows + 1, max_arch_len=max_depth + 2)
+                   max_patch_rows=rows, max_patch_cols=rows + 1, max_arch_len=max_depth + 2,
+                   layer_positions=layer_positions)

@@ -77,6 +77,9 @@ class TrainConfig(JSONConfig):
     a code and unseen widths lie between seen ones. Depth is positional either way."""
     max_depth: int = 8
     """Deepest MLP (hidden layers) the position tables hold."""
+    layer_positions: Literal["absolute", "both_ends"] = "absolute"
+    """How the model embeds a layer's index (:attr:`nnit.diffusion.model.NNiTConfig.layer_positions`): from the input
+    (the paper) or from both ends, so that a depth between the trained depths reads as seen positions."""
     num_timesteps: int = 1000
     """T of the linear schedule (Table 7)."""
     parameterization: Literal["eps", "v"] = "v"
@@ -127,7 +130,7 @@ class TrainConfig(JSONConfig):
 
 
     def model_config(self) -> NNiTConfig:
-        return nnit_config(self.model, self.patch_size, self.max_width, self.arch_dim, self.max_depth)
+        return nnit_config(self.model, self.patch_size, self.max_width, self.arch_dim, self.max_depth, self.layer_positions)
 
     def codec(self) -> ArchCodec:
         """The architecture codec of this config (``arch_encoding`` over ``arch_widths``, ``arch_dim``)."""
@@ -406,7 +409,7 @@ def data_metadata(sets: Sequence[WeightSet], normalizer: Optional[WeightNormaliz
 
 
 MODEL_FIELDS: tuple[str, ...] = ("model", "token_mode", "patch_size", "max_width", "arch_widths", "arch_dim", "arch_encoding",
-                                 "max_depth", "num_timesteps", "parameterization", "normalization")
+                                 "max_depth", "layer_positions", "num_timesteps", "parameterization", "normalization")
 """TrainConfig fields that define the model and its data space: a run started ``init_from`` a checkpoint takes them
 from that checkpoint."""
 
