@@ -233,7 +233,8 @@ def _save(fig, path: Path) -> None:
 
 
 def summarize(a: argparse.Namespace) -> None:
-    rows = [r for f in a.summarize for r in json.loads(f.read_text())["rows"]]
+    inputs = [f for f in a.summarize if f.resolve() != a.out.resolve()]  # a glob may catch the summary itself
+    rows = [r for f in inputs for r in json.loads(f.read_text())["rows"]]
     sampler, steps, tau = parse_setting(a.reference, a.temperature)
     ref = f"{sampler}:{steps}:{tau:g}"
     summary = compare(rows, ref)
