@@ -72,6 +72,45 @@ def test_fashion_mnist_ghn_dataset_alignment(tmp_path):
     assert (out / "alignment_heatmaps.png").stat().st_size > 1000
 
 
+def test_a_dataset_of_another_split_reuses_the_finished_architectures(tmp_path):
+    """A GHN of the varied split builds the varied-all-depths split (the same widths and depths); ``--reuse`` copies
+    the architectures an earlier dataset of the same GHN and settings finished (shard and record, with the new
+    split's role and category) and builds only the rest; a dataset of other settings cannot be reused."""
+    from nnit.weights.architecture import get_split
+
+    ghn_dir, first, second = tmp_path / "ghn", tmp_path / "varied", tmp_path / "all-depths"
+    run_cli("train-ghn", "--task", "FashionMNIST", "--preset", "tiny", "--iterations", "1", "--split", "varied",
+            "--out", str(ghn_dir), "--no-progress")
+    ckpt = str(ghn_dir / "ghn.safetensors")
+    shallow, depth5 = get_split("varied").train[0], get_split("varied").by_category()["depth"][0]
+    new5 = next(h for h in get_split("varied-all-depths").train if len(h) == 5)
+    label = lambda h: ",".join(map(str, h))  # noqa: E731
+    run_cli("build-dataset", "--ghn", ckpt, "--preset", "tiny", "--split", "varied", "--out", str(first),
+            "--archs", label(shallow), label(depth5), "--no-progress")
+    run_cli("build-dataset", "--ghn", ckpt, "--preset", "tiny", "--split", "varied-all-depths", "--reuse", str(first),
+            "--out", str(second), "--archs", label(shallow), label(depth5), label(new5), "--no-progress")
+    old = json.loads((first / "index.json").read_text())["architectures"]
+    new = json.loads((second / "index.json").read_text())["architectures"]
+    assert set(new) == {label(shallow), label(depth5), label(new5)}
+    for h, role, cat in ((shallow, "train", None), (depth5, "held_out", "combination")):
+        rec = new[label(h)]
+        assert rec["reused_from"] == str(first) and rec["candidates"] == old[label(h)]["candidates"]
+        assert (rec["role"], rec.get("category")) == (role, cat) and old[label(depth5)]["category"] == "depth"
+        assert (second / "shards" / f"h{label(h).replace(',', '-')}.safetensors").read_bytes() == \
+            (first / "shards" / f"h{label(h).replace(',', '-')}.safetensors").read_bytes()
+    assert new[label(new5)]["role"] == "train" and "reused_from" not in new[label(new5)]
+    with pytest.raises(SystemExit) as err:  # other settings (episodes): its networks were filtered otherwise
+        run_cli("build-dataset", "--ghn", ckpt, "--preset", "tiny", "--split", "varied-all-depths", "--episodes", "3",
+                "--reuse", str(first), "--out", str(tmp_path / "other"), "--archs", label(shallow), "--no-progress")
+    assert err.value.code not in (0, None)
+    with pytest.raises(SystemExit):  # a GHN of the paper's depth-4 space cannot build the varied widths and depths
+        paper_ghn = tmp_path / "paper-ghn"
+        run_cli("train-ghn", "--task", "FashionMNIST", "--preset", "tiny", "--iterations", "1", "--out", str(paper_ghn),
+                "--no-progress")
+        run_cli("build-dataset", "--ghn", str(paper_ghn / "ghn.safetensors"), "--preset", "tiny", "--split",
+                "varied-all-depths", "--out", str(tmp_path / "x"), "--limit-archs", "1", "--no-progress")
+
+
 def test_dataset_filter_keeps_best_passing(tmp_path):
     """Kept = the best passing candidates, ranked by the primary metric; normalizer fitted on train."""
     from dataclasses import replace

@@ -57,6 +57,23 @@ def test_held_out_widths_and_depths_never_reach_train_or_validation():
     assert s.role(unlisted) == "unlisted" and s.category(s.train[0]) is None
 
 
+def test_varied_all_depths_trains_the_held_out_depth_and_keeps_every_varied_architecture():
+    """``varied-all-depths``: every architecture of ``varied`` keeps its role; 16 train and 1 validation tuples of
+    seen widths are added at depth 5; the former depth-5 tests stay held out as combinations / held-out widths."""
+    v, a = varied_split(), get_split("varied-all-depths")
+    assert a == get_split("varied-all-depths") and a.name == "varied-all-depths" and a.held_out_depths == ()
+    assert set(v.train) < set(a.train) and set(v.validation) < set(a.validation) and a.held_out == v.held_out
+    new_train = set(a.train) - set(v.train)
+    assert len(new_train) == 16 and all(len(h) == 5 and set(h) <= SEEN_W for h in new_train)
+    assert len(a.validation) == 5 and len(a.validation[-1]) == 5
+    assert {w for h in new_train for w in h} == SEEN_W  # every seen width trained at depth 5 too
+    assert not set(a.listed()) - set(a.held_out) & set(a.held_out)
+    recat = {"depth": "combination", "width_and_depth": "width"}
+    assert [(h, recat.get(c, c)) for h, c in v.categories] == list(a.categories)
+    for h in [*a.train, *a.validation]:
+        assert not set(h) & set(VARIED_HELD_OUT_WIDTHS)
+
+
 def test_the_docs_page_lists_the_split_the_code_draws(capsys):
     page = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "architecture-splits.md").read_text()
     s = varied_split()
@@ -71,6 +88,10 @@ def test_the_docs_page_lists_the_split_the_code_draws(capsys):
         (row,) = [line for line in page.splitlines() if line.startswith(f"| {d} | [")]
         assert row.split("|")[2].strip() == ", ".join(label(h) for h in s.train if len(h) == d), d
     assert "Validation: " + ", ".join(map(label, s.validation)) + "." in page
+    a = get_split("varied-all-depths")
+    (row,) = [line for line in page.splitlines() if line.startswith("| 5 | [")]
+    assert row.split("|")[2].strip() == ", ".join(label(h) for h in a.train if len(h) == 5)
+    assert "Added validation: " + label(a.validation[-1]) + "." in page
     from nnit.cli import main
 
     main(["info", "--split", "varied", "--mode", "valid"])

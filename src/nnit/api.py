@@ -741,11 +741,14 @@ def train_ghn(task: str, preset: PresetName = "cpu", out: Union[str, Path, None]
 def build_dataset(ghn: Union[str, Path], preset: PresetName = "cpu", out: Union[str, Path, None] = None, *,
                   episodes: Optional[int] = None, keep: Optional[int] = None, archs: Optional[Sequence[str]] = None,
                   limit_archs: Optional[int] = None, workers: Optional[int] = None, data_dir: Union[str, Path, None] = None,
-                  split: SplitName = "paper", progress: bool = False, log: Log = None) -> Path:
+                  split: SplitName = "paper", reuse: Union[str, Path, None] = None, progress: bool = False,
+                  log: Log = None) -> Path:
     """One candidate per GHN member and architecture, evaluated, filtered (the paper's thresholds) and the best kept,
     in ``out`` (default beside the GHN run, ``../dataset``); returns the dataset directory. Resumes: finished
     architectures are skipped. ``archs``: only these hidden widths (e.g. ``["32,16,64,32"]``). ``split``: the
-    architecture split whose train / held-out / validation architectures are built (the GHN's own split)."""
+    architecture split whose train / held-out / validation architectures are built (the GHN's own split or another
+    over the same widths and depths). ``reuse``: an earlier dataset of the same GHN and settings whose finished
+    architectures are copied rather than generated and evaluated again."""
     from nnit.ghn.dataset import DATASET_PRESETS, build_dataset as build, format_role_summary, role_summary
 
     cfg = replace(DATASET_PRESETS[preset], split=split)
@@ -756,7 +759,7 @@ def build_dataset(ghn: Union[str, Path], preset: PresetName = "cpu", out: Union[
     out = Path(out) if out is not None else Path(ghn).parent.parent / "dataset"
     only = [Architecture.parse(a, 1, 1).hidden for a in archs] if archs else None
     path = Path(build(ghn, out, cfg, num_workers=workers, data_dir=None if data_dir is None else str(data_dir),
-                      limit_archs=limit_archs, only=only, progress=progress))
+                      limit_archs=limit_archs, only=only, progress=progress, reuse=reuse))
     summary = json.loads((path / "summary.json").read_text())
     say = log or _quiet
     say(format_role_summary(role_summary(path, by="role" if split == "paper" else "category")))

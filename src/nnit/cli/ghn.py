@@ -78,6 +78,9 @@ class BuildDatasetCommand:
     Example: nnit build-dataset --ghn runs/cpu/PushCube-v1/ghn/ghn.safetensors --preset cpu
 
     Example: nnit build-dataset --ghn runs/cpu-varied/PushCube-v1/ghn/ghn.safetensors --preset cpu --split varied
+
+    Example: nnit build-dataset --ghn runs/cpu-varied/PushCube-v1/ghn/ghn.safetensors --preset cpu
+      --split varied-all-depths --reuse runs/cpu-varied/PushCube-v1/dataset --out runs/cpu-varied5/PushCube-v1/dataset
     """
 
     ghn: Path
@@ -99,7 +102,10 @@ class BuildDatasetCommand:
     archs: Optional[list[str]] = None
     """Only these architectures of the split, e.g. --archs 32,16,64,32 32,32,16,64."""
     split: SplitName = "paper"
-    """Architecture split to build (paper or varied); must be the one the GHN was trained on."""
+    """Architecture split to build (paper, varied or varied-all-depths): the GHN's own, or another over the same
+    widths and depths."""
+    reuse: Optional[Path] = None
+    """An earlier dataset of the same GHN and settings (e.g. of another split): architectures it finished are copied."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -108,4 +114,4 @@ class BuildDatasetCommand:
 
         build_dataset(self.ghn, self.preset, self.out, episodes=self.episodes, keep=self.keep, archs=self.archs,
                       limit_archs=self.limit_archs, workers=self.workers, data_dir=self.data_dir, split=self.split,
-                      progress=self.progress, log=print)
+                      reuse=self.reuse, progress=self.progress, log=print)

@@ -20,6 +20,7 @@ up at the next architecture. The index is rewritten atomically after every archi
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -54,8 +55,9 @@ class DatasetConfig:
     roles: tuple[str, ...] = ("train", "held_out", "validation")
     """Which parts of the architecture split get candidates."""
     split: SplitName = "paper"
-    """The architecture split whose architectures are built (``nnit.weights.architecture.get_split``): ``paper``
-    or ``varied``; must be the GHN ensemble's."""
+    """The architecture split whose architectures are built (``nnit.weights.architecture.get_split``): ``paper``,
+    ``varied`` or ``varied-all-depths``; the GHN ensemble's, or another split of the same widths and depths (the
+    GHN paints any architecture of its space)."""
     apply_filter: bool = True
     """Keep only candidates passing the paper's thresholds. The tiny preset turns it off (its 3-iteration
     GHNs pass nothing; it proves the plumbing, e.g. for ``nnit reproduce --preset tiny``)."""
@@ -99,8 +101,13 @@ def build_dataset(
     limit_archs: int | None = None,
     only: Optional[Sequence[tuple[int, ...]]] = None,
     progress: bool = True,
+    reuse: str | Path | None = None,
 ) -> Path:
-    """Generate, evaluate, filter and store; returns the dataset directory (see module docstring)."""
+    """Generate, evaluate, filter and store; returns the dataset directory (see module docstring).
+
+    ``reuse``: an earlier dataset of the same GHN checkpoint and settings (another split of the same space allowed):
+    an architecture it finished is copied from it (its shard and candidates' record, the role and category this
+    split gives it) instead of being generated and evaluated again."""
     from tqdm.auto import tqdm
 
     from nnit.ghn.train import load_ghn_ensemble
@@ -111,10 +118,11 @@ def build_dataset(
     task = get_task(conf["task"], control_mode=conf.get("control_mode"))
     seeds = list(model.seeds)
     ghn_split = conf["train"].get("split", "paper")
-    if cfg.split != ghn_split:
-        raise NNiTError(f"{ghn_checkpoint} was trained on the {ghn_split!r} architecture split, not {cfg.split!r}; "
-                        f"build with --split {ghn_split} or train a GHN with --split {cfg.split}")
-    split = get_split(cfg.split)
+    split, trained_on = get_split(cfg.split), get_split(ghn_split)
+    if (split.widths, split.depths) != (trained_on.widths, trained_on.depths):
+        raise NNiTError(f"{ghn_checkpoint} was trained on the {ghn_split!r} architecture split, not {cfg.split!r} or "
+                        f"another split of its widths and depths; build with --split {ghn_split} or train a GHN with "
+                        f"--split {cfg.split}")
     todo = [(role, h) for role in cfg.roles for h in getattr(split, role)]
     if only is not None:
         missing = [h for h in only if h not in {x for _, x in todo}]
@@ -133,6 +141,7 @@ def build_dataset(
     if index.get("ghn_sha256", ghn_id) != ghn_id:  # e.g. the GHN was trained further since: its candidates would be stale
         raise NNiTError(f"{out} was built from another GHN checkpoint than {ghn_checkpoint} (trained further since?); "
                          f"use a fresh --out directory")
+    reused = _reusable(Path(reuse), cfg, ghn_id, task.name) if reuse is not None else {}
     t_start = time.perf_counter()
     evaluator = None
     if isinstance(task, RobotTaskSpec):
@@ -145,6 +154,15 @@ def build_dataset(
             key = ",".join(map(str, hidden))
             done = index["architectures"].get(key)
             if done is not None and (done["num_kept"] == 0 or (out / "shards" / shard_name(hidden)).exists()):
+                continue
+            if key in reused:
+                rec = reused[key]
+                if rec["num_kept"]:
+                    shutil.copyfile(Path(reuse) / "shards" / shard_name(hidden), out / "shards" / shard_name(hidden))
+                index["architectures"][key] = {
+                    **{k: v for k, v in rec.items() if k not in ("role", "category")}, "role": role,
+                    **({"category": split.category(hidden)} if role == "held_out" else {}), "reused_from": str(reuse)}
+                atomic_write_json(index_path, index)
                 continue
             arch = Architecture(task.input_dim, hidden, task.output_dim)
             t0 = time.perf_counter()
@@ -181,6 +199,26 @@ def build_dataset(
             evaluator.close()
     _finish(out, index, task, cfg, time.perf_counter() - t_start)
     return out
+
+
+def _reusable(path: Path, cfg: DatasetConfig, ghn_id: str, task: str) -> dict[str, dict]:
+    """The finished architectures of an earlier dataset ``path`` that a build of ``cfg`` may copy (``build_dataset``'s
+    ``reuse``): built from the same GHN checkpoint, for the same task, with the same settings but perhaps another
+    split; an error names what differs."""
+    index_path = path / "index.json"
+    if not index_path.is_file():
+        raise NNiTError(f"--reuse {path} is not a dataset directory (no index.json)")
+    prev = json.loads(index_path.read_text())
+    defaults = json.loads(json.dumps(asdict(DatasetConfig())))
+    theirs = {**defaults, **prev["config"]}
+    ours = json.loads(json.dumps(asdict(cfg)))
+    differ = sorted(k for k in ours if k != "split" and theirs.get(k) != ours[k])
+    if prev.get("task") != task or prev.get("ghn_sha256") != ghn_id or differ:
+        why = (f"task {prev.get('task')}" if prev.get("task") != task else "another GHN checkpoint"
+               if prev.get("ghn_sha256") != ghn_id else f"other settings ({', '.join(differ)})")
+        raise NNiTError(f"--reuse {path} was built with {why}; its networks cannot stand in for this build's")
+    return {k: r for k, r in prev["architectures"].items()
+            if r["num_kept"] == 0 or (path / "shards" / shard_name(r["hidden"])).exists()}
 
 
 def _finish(out: Path, index: dict, task: TaskSpec, cfg: DatasetConfig, wall: float) -> None:

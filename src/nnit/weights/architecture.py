@@ -37,7 +37,13 @@ tuples) is far too large to train or evaluate, so the split *samples* it with a 
 * tuples of the grid that were not drawn are ``unlisted`` (:meth:`ArchitectureSplit.role`); nothing is
   ``excluded``.
 
-:func:`get_split` returns a split by name (``"paper"``, the default everywhere, or ``"varied"``).
+The ``varied-all-depths`` split (:func:`varied_all_depths_split`) is ``varied`` with the depth 5 moved into
+training: the same draws, then (continuing the same random stream) 16 train and 1 validation architectures of
+seen widths at depth 5; the 6 + 2 depth-5 test architectures stay held out, now as ``combination`` and ``width``
+(their depth is seen). A model trained on it serves depths 2-6; the widths 24 and 56 stay held out.
+
+:func:`get_split` returns a split by name (``"paper"``, the default everywhere, ``"varied"`` or
+``"varied-all-depths"``).
 """
 
 from __future__ import annotations
@@ -75,7 +81,7 @@ VARIED_HELD_OUT_DEPTHS = (5,)
 VARIED_SEED = 2604
 """The seed of the ``varied`` split's draws."""
 
-SplitName = Literal["paper", "varied"]
+SplitName = Literal["paper", "varied", "varied-all-depths"]
 """The names :func:`get_split` knows (the choices of ``--split``)."""
 
 
@@ -378,14 +384,55 @@ def varied_split(
     )
 
 
-SPLITS = {"paper": paper_split, "varied": varied_split}
+def varied_all_depths_split(train_per_depth: int = 16, validation_per_depth: int = 1) -> ArchitectureSplit:
+    """The ``varied`` split with its held-out depth trained on (module docstring): every architecture of
+    :func:`varied_split` keeps its role, the held-out-depth test architectures become ``combination`` (seen widths)
+    or ``width`` (a held-out width) tests, and ``train_per_depth`` train and ``validation_per_depth`` validation
+    tuples of seen widths at each formerly held-out depth are drawn from the stream that continues the varied
+    split's draws (so a dataset of ``varied`` holds every other architecture of this split)."""
+    base = varied_split(train_per_depth=train_per_depth, validation_per_depth=validation_per_depth)
+    rng = random.Random(f"{VARIED_SEED}:all-depths")
+    seen_w = tuple(w for w in VARIED_WIDTHS if w not in VARIED_HELD_OUT_WIDTHS)
+    taken = set(base.listed())
+    train, validation = list(base.train), list(base.validation)
+    for depth in VARIED_HELD_OUT_DEPTHS:
+        drawn: list[Hidden] = []
+        while len(drawn) < train_per_depth + validation_per_depth:
+            h = tuple(rng.choice(seen_w) for _ in range(depth))
+            if h not in taken:
+                drawn.append(h)
+                taken.add(h)
+        validation += drawn[:validation_per_depth]
+        train += sorted(drawn[validation_per_depth:])
+    recategorized = {"depth": "combination", "width_and_depth": "width"}
+    categories = tuple((h, recategorized.get(c, c)) for h, c in base.categories)
+    return ArchitectureSplit(
+        train=tuple(train),
+        held_out=base.held_out,
+        validation=tuple(validation),
+        excluded=(),
+        rule=(f"the varied split with depth {', '.join(map(str, VARIED_HELD_OUT_DEPTHS))} trained on: "
+              f"{train_per_depth} train and {validation_per_depth} validation architectures of seen widths drawn "
+              f"there; its test architectures held out as combinations / held-out widths; held out: widths "
+              f"{', '.join(map(str, VARIED_HELD_OUT_WIDTHS))}"),
+        name="varied-all-depths",
+        widths=VARIED_WIDTHS,
+        depths=VARIED_DEPTHS,
+        held_out_widths=VARIED_HELD_OUT_WIDTHS,
+        held_out_depths=(),
+        categories=categories,
+    )
+
+
+SPLITS = {"paper": paper_split, "varied": varied_split, "varied-all-depths": varied_all_depths_split}
 """Every named split and the function that draws it (with its default arguments)."""
 assert set(SPLITS) == set(get_args(SplitName))
 
 
 @functools.lru_cache(maxsize=None)
 def get_split(name: str = "paper") -> ArchitectureSplit:
-    """The named split (``"paper"``: :func:`paper_split`; ``"varied"``: :func:`varied_split`)."""
+    """The named split (``"paper"``: :func:`paper_split`; ``"varied"``: :func:`varied_split`;
+    ``"varied-all-depths"``: :func:`varied_all_depths_split`)."""
     if name not in SPLITS:
         raise ArchitectureError(f"unknown architecture split {name!r}; choose one of {', '.join(SPLITS)}")
     return SPLITS[name]()
