@@ -82,7 +82,8 @@ class SamplingOptions:
     takes a temperature), unipc: 100 networks in seconds instead of minutes (docs/studies/fast-sampling.md).
     Default: the preset's (tiny, cpu and paper: ancestral)."""
     steps: Optional[int] = None
-    """Denoising steps (default: the preset's with its sampler, else 1000 = T for ancestral, 50 for ddim, 20 for
+    """Denoising steps (default: the preset's with its sampler -- cpu: ancestral respaced to 100 steps, as good as
+    1000 on the robot tasks' unseen architectures --, else 1000 = T for ancestral, 50 for ddim, 20 for
     dpm++2m / dpm++2m-sde / unipc)."""
     temperature: Optional[float] = None
     """NNiT's sampling temperature, the scale of each weight step's fresh noise (default: the preset's; 1 = the
