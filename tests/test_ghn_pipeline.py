@@ -99,6 +99,18 @@ def test_a_dataset_of_another_split_reuses_the_finished_architectures(tmp_path):
         assert (second / "shards" / f"h{label(h).replace(',', '-')}.safetensors").read_bytes() == \
             (first / "shards" / f"h{label(h).replace(',', '-')}.safetensors").read_bytes()
     assert new[label(new5)]["role"] == "train" and "reused_from" not in new[label(new5)]
+    # a float32 weights-only release of the same GHN (another file) paints the same networks: it may reuse them
+    from nnit.checkpoint import export_release
+
+    release = export_release(ckpt, tmp_path / "release.safetensors", dtype=torch.float32)
+    run_cli("build-dataset", "--ghn", str(release), "--preset", "tiny", "--split", "varied-all-depths", "--reuse",
+            str(first), "--out", str(tmp_path / "from-release"), "--archs", label(shallow), "--no-progress")
+    rec = json.loads((tmp_path / "from-release" / "index.json").read_text())["architectures"][label(shallow)]
+    assert rec["reused_from"] == str(first)
+    with pytest.raises(SystemExit):  # an fp16 release paints other networks: no reuse
+        half = export_release(ckpt, tmp_path / "half.safetensors", dtype=torch.float16)
+        run_cli("build-dataset", "--ghn", str(half), "--preset", "tiny", "--split", "varied-all-depths", "--reuse",
+                str(first), "--out", str(tmp_path / "from-half"), "--archs", label(shallow), "--no-progress")
     with pytest.raises(SystemExit) as err:  # other settings (episodes): its networks were filtered otherwise
         run_cli("build-dataset", "--ghn", ckpt, "--preset", "tiny", "--split", "varied-all-depths", "--episodes", "3",
                 "--reuse", str(first), "--out", str(tmp_path / "other"), "--archs", label(shallow), "--no-progress")

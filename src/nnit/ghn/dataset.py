@@ -141,7 +141,7 @@ def build_dataset(
     if index.get("ghn_sha256", ghn_id) != ghn_id:  # e.g. the GHN was trained further since: its candidates would be stale
         raise NNiTError(f"{out} was built from another GHN checkpoint than {ghn_checkpoint} (trained further since?); "
                          f"use a fresh --out directory")
-    reused = _reusable(Path(reuse), cfg, ghn_id, task.name) if reuse is not None else {}
+    reused = _reusable(Path(reuse), cfg, ghn_id, task, model) if reuse is not None else {}
     t_start = time.perf_counter()
     evaluator = None
     if isinstance(task, RobotTaskSpec):
@@ -201,10 +201,11 @@ def build_dataset(
     return out
 
 
-def _reusable(path: Path, cfg: DatasetConfig, ghn_id: str, task: str) -> dict[str, dict]:
+def _reusable(path: Path, cfg: DatasetConfig, ghn_id: str, task: TaskSpec, model) -> dict[str, dict]:
     """The finished architectures of an earlier dataset ``path`` that a build of ``cfg`` may copy (``build_dataset``'s
-    ``reuse``): built from the same GHN checkpoint, for the same task, with the same settings but perhaps another
-    split; an error names what differs."""
+    ``reuse``): built for the same task, with the same settings but perhaps another split, by the same GHN: the same
+    checkpoint file, or one whose members paint exactly the networks the earlier dataset kept (a weights-only
+    release of it); an error names what differs."""
     index_path = path / "index.json"
     if not index_path.is_file():
         raise NNiTError(f"--reuse {path} is not a dataset directory (no index.json)")
@@ -213,12 +214,35 @@ def _reusable(path: Path, cfg: DatasetConfig, ghn_id: str, task: str) -> dict[st
     theirs = {**defaults, **prev["config"]}
     ours = json.loads(json.dumps(asdict(cfg)))
     differ = sorted(k for k in ours if k != "split" and theirs.get(k) != ours[k])
-    if prev.get("task") != task or prev.get("ghn_sha256") != ghn_id or differ:
-        why = (f"task {prev.get('task')}" if prev.get("task") != task else "another GHN checkpoint"
-               if prev.get("ghn_sha256") != ghn_id else f"other settings ({', '.join(differ)})")
+    if prev.get("task") != task.name or differ:
+        why = f"task {prev.get('task')}" if prev.get("task") != task.name else f"other settings ({', '.join(differ)})"
         raise NNiTError(f"--reuse {path} was built with {why}; its networks cannot stand in for this build's")
-    return {k: r for k, r in prev["architectures"].items()
+    done = {k: r for k, r in prev["architectures"].items()
             if r["num_kept"] == 0 or (path / "shards" / shard_name(r["hidden"])).exists()}
+    if prev.get("ghn_sha256") != ghn_id and not _paints_the_same(model, task, path, done):
+        raise NNiTError(f"--reuse {path} was built by another GHN (its kept networks are not what this GHN paints); "
+                        "its networks cannot stand in for this build's")
+    return done
+
+
+def _paints_the_same(model, task: TaskSpec, path: Path, done: dict[str, dict]) -> bool:
+    """Whether ``model`` paints, for one architecture the dataset at ``path`` kept networks of, exactly those networks
+    (the kept members' candidates, compared to float32 rounding)."""
+    from nnit.weights.mlp import load_extra_metadata
+
+    rec = next((r for r in done.values() if r["num_kept"]), None)
+    if rec is None:
+        return False
+    shard = path / "shards" / shard_name(rec["hidden"])
+    kept = WeightSet.load(shard)
+    seeds = load_extra_metadata(shard).get("member_seeds") or []
+    members = list(model.seeds)
+    if len(seeds) != kept.n or any(s not in members for s in seeds):
+        return False
+    with torch.no_grad():
+        cands = model.generate([Architecture(task.input_dim, tuple(rec["hidden"]), task.output_dim)])[0].detach()
+    mine = cands[torch.tensor([members.index(s) for s in seeds])]
+    return torch.allclose(mine.to_vector(), kept.to_vector(), rtol=1e-5, atol=1e-6)
 
 
 def _finish(out: Path, index: dict, task: TaskSpec, cfg: DatasetConfig, wall: float) -> None:
