@@ -18,7 +18,7 @@ common=(--arch 32,32,16,64 32,32,32,64 32,16,16,16 16,16,16,32 --num 100 --threa
         --eval-seed 11000 --report-episodes 20 --report-seed 12000)
 # First draw: the paper's sampler, the 20-step SDE solver and the respaced 100- and 25-step ancestral sampler; second
 # draw: the paper's sampler against the 100- and 25-step ancestral ones (the SDE solver failed StackCubeEasy-v1's first
-# draw); temperature 1: the paper's sampler against the 100-step ancestral one.
+# draw); temperature 1: the paper's sampler against the 100- and 25-step ancestral ones.
 for t in $TASKS; do
   $PY sampler_speed_quality.py --task "$t" --checkpoint "../zoo/nnit_$t.safetensors" "${common[@]}" --seed 10 \
     --settings ancestral:1000:0.5 dpm++2m-sde:20:0.25 ancestral:100:0.5 ancestral:25:0.5 --out "../results/benchmarks/sampler_table4_$t.json"
@@ -29,5 +29,5 @@ for t in $TASKS; do
 done
 for t in $TASKS; do
   $PY sampler_speed_quality.py --task "$t" --checkpoint "../zoo/nnit_$t.safetensors" "${common[@]}" --seed 10 \
-    --settings ancestral:1000:1 ancestral:100:1 --out "../results/benchmarks/sampler_table4_$t.json"
+    --settings ancestral:1000:1 ancestral:100:1 ancestral:25:1 --out "../results/benchmarks/sampler_table4_$t.json"
 done
