@@ -3,6 +3,8 @@ sample + assemble 100 networks with the 1000-step ancestral sampler vs few-step 
 
     .venv/bin/python benchmarks/bench_nnit.py --out results/benchmarks/bench_nnit.json
     .venv/bin/python benchmarks/bench_nnit.py --quick      # fewer repeats, 100-step ancestral stand-in
+    .venv/bin/python benchmarks/bench_nnit.py --threads 2 --steps 40 --no-sample --compile \
+        --out results/benchmarks/bench_nnit_compile.json    # training: eager vs torch.compile
 
 Training uses the paper's 72 architectures (64 train + 8 held-out; input 42, output 8, p = 8, M = 64)
 with synthetic weights (speed does not depend on the values) and an untrained model; batches come from the
@@ -31,9 +33,12 @@ def _weights(arch, n, seed):
     return WeightSet.init_random(arch, n, torch.Generator().manual_seed(seed))
 
 
-def bench_train(model: str, mode: str, steps: int, warmup: int, batch: int, bucket_pool: int | None = None) -> dict:
+def bench_train(model: str, mode: str, steps: int, warmup: int, batch: int, bucket_pool: int | None = None,
+                compile: bool = False) -> dict:
     """Steps/s of the training step as ``train()`` runs it, batches from ``NNiTDataset.batch_at`` (length-bucketed
-    with ``bucket_pool`` batches per pool; None = the cpu preset's; 1 = independent uniform batches)."""
+    with ``bucket_pool`` batches per pool; None = the cpu preset's; 1 = independent uniform batches). ``compile``:
+    the model under ``torch.compile(dynamic=True)`` (the batches' lengths vary); its compilation time is reported
+    apart from the timed steps."""
     from nnit.diffusion.arch_codes import ArchCodec
     from nnit.diffusion.gaussian import GaussianDiffusion, sample_monl_timesteps
     from nnit.diffusion.model import NNiT
@@ -49,15 +54,17 @@ def bench_train(model: str, mode: str, steps: int, warmup: int, batch: int, buck
     data = NNiTDataset([_weights(a, 2, k) for k, a in enumerate(archs)], PatchGrid(cfg.patch_size, cfg.max_width), mode, codec)
     torch.manual_seed(0)
     net = NNiT(cfg.model_config())
+    forward = torch.compile(net, dynamic=True) if compile else net
     opt = torch.optim.AdamW(net.parameters(), lr=cfg.lr, weight_decay=0.0)
     diff = GaussianDiffusion.linear(cfg.num_timesteps)
     gen = torch.Generator().manual_seed(0)
     times, tokens = [], []
+    start = time.perf_counter()
     for i in range(warmup + steps):
         t0 = time.perf_counter()
         b = data.batch_at(i, batch, cfg.bucket_pool, cfg.seed)
         ts = sample_monl_timesteps(batch, cfg.num_timesteps, generator=gen)
-        loss = nnit_losses(net, diff, b, ts.t_a, ts.t_w, gen, cfg.parameterization)["total"]
+        loss = nnit_losses(forward, diff, b, ts.t_a, ts.t_w, gen, cfg.parameterization)["total"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -66,7 +73,8 @@ def bench_train(model: str, mode: str, steps: int, warmup: int, batch: int, buck
             times.append(time.perf_counter() - t0)
             tokens.append(int(b.values.shape[1]))
     med = statistics.median(times)
-    return {"model": model, "mode": mode, "bucket_pool": cfg.bucket_pool, "params": net.num_params(), "batch": batch, "steps_timed": steps,
+    return {"model": model, "mode": mode, "bucket_pool": cfg.bucket_pool, "compile": compile,
+            "warmup_seconds": time.perf_counter() - start - sum(times), "params": net.num_params(), "batch": batch, "steps_timed": steps,
             "median_s_per_step": med, "steps_per_s": 1.0 / med, "mean_s_per_step": statistics.mean(times),
             "throughput_steps_per_s": len(times) / sum(times), "median_seq_len": statistics.median(tokens),
             "mean_seq_len": statistics.mean(tokens)}
@@ -106,6 +114,8 @@ def main() -> None:
     ap.add_argument("--ddim-steps", default="10,25,50")
     ap.add_argument("--quick", action="store_true", help="3 timed steps, ancestral with 100 steps")
     ap.add_argument("--no-sample", action="store_true", help="time training only")
+    ap.add_argument("--compile", action="store_true",
+                    help="also time valid-token training under torch.compile (20 warm-up steps absorb the recompiles)")
     ap.add_argument("--out", default="results/benchmarks/bench_nnit.json")
     args = ap.parse_args()
     if args.threads:
@@ -125,12 +135,20 @@ def main() -> None:
     overall = train[1]["throughput_steps_per_s"] / train[0]["throughput_steps_per_s"]
     print(f"  valid / padded training speed: {speedup:.2f}x median, {overall:.2f}x overall (length-bucketed; "
           f"{unbucketed:.2f}x median without bucketing)")
+    compiled = None
+    if args.compile:
+        compiled = bench_train(args.model, "valid", steps, warmup=20, batch=args.batch, compile=True)
+        train.append(compiled)
+        print(f"  train  valid under torch.compile: {compiled['steps_per_s']:.3f} steps/s median "
+              f"({compiled['median_s_per_step']:.3f} s/step; {compiled['warmup_seconds']:.0f} s to compile and warm up); "
+              f"compiled / eager {compiled['steps_per_s'] / train[1]['steps_per_s']:.2f}x", flush=True)
     runs = [("ddim", int(k)) for k in args.ddim_steps.split(",")] + [("ancestral", k) for k in anc]
     sample = [] if args.no_sample else bench_sample(args.model, "valid", (16, 64, 64, 32), 100, runs)  # a held-out architecture
     result = {"torch": torch.__version__, "threads": torch.get_num_threads(), "machine": platform.machine(),
               "cpus": os.cpu_count(), "load_avg_1_5_15_at_end": os.getloadavg(),
               "train": train, "valid_over_padded": speedup, "valid_unbucketed_over_padded": unbucketed,
-              "valid_over_padded_throughput": overall, "sample": sample}
+              "valid_over_padded_throughput": overall,
+              "compiled_over_eager": compiled["steps_per_s"] / train[1]["steps_per_s"] if compiled else None, "sample": sample}
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=1))

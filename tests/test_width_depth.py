@@ -74,6 +74,18 @@ def test_varied_all_depths_trains_the_held_out_depth_and_keeps_every_varied_arch
         assert not set(h) & set(VARIED_HELD_OUT_WIDTHS)
 
 
+def test_varied_dense_adds_train_architectures_at_every_depth_and_keeps_every_other_role():
+    """``varied-dense``: ``varied-all-depths`` plus up to 48 train tuples of seen widths per depth (depth 2: all
+    that are left), disjoint from every test and validation architecture; the test architectures are unchanged."""
+    a, d = get_split("varied-all-depths"), get_split("varied-dense")
+    assert d.name == "varied-dense" and d.held_out == a.held_out and d.categories == a.categories
+    assert d.validation == a.validation and set(a.train) < set(d.train) and len(set(d.train)) == len(d.train)
+    per_depth = {k: sum(len(h) == k for h in d.train) for k in (2, 3, 4, 5, 6)}
+    assert per_depth == {2: 36 - 3, 3: 64, 4: 64, 5: 64, 6: 64}  # depth 2: 6^2 tuples minus 2 tests and 1 validation
+    assert not set(d.train) & (set(d.held_out) | set(d.validation))
+    assert all(set(h) <= SEEN_W for h in d.train)
+
+
 def test_the_docs_page_lists_the_split_the_code_draws(capsys):
     page = (Path(__file__).resolve().parents[1] / "docs" / "reference" / "architecture-splits.md").read_text()
     s = varied_split()

@@ -102,7 +102,7 @@ class BuildDatasetCommand:
     archs: Optional[list[str]] = None
     """Only these architectures of the split, e.g. --archs 32,16,64,32 32,32,16,64."""
     split: SplitName = "paper"
-    """Architecture split to build (paper, varied or varied-all-depths): the GHN's own, or another over the same
+    """Architecture split to build (paper, varied, varied-all-depths or varied-dense): the GHN's own, or another over the same
     widths and depths."""
     reuse: Optional[Path] = None
     """An earlier dataset of the same GHN and settings (e.g. of another split): architectures it finished are copied."""

@@ -42,8 +42,13 @@ training: the same draws, then (continuing the same random stream) 16 train and 
 seen widths at depth 5; the 6 + 2 depth-5 test architectures stay held out, now as ``combination`` and ``width``
 (their depth is seen). A model trained on it serves depths 2-6; the widths 24 and 56 stay held out.
 
-:func:`get_split` returns a split by name (``"paper"``, the default everywhere, ``"varied"`` or
-``"varied-all-depths"``).
+The ``varied-dense`` split (:func:`varied_dense_split`) is ``varied-all-depths`` with more train architectures per
+depth: up to 48 more tuples of seen widths at every depth (depth 2 has only 36 such tuples, so it gets the rest of
+them), drawn from a stream of their own, so that each depth has about as many train architectures as the paper's
+single depth (64). Every architecture of ``varied-all-depths`` keeps its role; the test architectures are the same.
+
+:func:`get_split` returns a split by name (``"paper"``, the default everywhere, ``"varied"``,
+``"varied-all-depths"`` or ``"varied-dense"``).
 """
 
 from __future__ import annotations
@@ -81,7 +86,7 @@ VARIED_HELD_OUT_DEPTHS = (5,)
 VARIED_SEED = 2604
 """The seed of the ``varied`` split's draws."""
 
-SplitName = Literal["paper", "varied", "varied-all-depths"]
+SplitName = Literal["paper", "varied", "varied-all-depths", "varied-dense"]
 """The names :func:`get_split` knows (the choices of ``--split``)."""
 
 
@@ -424,7 +429,49 @@ def varied_all_depths_split(train_per_depth: int = 16, validation_per_depth: int
     )
 
 
-SPLITS = {"paper": paper_split, "varied": varied_split, "varied-all-depths": varied_all_depths_split}
+def varied_dense_split(extra_per_depth: int = 48) -> ArchitectureSplit:
+    """``varied-all-depths`` with up to ``extra_per_depth`` more train tuples of seen widths at every depth (module
+    docstring): every architecture of that split keeps its role; the new ones are drawn, depth by depth, from
+    ``random.Random(f"{VARIED_SEED}:dense")`` among the tuples no role holds yet (all of them where fewer are left)."""
+    base = varied_all_depths_split()
+    rng = random.Random(f"{VARIED_SEED}:dense")
+    seen_w = tuple(w for w in VARIED_WIDTHS if w not in VARIED_HELD_OUT_WIDTHS)
+    taken = set(base.listed())
+    train = list(base.train)
+    for depth in VARIED_DEPTHS:
+        free = [h for h in search_space(seen_w, depth) if h not in taken] if len(seen_w) ** depth <= 10_000 else None
+        if free is not None and len(free) <= extra_per_depth:
+            drawn = free
+        elif free is not None:
+            drawn = rng.sample(free, extra_per_depth)
+        else:
+            drawn = []
+            while len(drawn) < extra_per_depth:
+                h = tuple(rng.choice(seen_w) for _ in range(depth))
+                if h not in taken:
+                    drawn.append(h)
+                    taken.add(h)
+        taken.update(drawn)
+        train += sorted(drawn)
+    return ArchitectureSplit(
+        train=tuple(train),
+        held_out=base.held_out,
+        validation=base.validation,
+        excluded=(),
+        rule=(f"the varied-all-depths split plus up to {extra_per_depth} more train architectures of seen widths per "
+              f"depth {VARIED_DEPTHS[0]}-{VARIED_DEPTHS[-1]}; held out: widths "
+              f"{', '.join(map(str, VARIED_HELD_OUT_WIDTHS))} and the same test architectures"),
+        name="varied-dense",
+        widths=VARIED_WIDTHS,
+        depths=VARIED_DEPTHS,
+        held_out_widths=VARIED_HELD_OUT_WIDTHS,
+        held_out_depths=(),
+        categories=base.categories,
+    )
+
+
+SPLITS = {"paper": paper_split, "varied": varied_split, "varied-all-depths": varied_all_depths_split,
+          "varied-dense": varied_dense_split}
 """Every named split and the function that draws it (with its default arguments)."""
 assert set(SPLITS) == set(get_args(SplitName))
 
@@ -432,7 +479,7 @@ assert set(SPLITS) == set(get_args(SplitName))
 @functools.lru_cache(maxsize=None)
 def get_split(name: str = "paper") -> ArchitectureSplit:
     """The named split (``"paper"``: :func:`paper_split`; ``"varied"``: :func:`varied_split`;
-    ``"varied-all-depths"``: :func:`varied_all_depths_split`)."""
+    ``"varied-all-depths"``: :func:`varied_all_depths_split`; ``"varied-dense"``: :func:`varied_dense_split`)."""
     if name not in SPLITS:
         raise ArchitectureError(f"unknown architecture split {name!r}; choose one of {', '.join(SPLITS)}")
     return SPLITS[name]()
