@@ -2,8 +2,8 @@
 
 Reads the rows ``benchmarks/sampler_speed_quality.py --evaluate`` wrote for each model (``benchmarks/training_time.sh``
 produces them) and pairs them across models by (task, architecture, sampling seed, ranking episodes, N, setting).
-For every model: the mean top-10-of-N success on the ranking episodes and on the fresh episodes over the rows it
-shares with the reference model, the mean difference to the reference with a 5-95% interval (each row's N networks
+For every model, over the rows all models share: the mean top-10-of-N success on the ranking episodes and on the
+fresh episodes, the mean difference to the reference with a 5-95% interval (each row's N networks
 resampled with replacement), and the training time. Writes JSON + a Markdown table, and a figure of success against
 training hours.
 
@@ -48,11 +48,11 @@ def compare_models(models: list[dict], reference: str, setting: str) -> list[dic
     key = lambda r: (r["task"], r["arch"], r["seed"], r["episodes"], r["eval_seed"], r["num"])  # noqa: E731
     rows = {m["label"]: {key(r): r for r in m["rows"] if "success" in r and setting_of(r) == setting} for m in models}
     ref = rows[reference]
+    shared = sorted(set.intersection(*(set(r) for r in rows.values())))  # the rows every model has
+    if not shared:
+        raise SystemExit(f"no {setting} rows that every model shares")
     out = []
     for m in models:
-        shared = sorted(set(rows[m["label"]]) & set(ref))
-        if not shared:
-            continue
         mine = [rows[m["label"]][k] for k in shared]
         base = [ref[k] for k in shared]
         reps = np.mean([topk_replicates(r, r["top_k"]) for r in mine], axis=0)
@@ -101,8 +101,9 @@ def figure(summary: list[dict], task: str, path: Path) -> None:
     x = [s["hours"] for s in pts]
     y = [100 * s["success"] for s in pts]
     err = np.clip([[100 * (s["success"] - s["success_p05"]) for s in pts], [100 * (s["success_p95"] - s["success"]) for s in pts]], 0, None)
-    ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label="top-10 of 100, ranking episodes")
-    ax.plot(x, [100 * s["fresh_success"] for s in pts], marker="s", ls="--", label="same networks, fresh episodes")
+    # one point per model: different schedules, not one curve
+    ax.errorbar(x, y, yerr=err, marker="o", ls="none", capsize=3, label="top-10 of 100, ranking episodes")
+    ax.plot(x, [100 * s["fresh_success"] for s in pts], marker="s", ls="none", label="same networks, fresh episodes")
     for s, xi, yi in zip(pts, x, y):
         ax.annotate(f"{s['model']}" + (" (est.)" if s["hours_estimated"] else ""), (xi, yi), textcoords="offset points",
                     xytext=(4, -12), fontsize=7)
