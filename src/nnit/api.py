@@ -875,6 +875,9 @@ class TrainOverrides:
     p_prior: Optional[float] = None
     """Share of samples in the architecture-prior mode (weights hidden, t_w = T), which architecture-first joint
     sampling of valid-token models needs."""
+    p_joint: Optional[float] = None
+    """Share of samples in MoNL's joint mode (architecture codes noised too); the rest train p(w | a) with clean
+    codes (and the prior mode, --p-prior). The paper: 0.5."""
     arch_encoding: Optional[Literal["vocab", "value"]] = None
     """How hidden widths are coded: vocab (a fixed code per width of the dataset split's grid, the paper's tokens)
     or value (Fourier features of the width's value: any width of the grid's range has a code, unseen widths lie
@@ -925,6 +928,8 @@ def train(
     split = index.get("config", {}).get("split", "paper")  # the codes cover the split's width grid
     cfg = replace(cfg, **split_arch_settings(split, cfg.arch_encoding))
     continuation = {k: v for k, v in given.items() if k in CONTINUATION_FIELDS}
+    if not 0 <= cfg.p_joint <= 1:
+        raise APIError(f"--p-joint must be in [0, 1], got {cfg.p_joint}")
     if not 0 <= cfg.p_prior <= 1 - cfg.p_joint:
         raise APIError(f"--p-prior must be in [0, {1 - cfg.p_joint:g}] (1 - p_joint), got {cfg.p_prior}")
     out = Path(out) if out is not None else (dataset if dataset.name else dataset.resolve()).parent / "nnit"
