@@ -5,7 +5,7 @@
 # cpu preset's sampler (ancestral, 100 steps, temperature 0.5), top-10 chosen on 10 ranking episodes (seeds
 # 11000-11009), re-run on 20 fresh ones (12000-12019); draws = sampling seeds 10 and 11 on the four Table-4
 # architectures, seed 10 on the other four. Resumable: training continues from its checkpoint, finished rows are kept.
-#   bash benchmarks/training_time.sh                                # StackCubeEasy-v1, 30,000 steps (~70 min + ~35 min)
+#   bash benchmarks/training_time.sh                                # StackCubeEasy-v1, 30,000 steps (~85 min + ~45 min on 2 cores)
 #   TASK=PickCube-v1 STEPS=30000 bash benchmarks/training_time.sh
 # --p-prior 0 keeps the zoo models' recipe (they were trained without the architecture-prior mode), so steps are the
 # only difference. The zoo model's rows on the Table-4 architectures come from benchmarks/sampler_table4.sh.
