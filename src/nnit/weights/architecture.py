@@ -57,7 +57,7 @@ import functools
 import itertools
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterable, Literal, Sequence, get_args
 
 from nnit.errors import NNiTError
@@ -453,20 +453,13 @@ def varied_dense_split(extra_per_depth: int = 48) -> ArchitectureSplit:
                     taken.add(h)
         taken.update(drawn)
         train += sorted(drawn)
-    return ArchitectureSplit(
+    return replace(
+        base,
         train=tuple(train),
-        held_out=base.held_out,
-        validation=base.validation,
-        excluded=(),
         rule=(f"the varied-all-depths split plus up to {extra_per_depth} more train architectures of seen widths per "
               f"depth {VARIED_DEPTHS[0]}-{VARIED_DEPTHS[-1]}; held out: widths "
               f"{', '.join(map(str, VARIED_HELD_OUT_WIDTHS))} and the same test architectures"),
         name="varied-dense",
-        widths=VARIED_WIDTHS,
-        depths=VARIED_DEPTHS,
-        held_out_widths=VARIED_HELD_OUT_WIDTHS,
-        held_out_depths=(),
-        categories=base.categories,
     )
 
 
