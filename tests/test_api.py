@@ -175,3 +175,5 @@ def test_init_from_starts_a_new_run_from_a_checkpoints_weights(trained, tmp_path
         nnit.train(ds, "tiny", out=tmp_path / "bad", overrides=TrainOverrides(p_joint=1.5))
     with pytest.raises(APIError, match=r"p-prior must be in \[0, 0.2\]"):  # the two modes' shares add up to at most 1
         nnit.train(ds, "tiny", out=tmp_path / "bad", overrides=TrainOverrides(p_joint=0.8, p_prior=0.3))
+    with pytest.raises(APIError, match="min-snr-gamma"):
+        nnit.train(ds, "tiny", out=tmp_path / "bad", overrides=TrainOverrides(min_snr_gamma=-1.0))

@@ -201,6 +201,20 @@ def test_temperature_scales_the_ancestral_noise(diff):
         spread(-0.5)
 
 
+def test_min_snr_weight(diff):
+    """min(SNR, gamma) / SNR: 1 where SNR <= gamma (high noise), gamma / SNR below that noise level, 1 at t = 0."""
+    ac = diff.alphas_cumprod.double()
+    snr = ac / (1 - ac)
+    t = torch.tensor([0, 1, 10, 100, 500, 1000])
+    w = diff.min_snr_weight(t, 5.0)
+    for ti, wi in zip(t.tolist(), w.tolist()):
+        want = 1.0 if ti == 0 else min(float(snr[ti]), 5.0) / float(snr[ti])
+        assert wi == pytest.approx(want, rel=1e-5)
+    assert w[1] < 0.01 and w[-1] == 1.0  # the first step (SNR ~ 1e4) nearly drops out; the noisiest keeps 1
+    cross = int((snr[1:] <= 5.0).nonzero()[0]) + 1  # the first t with SNR <= gamma
+    assert diff.min_snr_weight(torch.tensor([cross - 1]), 5.0) < 1 and diff.min_snr_weight(torch.tensor([cross]), 5.0) == 1
+
+
 def test_monl_modes():
     g = torch.Generator().manual_seed(6)
     ts = sample_monl_timesteps(4000, 1000, p_joint=0.5, generator=g)

@@ -89,6 +89,26 @@ def test_hidden_weights_leave_the_loss():
     assert mixed["mse_a"] != alone["mse_a"]  # every sample's architecture still counts
 
 
+def test_min_snr_gamma_weights_each_samples_eps_mse():
+    """With gamma the weight and architecture eps-MSE are the per-sample weighted means; L_vb is unchanged."""
+    model, batch = _random_model(2), _batch()
+    diff = GaussianDiffusion.linear(1000)
+    g = torch.Generator().manual_seed(1)
+    noise = (torch.randn(batch.values.shape, generator=g), torch.randn(batch.arch_codes.shape, generator=g))
+    t_w, t_a = torch.tensor([3, 200, 950]), torch.tensor([0, 200, 950])
+    with torch.no_grad():
+        plain = nnit_losses(model, diff, batch, t_a, t_w, noise=noise)
+        weighted = nnit_losses(model, diff, batch, t_a, t_w, noise=noise, min_snr_gamma=5.0)
+        per_sample = [nnit_losses(model, diff, batch.rows(slice(i, i + 1)), t_a[i:i + 1], t_w[i:i + 1],
+                                  noise=(noise[0][i:i + 1], noise[1][i:i + 1])) for i in range(3)]
+    w_w, w_a = diff.min_snr_weight(t_w, 5.0), diff.min_snr_weight(t_a, 5.0)
+    for key, w in (("mse_w", w_w), ("mse_a", w_a)):
+        want = sum(float(w[i]) * float(per_sample[i][key]) for i in range(3)) / 3
+        assert float(weighted[key]) == pytest.approx(want, rel=1e-4)
+    assert float(weighted["mse_w"]) < float(plain["mse_w"])  # t_w = 3 is down-weighted
+    torch.testing.assert_close(weighted["vb_w"], plain["vb_w"])
+
+
 class MixtureOracle(nn.Module):
     """The exact eps of a known architecture distribution: point masses on the code sequences of ``archs`` with
     probabilities ``probs`` (posterior-weighted x0^ = E[x0 | x_t]); the weights' x0^ is 0."""

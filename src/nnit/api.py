@@ -878,6 +878,9 @@ class TrainOverrides:
     p_joint: Optional[float] = None
     """Share of samples in MoNL's joint mode (architecture codes noised too); the rest train p(w | a) with clean
     codes (and the prior mode, --p-prior). The paper: 0.5."""
+    min_snr_gamma: Optional[float] = None
+    """Min-SNR-gamma loss weighting of the eps-MSE (e.g. 5; 0 = unweighted, the paper): caps the weight of the
+    low-noise timesteps."""
     arch_encoding: Optional[Literal["vocab", "value"]] = None
     """How hidden widths are coded: vocab (a fixed code per width of the dataset split's grid, the paper's tokens)
     or value (Fourier features of the width's value: any width of the grid's range has a code, unseen widths lie
@@ -932,6 +935,8 @@ def train(
         raise APIError(f"--p-joint must be in [0, 1], got {cfg.p_joint}")
     if not 0 <= cfg.p_prior <= 1 - cfg.p_joint:
         raise APIError(f"--p-prior must be in [0, {1 - cfg.p_joint:g}] (1 - p_joint), got {cfg.p_prior}")
+    if not (cfg.min_snr_gamma >= 0 and cfg.min_snr_gamma != float("inf")):
+        raise APIError(f"--min-snr-gamma must be a number >= 0 (0 = unweighted), got {cfg.min_snr_gamma}")
     out = Path(out) if out is not None else (dataset if dataset.name else dataset.resolve()).parent / "nnit"
     ckpt_path = out / CHECKPOINT_NAME
     ck = load_checkpoint(ckpt_path) if ckpt_path.exists() else None

@@ -162,6 +162,13 @@ class GaussianDiffusion:
         return GaussianDiffusion(betas.numpy(), timestep_map=tmap)
 
     # ------------------------------------------------------------------ forward process
+    def min_snr_weight(self, t: torch.Tensor, gamma: float) -> torch.Tensor:
+        """Per-sample Min-SNR-gamma weight of the eps-MSE (Hang et al. 2023, Eq. 8 read for eps targets):
+        min(SNR(t), gamma) / SNR(t) with SNR(t) = alpha_bar_t / (1 - alpha_bar_t); 1 where t = 0."""
+        snr = _extract(self.alphas_cumprod / (1.0 - self.alphas_cumprod), t, 1)
+        w = torch.clamp(snr, max=gamma) / snr
+        return torch.where(t > 0, w, torch.ones_like(w))
+
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         """Sample q(x_t | x_0) = sqrt(alpha_bar_t) x_0 + sqrt(1 - alpha_bar_t) eps (DDPM Eq. 4); t = 0 gives x_0."""
         n = x0.dim()

@@ -89,6 +89,9 @@ class TrainConfig(JSONConfig):
     (the paper) or 'per_role' (first / hidden / output layer weights and biases each to unit std)."""
     p_joint: float = 0.5
     """MoNL: probability of joint mode (t_a = t_w); else conditional (t_a = 0). Paper: 0.5."""
+    min_snr_gamma: float = 0.0
+    """Min-SNR-gamma loss weighting (Hang et al. 2023): each sample's eps-MSE of a noised modality is weighted by
+    min(SNR(t), gamma) / SNR(t), which caps the weight of the low-noise steps. 0 = unweighted (the paper)."""
     monl_per: Literal["sample", "batch"] = "sample"
     """Draw the MoNL mode per sample or once per batch."""
     p_prior: float = 0.0
@@ -312,6 +315,7 @@ def nnit_losses(
     noise: Optional[tuple[torch.Tensor, torch.Tensor]] = None,
     shown_fraction: Optional[float] = None,
     arch_likelihood: str = "discretized",
+    min_snr_gamma: float = 0.0,
 ) -> dict[str, torch.Tensor]:
     """Paper Eq. 5: sum over modalities of eps-MSE + L_vb, each a masked per-sample mean, averaged over the batch
     (the weight terms over the samples that show weights: not those in architecture-prior mode). ``shown_fraction``
@@ -321,7 +325,8 @@ def nnit_losses(
     Weight padding entries are outside the state (held at 0, no loss); the arch eps target is 0 where t_a = 0.
     ``noise`` = (weight noise, arch noise) drawn by the caller; else both are drawn from ``generator``.
     ``arch_likelihood``: the decoder term of the architecture codes (``ArchCodec.likelihood``: discretized with 2
-    bins for +-1 vocabulary codes, continuous for value codes)."""
+    bins for +-1 vocabulary codes, continuous for value codes). ``min_snr_gamma`` > 0 weights each sample's eps-MSE
+    by :meth:`GaussianDiffusion.min_snr_weight` (1 at t = 0, the clean boundary); L_vb is not weighted."""
     dev = batch.values.device
     wmask = batch.element_mask & batch.token_mask.unsqueeze(-1)  # (B, T, p*p)
     if noise is None:
@@ -335,6 +340,9 @@ def nnit_losses(
     lw = diffusion.hybrid_loss(batch.values, xt_w, t_w, noise_w, eps_w, v_w, wmask, "continuous")
     la = diffusion.hybrid_loss(batch.arch_codes, xt_a, t_a, noise_a, eps_a, v_a, batch.arch_mask.unsqueeze(-1),
                                arch_likelihood, 2)  # type: ignore[arg-type]
+    if min_snr_gamma > 0:
+        lw["mse"] = lw["mse"] * diffusion.min_snr_weight(t_w.to(dev), min_snr_gamma)
+        la["mse"] = la["mse"] * diffusion.min_snr_weight(t_a.to(dev), min_snr_gamma)
     if shown_fraction is None:
         shown_fraction = float(wmask.flatten(1).any(1).float().mean())  # samples whose weights are part of the loss
     scale = 1.0 / max(shown_fraction, 1e-12)  # hidden samples' terms are 0: the batch mean over the shown ones
@@ -500,7 +508,8 @@ def train(
         noise = tuple(n[rows].to(device) for n in noise)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_bf16):
             losses = nnit_losses(model, diffusion, batch, ts.t_a[rows], ts.t_w[rows], parameterization=config.parameterization,
-                                 noise=noise, shown_fraction=shown, arch_likelihood=codec.likelihood)
+                                 noise=noise, shown_fraction=shown, arch_likelihood=codec.likelihood,
+                                 min_snr_gamma=config.min_snr_gamma)
         grad_norm = trainer.optimizer_step(losses["total"], step)
         return {k: v.detach() for k, v in losses.items()}, {"lr": trainer.lr, "grad_norm": grad_norm}
 
