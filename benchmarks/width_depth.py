@@ -205,10 +205,10 @@ def figure(rows: list[dict], path: Path, title: str) -> None:
     ax1.set_xticklabels([f"{cat[:5]}\n" + ",".join(map(str, h)) for h, cat in archs], rotation=90, fontsize=7)
     ax1.set_ylim(0, 105)
     ax1.grid(axis="y", alpha=0.3)
-    ax1.legend(fontsize=8, ncol=len(cols))
     ax1.set_title("per architecture (category, hidden widths); bars: bootstrap 5-95% over networks")
     fig.suptitle(title)
-    fig.tight_layout()
+    fig.legend(*ax1.get_legend_handles_labels(), loc="lower center", ncol=len(cols), fontsize=8)  # below both panels
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     print(f"wrote {path}")
