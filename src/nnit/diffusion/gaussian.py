@@ -164,9 +164,8 @@ class GaussianDiffusion:
     # ------------------------------------------------------------------ forward process
     def min_snr_weight(self, t: torch.Tensor, gamma: float) -> torch.Tensor:
         """Per-sample Min-SNR-gamma weight of the eps-MSE (Hang et al. 2023, Eq. 8 read for eps targets):
-        min(SNR(t), gamma) / SNR(t) with SNR(t) = alpha_bar_t / (1 - alpha_bar_t); 1 where t = 0."""
-        snr = _extract(self.alphas_cumprod / (1.0 - self.alphas_cumprod), t, 1)
-        w = torch.clamp(snr, max=gamma) / snr
+        min(SNR(t), gamma) / SNR(t) = min(1, gamma / SNR(t)) with 1 / SNR(t) = 1 / alpha_bar_t - 1; 1 where t = 0."""
+        w = torch.clamp(gamma * _extract(self.sqrt_recipm1_alphas_cumprod, t, 1) ** 2, max=1.0)
         return torch.where(t > 0, w, torch.ones_like(w))
 
     def add_noise(self, x0: torch.Tensor, noise: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
