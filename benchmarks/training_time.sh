@@ -8,11 +8,13 @@
 #   bash benchmarks/training_time.sh                                # StackCubeEasy-v1, 30,000 steps (~85 min + ~45 min on 2 cores)
 #   TASK=PickCube-v1 STEPS=30000 bash benchmarks/training_time.sh
 #   RECIPE=minsnr5 TRAIN_ARGS="--min-snr-gamma 5" bash benchmarks/training_time.sh   # a recipe change: its own run and JSON
+#   THREADS=1 ...                                                   # torch threads (2): two recipes side by side on 2 cores
 # --p-prior 0 keeps the zoo models' recipe (they were trained without the architecture-prior mode), so steps are the
 # only difference. The zoo model's rows on the Table-4 architectures come from benchmarks/sampler_table4.sh.
 set -euo pipefail
 cd "$(dirname "$0")"
-export PYTHONPATH=$PWD/../src OMP_NUM_THREADS=2
+THREADS=${THREADS:-2}
+export PYTHONPATH=$PWD/../src OMP_NUM_THREADS=$THREADS
 PY=../.venv/bin/python
 TASK=${TASK:-StackCubeEasy-v1}
 STEPS=${STEPS:-30000}
@@ -22,10 +24,10 @@ TAG=${STEPS}${RECIPE:+_$RECIPE}
 RUN=${RUN:-../runs/half/$TASK${RECIPE:+-$RECIPE}}
 RES=../results/benchmarks
 # shellcheck disable=SC2086  # TRAIN_ARGS is a list of flags
-$PY -m nnit train --dataset "../zoo/datasets/cpu/$TASK" --preset cpu --steps "$STEPS" --p-prior 0 --threads 2 \
+$PY -m nnit train --dataset "../zoo/datasets/cpu/$TASK" --preset cpu --steps "$STEPS" --p-prior 0 --threads "$THREADS" \
   --no-progress --out "$RUN/nnit" $TRAIN_ARGS
 $PY -m nnit export --checkpoint "$RUN/nnit" --out "$RUN/nnit_${TASK}_${TAG}.safetensors"
-common=(--num 100 --threads 2 --evaluate --episodes 10 --eval-seed 11000 --report-episodes 20 --report-seed 12000
+common=(--num 100 --threads "$THREADS" --evaluate --episodes 10 --eval-seed 11000 --report-episodes 20 --report-seed 12000
         --settings ancestral:100:0.5)
 table4=(32,32,16,64 32,32,32,64 32,16,16,16 16,16,16,32)
 others=(16,64,64,32 32,16,16,64 32,16,32,32 64,32,32,32)

@@ -156,6 +156,18 @@ def test_an_architecture_inside_the_support_gets_no_warning(trained, recwarn):
     assert not [w for w in recwarn if issubclass(w.category, nnit.api.SupportWarning)]
 
 
+def test_parameterization_override_trains_and_samples_an_eps_model(trained, tmp_path):
+    from nnit.diffusion.train import load_checkpoint
+
+    ds, run, _ = trained
+    assert load_checkpoint(run.checkpoint).config.parameterization == "v"  # the tiny preset's
+    eps = nnit.train(ds, "tiny", out=tmp_path / "eps", overrides=TrainOverrides(steps=2, parameterization="eps"))
+    assert load_checkpoint(eps.checkpoint).config.parameterization == "eps"
+    res = nnit.generate(eps.checkpoint, task="FashionMNIST", arch="64,32,16,64", num=2, steps=2)
+    (ws,) = res.sets.values()
+    assert ws.n == 2 and all(torch.isfinite(w).all() for w in ws.weights)
+
+
 def test_init_from_starts_a_new_run_from_a_checkpoints_weights(trained, tmp_path):
     from nnit.diffusion.train import load_checkpoint
 

@@ -866,6 +866,8 @@ class TrainOverrides:
     """Total number of optimizer steps."""
     normalization: Optional[Literal["global", "per_role"]] = None
     """Weight normalization: global (the paper) or per_role."""
+    parameterization: Optional[Literal["eps", "v"]] = None
+    """What the model predicts: eps (the paper's Table 7) or v (the tiny / cpu presets')."""
     lr: Optional[float] = None
     """Peak learning rate."""
     arch_balance: Optional[float] = None
