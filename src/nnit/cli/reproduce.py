@@ -40,6 +40,8 @@ class ReproduceCommand:
 
     Example: nnit reproduce --preset cpu --tasks PushCube-v1 --only nnit eval-nnit
 
+    Example: nnit reproduce --preset cpu --carry reproduce-run   (commit reproduce-run/ to continue on another machine)
+
     Example: nnit reproduce --preset cpu --tasks PushCube-v1 --only eval-nnit joint memorization --rerun eval-nnit joint memorization
     """
 
@@ -68,6 +70,11 @@ class ReproduceCommand:
     finished run recorded, then the totals; run nothing, write nothing."""
     progress: bool = False
     """Show the stages' progress bars in their logs."""
+    carry: Optional[Path] = None
+    """A folder to commit that carries the run to another machine (nnit.reproduce.carry): its files missing from
+    RUNS/<preset> are copied in first (also with --plan and --report-only), and after every stage it is brought up to
+    date with the finished stages' final outputs (sampling-only float32 checkpoints, datasets, evaluation JSON, logs,
+    provenance) and an unfinished training stage's checkpoint."""
     readme: Optional[Path] = None
     """After writing the report, rewrite the results table of this README (between its results-table markers) from
     the report's REPORT.json (nnit.reproduce.readme; a test checks README.md against REPORT.json)."""
@@ -79,7 +86,11 @@ class ReproduceCommand:
 
         cfg = REPRODUCE_PRESETS[self.preset]
         names = [get_task(t).name for t in self.tasks] if self.tasks else None  # clear error for unknown tasks
-        pipe = Pipeline(self.preset, cfg, root=self.runs, data_dir=self.data_dir, progress=self.progress)
+        pipe = Pipeline(self.preset, cfg, root=self.runs, data_dir=self.data_dir, progress=self.progress, carry=self.carry)
+        if self.carry is not None:
+            from nnit.reproduce.carry import restore
+
+            restore(pipe, self.carry)
         if self.plan:
             from nnit.reproduce.pipeline import format_plan
 

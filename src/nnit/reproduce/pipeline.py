@@ -461,13 +461,15 @@ class Pipeline:
     """The stages of every task at one preset, their cache and their timings."""
 
     def __init__(self, preset: PresetName, cfg: ReproduceConfig, root: Path = Path("runs"),
-                 data_dir: Optional[Path] = None, progress: bool = False) -> None:
+                 data_dir: Optional[Path] = None, progress: bool = False, carry: Optional[Path] = None) -> None:
         self.preset, self.cfg = preset, cfg
         self.root = Path(root) / preset
         self.state_dir = self.root / "reproduce"
         self.data_dir = data_dir
         self.progress = progress
         self.timings_path = self.state_dir / "stages.json"
+        self.carry = Path(carry) if carry is not None else None
+        """The carry folder (:mod:`nnit.reproduce.carry`): brought up to date after every stage :meth:`run` ends."""
 
     # ------------------------------------------------------------------ paths
     def task_dir(self, task: str) -> Path:
@@ -746,15 +748,29 @@ class Pipeline:
                         self._run_stage(task, stage)
                     except Stopped:
                         self._record(task, stage, time.perf_counter() - t0, "stopped", started)
+                        self._save_carry(log)  # a training stage's mid-run checkpoint, so another machine resumes it
                         raise
                     except BaseException:
                         self._record(task, stage, time.perf_counter() - t0, "failed", started)
+                        self._save_carry(log)
                         raise
                     finally:
                         stop.where = f"after stage {stage.name} of {task}"
                     dt = time.perf_counter() - t0
                     self._record(task, stage, dt, "done", started)
                     log(f"[{task}] {stage.name}: done in {dt:.0f} s")
+                    self._save_carry(log)
+
+    def _save_carry(self, log: Callable[[str], None]) -> None:
+        """Bring the carry folder (if any) up to date; a failure to do so is reported, never raised over the run's."""
+        if self.carry is None:
+            return
+        from nnit.reproduce import carry
+
+        try:
+            carry.save(self, self.carry, log=log)
+        except Exception as err:  # noqa: BLE001  (the run's own outcome matters more)
+            log(f"carry folder {self.carry}: not updated ({type(err).__name__}: {err})")
 
     def _run_stage(self, task: str, stage: Stage) -> None:
         """Call the stage with its output in its log; :class:`StageFailed` (with the log's tail) when it raises."""
