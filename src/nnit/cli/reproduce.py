@@ -108,7 +108,8 @@ class ReproduceCommand:
                 print(f"{report} reports {kept} timed stages, the runs under {pipe.root} only {have}: {report} left as it is "
                       f"(--report PATH writes this report elsewhere)")
                 return
-        figures = Path("docs/report") / self.preset if self.preset != "tiny" else self.runs / "tiny" / "report_figures"
+        figures = (Path(report).parent / "docs" / "report" / self.preset if self.preset != "tiny"
+                   else self.runs / "tiny" / "report_figures")  # beside the report: REPORT.md -> docs/report/<preset>/
         path = write_report(pipe, Path(report), figures)
         print(f"wrote {path}")
         if self.readme is not None:
