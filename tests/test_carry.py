@@ -127,3 +127,50 @@ def test_a_run_continues_on_a_fresh_machine_from_the_carry_folder(tmp_path, monk
     assert load_checkpoint(third.root / TASK / "nnit").step == 20
     assert carry.save(third, box, log=lambda s: None)["written"] == 0
     assert {p: p.stat().st_mtime_ns for p in base.rglob("*") if p.is_file()} == before
+
+
+# ---------------------------------------------------------------------- --adopt: a shipped GHN dataset as the ghn stage
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+def test_a_shipped_ghn_dataset_is_adopted_only_when_it_is_what_the_preset_makes(tmp_path, monkeypatch):
+    import dataclasses
+    import shutil
+
+    from nnit.errors import NNiTError
+    from nnit.ghn import train as ghn_train
+    from nnit.reproduce.adopt import adopt
+
+    cfg = REPRODUCE_PRESETS["tiny"]
+    made = Pipeline("tiny", cfg, root=tmp_path / "made")  # the run that made the shipped folder, with the preset's commands
+    made.run(tasks=[TASK], only=["ghn", "dataset"], log=lambda s: None)
+    shipped = tmp_path / "zoo" / TASK
+    shutil.copytree(made.root / TASK / "dataset", shipped)
+    shutil.copy2(made.root / TASK / "ghn" / "ghn.safetensors", shipped / "ghn.safetensors")
+    shutil.copy2(made.root / TASK / "ghn" / "train_log.jsonl", shipped / "ghn_train_log.jsonl")
+
+    pipe = Pipeline("tiny", cfg, root=tmp_path / "runs")
+    logs: list[str] = []
+    assert adopt(pipe, shipped, log=logs.append) == TASK and "adopted" in logs[0]
+    states = {r.stage: r.status.state for r in pipe.plan(tasks=[TASK], only=["ghn", "dataset"])}
+    assert states == {"ghn": "done", "dataset": "to run"}
+    rec = pipe.provenance(TASK, "ghn")
+    assert rec["adopted_from"] == str(shipped) and rec["wall_seconds"] > 0
+    assert json.loads(pipe.timings_path.read_text())[TASK]["ghn"]["status"] == "done"
+    dataset = next(s for s in pipe.stages(TASK) if s.name == "dataset")
+    assert "--reuse" in dataset.command and "reuse" not in dataset.config["args"]  # how it runs, not what it makes
+    pipe.run(tasks=[TASK], only=["ghn", "dataset"], log=logs.append)
+    index = json.loads((pipe.root / TASK / "dataset" / "index.json").read_text())
+    assert index["architectures"] and all(r.get("reused_from") == str(shipped) for r in index["architectures"].values())
+    for shard in (shipped / "shards").iterdir():  # the same networks
+        a, b = WeightSet.load(shard), WeightSet.load(pipe.root / TASK / "dataset" / "shards" / shard.name)
+        assert torch.equal(a.to_vector(), b.to_vector())
+    # a later run without --adopt finds both stages done (the reuse is not part of the dataset's config)
+    again = Pipeline("tiny", cfg, root=tmp_path / "runs")
+    assert {r.stage: r.status.state for r in again.plan(tasks=[TASK], only=["ghn", "dataset"])} == {"ghn": "done", "dataset": "done"}
+
+    # an ensemble trained with other settings than the preset's is refused, naming them
+    real = ghn_train.ghn_config
+    monkeypatch.setattr(ghn_train, "ghn_config", lambda preset, task: dataclasses.replace(real(preset, task), iterations=999))
+    with pytest.raises(NNiTError, match=r"other settings than the tiny preset's for FashionMNIST: iterations \d+ -> 999"):
+        adopt(Pipeline("tiny", cfg, root=tmp_path / "other"), shipped, log=lambda s: None)
+    with pytest.raises(NNiTError, match="not a shipped GHN dataset"):
+        adopt(Pipeline("tiny", cfg, root=tmp_path / "other"), made.root / TASK / "ghn", log=lambda s: None)

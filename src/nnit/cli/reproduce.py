@@ -40,7 +40,9 @@ class ReproduceCommand:
 
     Example: nnit reproduce --preset cpu --tasks PushCube-v1 --only nnit eval-nnit
 
-    Example: nnit reproduce --preset cpu --carry reproduce-run   (commit reproduce-run/ to continue on another machine)
+    Example: nnit reproduce --preset cpu --carry results/reproduce-run   (commit it to continue on another machine)
+
+    Example: nnit reproduce --preset cpu --tasks StackCubeEasy-v1 --adopt zoo/datasets/cpu/StackCubeEasy-v1
 
     Example: nnit reproduce --preset cpu --tasks PushCube-v1 --only eval-nnit joint memorization --rerun eval-nnit joint memorization
     """
@@ -70,6 +72,11 @@ class ReproduceCommand:
     finished run recorded, then the totals; run nothing, write nothing."""
     progress: bool = False
     """Show the stages' progress bars in their logs."""
+    adopt: Optional[list[Path]] = None
+    """Shipped GHN dataset folders (ghn.safetensors beside the dataset, e.g. zoo/datasets/cpu/StackCubeEasy-v1) to
+    take as their task's ghn stage instead of training it, when the ensemble's training config is the preset's
+    (else an error names the differences); the dataset stage then copies their networks where this ensemble paints
+    them exactly (build-dataset --reuse). Recorded in the stage's provenance (adopted_from)."""
     carry: Optional[Path] = None
     """A folder to commit that carries the run to another machine (nnit.reproduce.carry): its files missing from
     RUNS/<preset> are copied in first (also with --plan and --report-only), and after every stage it is brought up to
@@ -91,6 +98,11 @@ class ReproduceCommand:
             from nnit.reproduce.carry import restore
 
             restore(pipe, self.carry)
+        if self.adopt and not self.plan:
+            from nnit.reproduce.adopt import adopt
+
+            for folder in self.adopt:
+                adopt(pipe, folder)
         if self.plan:
             from nnit.reproduce.pipeline import format_plan
 

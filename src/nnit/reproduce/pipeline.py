@@ -470,6 +470,9 @@ class Pipeline:
         self.timings_path = self.state_dir / "stages.json"
         self.carry = Path(carry) if carry is not None else None
         """The carry folder (:mod:`nnit.reproduce.carry`): brought up to date after every stage :meth:`run` ends."""
+        self.adopted: dict[str, Path] = {}
+        """Per task, the shipped dataset adopted as its ``ghn`` stage (:mod:`nnit.reproduce.adopt`), which its
+        ``dataset`` stage reuses."""
 
     # ------------------------------------------------------------------ paths
     def task_dir(self, task: str) -> Path:
@@ -538,6 +541,8 @@ class Pipeline:
         control = ["--control-mode", mode] if mode else []
         teacher_expect = {"teacher": (TEACHER_PPO if expert else TEACHER_SCRIPTED, TEACHER_SCRIPTED)} if robot else {}
         distil = ({"teacher_checkpoint": expert}, ["--teacher-checkpoint", str(expert)]) if expert else ({}, [])
+        adopted = self.adopted.get(task)
+        reuse = ({"reuse": adopted}, ["--reuse", str(adopted)]) if adopted is not None else ({}, [])
         out: list[Stage] = []
         if expert:
             out.append(self._stage("expert", expert / "train_done.json", "train-expert", "train_expert",
@@ -555,8 +560,8 @@ class Pipeline:
                         ["--task", task, "--preset", p, "--out", str(T / "ghn"), *distil[1], *data], output=T / "ghn",
                         expect=teacher_expect),
             self._stage("dataset", ds / "summary.json", "build-dataset", "build_dataset",
-                        {"ghn": ghn_ckpt, "preset": p, "out": ds, "data_dir": data_dir},
-                        ["--ghn", str(ghn_ckpt), "--preset", p, "--out", str(ds), *data], output=ds),
+                        {"ghn": ghn_ckpt, "preset": p, "out": ds, "data_dir": data_dir, **reuse[0]},
+                        ["--ghn", str(ghn_ckpt), "--preset", p, "--out", str(ds), *data, *reuse[1]], output=ds),
             self._stage("alignment", T / "alignment" / "alignment.json", "analyze alignment", "alignment",
                         {"ghn": ghn_ckpt, "preset": p, "out": T / "alignment", "data_dir": data_dir},
                         ["--ghn", str(ghn_ckpt), "--preset", p, "--out", str(T / "alignment"), *data], output=T / "alignment"),

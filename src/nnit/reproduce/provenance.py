@@ -31,9 +31,10 @@ from typing import Any, Optional
 SCHEMA = 1
 """Version of the provenance file's layout."""
 
-RUNTIME_ARGS = ("progress", "workers", "data_dir")
+RUNTIME_ARGS = ("progress", "workers", "data_dir", "reuse")
 """Stage arguments that change how a stage runs but not its results: recorded in no config, so changing them
-(e.g. more simulator workers) does not make a finished stage stale."""
+(e.g. more simulator workers, or a dataset copying the networks of an earlier build that the same ensemble paints
+exactly) does not make a finished stage stale."""
 
 
 def utc_now() -> str:

@@ -49,11 +49,12 @@ def train_ghn(task: str, preset: str, out: PathLike, *, data_dir: Optional[PathL
 
 def build_dataset(ghn: PathLike, preset: str, out: PathLike, *, data_dir: Optional[PathLike] = None,
                   workers: Optional[int] = None, archs: Optional[Sequence[str]] = None, episodes: Optional[int] = None,
-                  keep: Optional[int] = None, progress: bool = False) -> Path:
+                  keep: Optional[int] = None, reuse: Optional[PathLike] = None, progress: bool = False) -> Path:
     """Generate, evaluate, filter and keep the GHN ensemble's networks; the dataset directory (``nnit build-dataset``).
-    Resumes: finished architectures are skipped."""
+    Resumes: finished architectures are skipped. ``reuse``: an earlier dataset whose networks this ensemble paints
+    exactly, with the same settings (an adopted shipped dataset): its architectures are copied."""
     return api.build_dataset(ghn, preset, out, episodes=episodes, keep=keep, archs=archs, workers=workers,  # type: ignore[arg-type]
-                             data_dir=data_dir, progress=progress, log=print)
+                             data_dir=data_dir, reuse=reuse, progress=progress, log=print)
 
 
 def alignment(ghn: PathLike, preset: str, out: PathLike, *, data_dir: Optional[PathLike] = None, arch: str = "64,64,64,64",
