@@ -7,8 +7,8 @@ what a fresh machine needs to continue the run and to write its report, small en
 * every finished stage's done file, log and provenance, and ``stages.json`` (the timings);
 * a finished training stage (``expert``, ``ghn``, ``nnit``, ``d2nwg``, ``sane``): its checkpoint as a float32
   sampling-only copy (:func:`nnit.checkpoint.export_release`: the weights later stages read, i.e. the EMA where the
-  run keeps one, with the same config, meta and sections; no optimizer state, EMA copy or DAgger buffer), and its
-  ``.json`` / ``.jsonl`` files;
+  run keeps one, with the same config, meta and sections; no optimizer state, EMA copy or DAgger buffer; a
+  checkpoint that already is one, e.g. an adopted shipped ensemble, as it is), and its ``.json`` / ``.jsonl`` files;
 * a training stage that has started but not finished: its full checkpoint, so it resumes where it stopped (a mid-run
   checkpoint: it leaves the carry folder when the stage finishes and its sampling-only copy replaces it);
 * a finished dataset and alignment study: all their files;
@@ -85,7 +85,7 @@ def stage_items(pipe: "Pipeline", task: str, stage: "Stage", memorization_done: 
         checkpoints = [p for p in sorted(out.glob("*.safetensors")) if p.is_file()]
         if not done and not checkpoints:
             return []
-        items += [Item(p, rel(p), RELEASE if done else COPY) for p in checkpoints]
+        items += [Item(p, rel(p), RELEASE if done and not _is_release(p) else COPY) for p in checkpoints]
         items += [Item(p, rel(p)) for p in _files(out) if p.suffix in SMALL]
     elif not done:
         return []
@@ -100,6 +100,13 @@ def stage_items(pipe: "Pipeline", task: str, stage: "Stage", memorization_done: 
         if p.is_file() and p.is_relative_to(root) and rel(p) not in {i.rel for i in items}:
             items.append(Item(p, rel(p)))
     return items
+
+
+def _is_release(path: Path) -> bool:
+    """Whether a checkpoint is already a sampling-only copy (e.g. an adopted shipped ensemble): carried as it is."""
+    from nnit.checkpoint import checkpoint_meta
+
+    return "release" in checkpoint_meta(path)
 
 
 def _memorization_reads(pipe: "Pipeline", task: str, stage_name: str) -> bool:
@@ -161,7 +168,7 @@ def save(pipe: "Pipeline", carry: Path, tasks: Optional[list[str]] = None, log: 
             (prev is not None and {k: prev.get(k) for k in entry} == entry)
             or (item.how != FIRST and _sha256(dst) == sha))  # e.g. a checkpoint restored from this folder
         if unchanged:
-            entry = prev if prev is not None and prev.get("how") == item.how else entry
+            entry = prev if prev is not None else entry  # the same bytes: keep the record of how they were made
             kept += 1
         else:
             _write(item, dst)
