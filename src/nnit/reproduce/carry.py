@@ -29,7 +29,7 @@ import json
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Optional
+from typing import TYPE_CHECKING, Callable
 
 from nnit.fileio import atomic_write_json
 
@@ -38,8 +38,6 @@ if TYPE_CHECKING:
 
 MANIFEST = "carry.json"
 """The carry folder's index (under ``DIR/<preset>/``): each carried file's kind and its source's SHA-256."""
-TRAINING = ("expert", "ghn", "nnit", "d2nwg", "sane")
-"""Stages whose outputs hold checkpoints (``*.safetensors`` at the top of their output folder)."""
 SMALL = (".json", ".jsonl", ".md")
 """What is carried of a finished training stage's or evaluation's other files."""
 COPY, RELEASE, FIRST = "copy", "release", "first"
@@ -74,14 +72,14 @@ def _files(folder: Path) -> list[Path]:
 
 def stage_items(pipe: "Pipeline", task: str, stage: "Stage", memorization_done: bool) -> list[Item]:
     """What of ``stage`` is carried (nothing for a stage that has not started)."""
-    from nnit.reproduce.pipeline import DONE
+    from nnit.reproduce.pipeline import DONE, TRAINING_STAGES
 
     root = pipe.root
     rel = lambda p: str(p.relative_to(root))  # noqa: E731
     done = pipe.status(task, stage).state == DONE
     out = stage.output
     items: list[Item] = []
-    if stage.name in TRAINING and out is not None:
+    if stage.name in TRAINING_STAGES + tuple(pipe.cfg.baselines) and out is not None:  # checkpoints at the top
         checkpoints = [p for p in sorted(out.glob("*.safetensors")) if p.is_file()]
         if not done and not checkpoints:
             return []
@@ -117,12 +115,12 @@ def _memorization_reads(pipe: "Pipeline", task: str, stage_name: str) -> bool:
     return any(stage_name == f"eval-{g}-{hidden_label(h)}" for g in pipe._memorization_generators() for h in pipe.cfg.seen)
 
 
-def carried_items(pipe: "Pipeline", tasks: Optional[list[str]] = None) -> list[Item]:
-    """Everything the carry folder should hold now, for ``tasks`` (default: the preset's)."""
+def carried_items(pipe: "Pipeline") -> list[Item]:
+    """Everything the carry folder should hold now, for every task of the preset."""
     from nnit.reproduce.pipeline import DONE
 
     items = [Item(pipe.timings_path, str(pipe.timings_path.relative_to(pipe.root)))] if pipe.timings_path.is_file() else []
-    for task in tasks or list(pipe.cfg.tasks):
+    for task in pipe.cfg.tasks:
         plan = pipe.stages(task)
         mem = [s for s in plan if s.name == "memorization"]
         memorization_done = bool(mem) and pipe.status(task, mem[0]).state == DONE
@@ -152,14 +150,14 @@ def _write(item: Item, dst: Path) -> None:
         tmp.replace(dst)
 
 
-def save(pipe: "Pipeline", carry: Path, tasks: Optional[list[str]] = None, log: Callable[[str], None] = print) -> dict:
+def save(pipe: "Pipeline", carry: Path, log: Callable[[str], None] = print) -> dict:
     """Bring ``carry/<preset>/`` up to date with the run folder; returns counts (written, kept, deleted) and bytes."""
     base = Path(carry) / pipe.preset
     manifest_path = base / MANIFEST
     old = json.loads(manifest_path.read_text()) if manifest_path.is_file() else {}
     new: dict[str, dict] = {}
     written = kept = 0
-    for item in carried_items(pipe, tasks):
+    for item in carried_items(pipe):
         dst = base / item.rel
         sha = _sha256(item.source)
         entry = {"how": item.how, "source_sha256": sha, **({"n": item.n} if item.how == FIRST else {})}
