@@ -15,8 +15,10 @@ training hours.
         --out results/benchmarks/training_time_StackCubeEasy-v1_summary.json --figure docs/figures/training_time.png
 
 Training hours: the run's recorded wall clock (``wall_seconds`` in its checkpoint metadata) when the run directory
-holds a checkpoint with it; otherwise (a released model whose run is gone) its steps times the seconds per step of
-``--seconds-per-step-from``'s run on this machine, marked "estimated".
+holds a checkpoint with it; otherwise (a released model whose run is gone, or RUN given as ``-`` for a run whose wall
+clock does not compare, e.g. one trained with one thread beside another run) its steps times the seconds per step of
+``--seconds-per-step-from``'s run, or ``--seconds-per-step``, marked "estimated". Recipes that change only the loss
+or the conditioning cost the same per step, so their hours are their steps at the reference recipe's rate.
 """
 
 from __future__ import annotations
@@ -126,10 +128,12 @@ def main() -> None:
     ap.add_argument("--setting", default="ancestral:100:0.5", help="SAMPLER:STEPS:TEMP of the rows compared")
     ap.add_argument("--seconds-per-step-from", type=Path, default=None,
                     help="a run whose recorded wall clock / step estimates the hours of runs that recorded none")
+    ap.add_argument("--seconds-per-step", type=float, default=None,
+                    help="seconds per training step (2 threads) for runs that recorded no comparable wall clock")
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--figure", type=Path, default=None)
     a = ap.parse_args()
-    per_step = None
+    per_step = a.seconds_per_step
     if a.seconds_per_step_from is not None:
         wall, step = run_seconds(a.seconds_per_step_from)
         if wall is None or not step:
@@ -140,7 +144,7 @@ def main() -> None:
         if len(spec) < 4:
             raise SystemExit(f"--model {' '.join(spec)}: expected LABEL STEPS RUN FILE [FILE ...]")
         label, steps, run, *files = spec
-        wall, _ = run_seconds(Path(run))
+        wall, _ = (None, None) if run == "-" else run_seconds(Path(run))
         estimated = wall is None
         if wall is None and per_step is not None:
             wall = int(steps) * per_step
