@@ -11,6 +11,8 @@
 #   global    per-role normalization : the paper's global one      (--normalization global)
 #   balanced  every network equally often : every architecture      (--arch-balance 1)
 #   xs        NNiT-Ti : NNiT-XS                                    (--model NNiT-XS)
+#   conditional  half the samples in MoNL's joint mode : a tenth   (--p-joint 0.1; conditional and architecture-first
+#             joint sampling never use the joint mode, so its share is conditional training the samplers do not get)
 set -euo pipefail
 cd "$(dirname "$0")"
 declare -A ARGS=(
@@ -20,6 +22,7 @@ declare -A ARGS=(
   [global]="--normalization global"
   [balanced]="--arch-balance 1"
   [xs]="--model NNiT-XS"
+  [conditional]="--p-joint 0.1"
 )
 if [ $# -eq 0 ]; then echo "usage: $0 RECIPE... (one of: ${!ARGS[*]})" >&2; exit 2; fi
 for r in "$@"; do
