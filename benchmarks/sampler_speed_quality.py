@@ -234,7 +234,13 @@ def _save(fig, path: Path) -> None:
 
 def summarize(a: argparse.Namespace) -> None:
     inputs = [f for f in a.summarize if f.resolve() != a.out.resolve()]  # a glob may catch the summary itself
-    rows = [r for f in inputs for r in json.loads(f.read_text())["rows"]]
+    rows = []
+    for f in inputs:
+        data = json.loads(f.read_text())
+        if data.get("args", {}).get("summarize") not in (None, "None"):
+            print(f"skipping {f}: a summary, not measured rows")  # a glob may catch other summaries too
+            continue
+        rows += data["rows"]
     sampler, steps, tau = parse_setting(a.reference, a.temperature)
     ref = f"{sampler}:{steps}:{tau:g}"
     summary = compare(rows, ref)
