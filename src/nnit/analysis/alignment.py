@@ -220,9 +220,9 @@ def alignment_study(ghn: str | Path, arch: str = "64,64,64,64", preset: str = "c
     * ``"dagger"``: DAgger with the GHN's teacher (the checkpoint's ``teacher_checkpoint``, None = scripted) and its
       training schedule until the set's mean success on the preset's check episodes is within the preset's margin
       (5 points, half the study's 10-point tolerance) of the GHN set's on the same episodes, or ``sgd_max_iterations``
-      (default: the preset's cap); see
-      :mod:`nnit.analysis.sgd_dagger`. ``report["sgd"]`` records the target, whether it was met, iterations,
-      gradient steps and seconds, and ``report["quality"]`` both sets' success on the final evaluation episodes.
+      (default: the preset's cap); see :mod:`nnit.analysis.sgd_dagger`. ``report["sgd"]`` records the target, whether
+      it was met, iterations, gradient steps and seconds, and ``report["quality"]`` both sets' success on the final
+      evaluation episodes.
     * ``"bc"``: the preset's ``sgd_steps`` Adam steps of behaviour cloning on the checkpoint's DAgger buffer (robot
       tasks; a released checkpoint has none) or of cross-entropy on the training images.
 
